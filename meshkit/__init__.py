@@ -1,0 +1,21 @@
+"""meshkit: a geometry-first toolkit for face-mesh research.
+
+The top-level namespace holds the everyday names; each concept lives in the module of its name
+(``meshkit.decimate``, ``meshkit.spiral``, ``meshkit.laplacian``, ``meshkit.render``, ...).
+Optional heavy parts (``meshkit.nn`` needs torch) are imported only when used.
+"""
+
+from . import topology, transform
+from .mesh import Mesh, face_areas, face_normals, vertex_normals
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Mesh",
+    "face_areas",
+    "face_normals",
+    "vertex_normals",
+
+    "topology",
+    "transform",
+]
