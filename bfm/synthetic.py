@@ -43,7 +43,8 @@ def face_height(x, y) -> np.ndarray:
     z = z - g(-0.36, 0.18, 0.17, 0.09, 12_000) - g(0.36, 0.18, 0.17, 0.09, 12_000)  # eye sockets
     # nose: a ridge from the bridge to the tip, growing towards the tip
     ridge_t = np.clip((0.22 - v) / 0.50, 0.0, 1.0)
-    z = z + 30_000 * ridge_t**1.3 * np.exp(-((u / (0.07 + 0.07 * ridge_t)) ** 2)) * np.exp(-((np.clip(-0.28 - v, 0.0, None) / 0.05) ** 2))
+    fade = np.exp(-((np.clip(-0.28 - v, 0.0, None) / 0.05) ** 2))  # smooth end below the tip
+    z = z + 30_000 * ridge_t**1.3 * np.exp(-((u / (0.07 + 0.07 * ridge_t)) ** 2)) * fade
     z = z + g(0.0, -0.28, 0.09, 0.07, 9_000)  # tip
     z = z + g(-0.13, -0.32, 0.07, 0.05, 5_000) + g(0.13, -0.32, 0.07, 0.05, 5_000)  # nostril wings
     z = z + g(-0.55, -0.15, 0.25, 0.25, 5_000) + g(0.55, -0.15, 0.25, 0.25, 5_000)  # cheeks
