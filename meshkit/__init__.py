@@ -5,7 +5,7 @@ The top-level namespace holds the everyday names; each concept lives in the modu
 Optional heavy parts (``meshkit.nn`` needs torch) are imported only when used.
 """
 
-from . import topology, transform
+from . import io, topology, transform
 from .mesh import Mesh, face_areas, face_normals, vertex_normals
 
 __version__ = "0.1.0"
@@ -18,4 +18,5 @@ __all__ = [
 
     "topology",
     "transform",
+    "io",
 ]
