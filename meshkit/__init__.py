@@ -15,7 +15,6 @@ __all__ = [
     "face_areas",
     "face_normals",
     "vertex_normals",
-
     "topology",
     "transform",
     "io",
