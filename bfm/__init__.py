@@ -1,0 +1,13 @@
+"""bfm: 3D Morphable Models (the Basel Face Model and its derivatives).
+
+``MorphableModel`` (bfm.model) holds a linear face model and reconstructs batches of meshes;
+``bfm.formats`` loads every real file layout (BFM2009, face3d's BFM.mat, 3DDFA_V2's pickle,
+BFM2017 HDF5, canonical .npz); ``bfm.pose`` holds the 300W-LP and 3DDFA pose conventions;
+``bfm.fit`` fits a model to 68 landmarks; ``bfm.synthetic`` makes a stand-in model written in the
+real layouts (the real BFM is licensed and never shipped).
+"""
+
+from . import pose
+from .model import MorphableModel
+
+__all__ = ["MorphableModel", "pose"]
