@@ -1,0 +1,50 @@
+"""Fast CPU rendering of triangle meshes (numba z-buffer rasterizer) for face-mesh research.
+
+rasterize.py   ``rasterize`` / ``rasterize_batch`` -> ``Fragments`` (conventions: image axes,
+               pixel centres at integer + 0.5, depth sign, fill rule, winding)
+shading.py     ``interpolate`` and ``render_colors`` / ``render_depth`` / ``render_normals`` /
+               ``render_pncc`` (``pncc_code``) / ``render_texture``
+lighting.py    ``lambertian``, spherical-harmonics lighting (``sh_basis``, ``sh_irradiance``,
+               ``sh_lighting``)
+visibility.py  ``visible_vertices``
+camera.py      ``frame_vertices``: an automatic orthographic camera framing a mesh
+image.py       ``to_uint8``, ``save_png`` (pillow), ``overlay``
+
+Example::
+
+    from bfm.synthetic import face_template
+    from meshkit import render
+    v, f = face_template()
+    vi = render.frame_vertices(v, 256, 256)
+    render.save_png("depth.png", render.render_depth(vi, f, 256, 256, normalize=True))
+"""
+
+from .camera import frame_vertices
+from .image import overlay, save_png, to_uint8
+from .lighting import SH_BAND_FACTORS, lambertian, sh_basis, sh_irradiance, sh_lighting
+from .rasterize import Fragments, rasterize, rasterize_batch
+from .shading import interpolate, pncc_code, render_colors, render_depth, render_normals, render_pncc, render_texture
+from .visibility import visible_vertices
+
+__all__ = [
+    "Fragments",
+    "rasterize",
+    "rasterize_batch",
+    "interpolate",
+    "render_colors",
+    "render_depth",
+    "render_normals",
+    "render_pncc",
+    "pncc_code",
+    "render_texture",
+    "lambertian",
+    "sh_basis",
+    "sh_irradiance",
+    "sh_lighting",
+    "SH_BAND_FACTORS",
+    "visible_vertices",
+    "frame_vertices",
+    "to_uint8",
+    "save_png",
+    "overlay",
+]

@@ -1,0 +1,110 @@
+"""Images: float <-> uint8 conversion, PNG output (pillow, atomic write) and alpha overlay."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .._validate import check_float
+
+__all__ = ["to_uint8", "save_png", "overlay"]
+
+
+def _check_image(image, name: str) -> np.ndarray:
+    a = np.asarray(image)
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"{name}: expected a numeric image array, got dtype {a.dtype}")
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)) or min(a.shape[:2], default=0) < 1:
+        raise ValueError(f"{name}: expected shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {a.shape}")
+    return a
+
+
+def to_uint8(image) -> np.ndarray:
+    """Convert an image to uint8: floats are taken in [0, 1] (clipped, rounded to nearest,
+    NaN -> 0), uint8 is returned as is, bool maps to 0/255, other integers must lie in [0, 255].
+
+    Parameters
+    ----------
+    image : (H, W) or (H, W, C) array
+
+    Returns
+    -------
+    uint8 array of the same shape.
+    """
+    a = _check_image(image, "image")
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == np.bool_:
+        return a.astype(np.uint8) * 255
+    if a.dtype.kind in "iu":
+        if a.size and (a.min() < 0 or a.max() > 255):
+            raise ValueError(f"image: expected integer values in [0, 255], got range [{a.min()}, {a.max()}]")
+        return a.astype(np.uint8)
+    f = np.nan_to_num(a.astype(np.float64), nan=0.0)
+    return np.rint(np.clip(f, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def save_png(path, image) -> Path:
+    """Write an image as PNG (grey, RGB or RGBA by channel count), atomically (temp file + rename).
+
+    Parameters
+    ----------
+    path : str or Path
+    image : (H, W) or (H, W, 1|3|4) array, converted with ``to_uint8``.
+
+    Returns
+    -------
+    The path written.
+    """
+    from PIL import Image
+
+    u = to_uint8(image)
+    if u.ndim == 3 and u.shape[2] == 1:
+        u = u[..., 0]
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent if str(path.parent) else ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            Image.fromarray(u).save(fh, format="PNG", optimize=True)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def overlay(image, rendered, mask, alpha: float = 0.5) -> np.ndarray:
+    """Blend a render onto an image where the mask is set: ``(1 - alpha) * image + alpha * rendered``.
+
+    Parameters
+    ----------
+    image : (H, W, C) or (H, W) array, uint8 or float in [0, 1].
+    rendered : same shape; uint8 or float in [0, 1] (converted to the image's scale).
+    mask : (H, W) bool, e.g. ``fragments.mask``.
+    alpha : float in [0, 1], the render's opacity.
+
+    Returns
+    -------
+    Array of the image's shape and dtype (uint8 rounded to nearest); unchanged outside the mask.
+    """
+    img = _check_image(image, "image")
+    ren = _check_image(rendered, "rendered")
+    if ren.shape != img.shape:
+        raise ValueError(f"rendered: expected the image's shape {img.shape}, got {ren.shape}")
+    m = np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise TypeError(f"mask: expected a bool array of shape {img.shape[:2]}, got dtype {m.dtype}")
+    if m.shape != img.shape[:2]:
+        raise ValueError(f"mask: expected shape {img.shape[:2]}, got {m.shape}")
+    a = check_float(alpha, "alpha", minimum=0.0, maximum=1.0)
+    f_img = img.astype(np.float64) / (255.0 if img.dtype == np.uint8 else 1.0)
+    f_ren = ren.astype(np.float64) / (255.0 if ren.dtype == np.uint8 else 1.0)
+    out = f_img.copy()
+    out[m] = (1.0 - a) * f_img[m] + a * f_ren[m]
+    if img.dtype == np.uint8:
+        return np.rint(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return out.astype(img.dtype if img.dtype.kind == "f" else np.float64)

@@ -1,0 +1,276 @@
+"""Shading on fragments: per-pixel interpolation of vertex attributes and the usual render passes.
+
+Holds ``interpolate`` (any per-vertex attribute over the fragments of ``rasterize``) and the
+one-call renders built on it: ``render_colors``, ``render_depth``, ``render_normals``,
+``render_pncc`` (with ``pncc_code``, the per-vertex PNCC colours) and ``render_texture``
+(UV mapping with bilinear texture lookup). Image axes, pixel centres and depth sign are those of
+``meshkit.render.rasterize``. Renders are float32 images; empty pixels take ``background``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import check_faces, check_float, check_vertices
+from ..mesh import _vertex_normals
+from .rasterize import Fragments, _check_flag, _check_image_mesh, rasterize
+
+__all__ = [
+    "interpolate",
+    "render_colors",
+    "render_depth",
+    "render_normals",
+    "render_pncc",
+    "pncc_code",
+    "render_texture",
+]
+
+
+def _check_attributes(attributes, n_vertices: int, name: str) -> tuple[np.ndarray, bool]:
+    """(V, C) or (V,) finite numbers -> ((V, C) float64, was_1d)."""
+    a = np.asarray(attributes) if not isinstance(attributes, (str, bytes)) and attributes is not None else attributes
+    one_d = isinstance(a, np.ndarray) and a.ndim == 1
+    if one_d:
+        a = a[:, None]
+    c = a.shape[1] if isinstance(a, np.ndarray) and a.ndim == 2 else 1
+    a = check_vertices(a, name, dims=c)
+    if a.shape[0] != n_vertices:
+        raise ValueError(f"{name}: expected one row per vertex ({n_vertices}), got {a.shape[0]} rows")
+    return a, one_d
+
+
+def _check_background(background, n_ch: int) -> np.ndarray:
+    """A scalar or (C,) fill value for empty pixels -> (C,) float64."""
+    b = np.asarray(background, dtype=np.float64) if not isinstance(background, (str, bytes)) else None
+    if b is None or b.dtype.kind not in "fiu" or b.ndim > 1 or (b.ndim == 1 and b.shape[0] not in (1, n_ch)):
+        raise ValueError(f"background: expected a number or {n_ch} numbers, got {background!r}")
+    if not np.isfinite(b).all():
+        raise ValueError(f"background: expected finite values, got {background!r}")
+    return np.ascontiguousarray(np.broadcast_to(b.reshape(-1), (n_ch,)))
+
+
+def interpolate(fragments: Fragments, faces, attributes, *, background=0.0) -> np.ndarray:
+    """Interpolate a per-vertex attribute over the pixels with the fragments' barycentrics.
+
+    ``out[j, i] = sum_k b_k * attributes[faces[face_index[j, i], k]]`` where b are the pixel's
+    barycentric coordinates (recomputed exactly on the fly, never stored); empty pixels get
+    ``background``. Linear in image space (orthographic: no perspective correction).
+
+    Parameters
+    ----------
+    fragments : Fragments
+        From ``rasterize`` (or one element of ``rasterize_batch``) of this mesh.
+    faces : (F, 3) int
+        The faces that were rasterized.
+    attributes : (V, C) or (V,) float
+        Any per-vertex quantity: colours, normals, UVs, coordinates, labels as floats.
+    background : float or (C,) float
+        Value of empty pixels.
+
+    Returns
+    -------
+    (H, W, C) float32, or (H, W) for a (V,) attribute.
+    """
+    from .._kernels import render as K
+
+    if not isinstance(fragments, Fragments):
+        raise TypeError(f"fragments: expected a Fragments from rasterize, got {type(fragments).__name__}")
+    n_v = fragments.snapped_xy.shape[0]
+    f = check_faces(faces, n_v, "faces")
+    if f.shape != fragments.faces.shape:
+        raise ValueError(f"faces: expected the {fragments.faces.shape[0]} faces that were rasterized, got {f.shape[0]}")
+    a, one_d = _check_attributes(attributes, n_v, "attributes")
+    bg = _check_background(background, a.shape[1])
+    h, w = fragments.shape
+    out = np.empty((h, w, a.shape[1]), dtype=np.float32)
+    xy = fragments.snapped_xy
+    K.interpolate_fused(np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1]), f, fragments.face_index,
+                        a, bg, out)
+    return out[..., 0] if one_d else out
+
+
+def render_colors(vertices, faces, colors, height: int, width: int, *, background=0.0, near_is_larger: bool = True,
+                  cull_backfaces: bool = False) -> np.ndarray:
+    """Render per-vertex colours (Gouraud interpolation) with a z-buffer.
+
+    Parameters
+    ----------
+    vertices : (V, 3) float, image space (see ``rasterize``).
+    faces : (F, 3) int
+    colors : (V, C) float, any number of channels (e.g. RGB in [0, 1]); (V,) gives an (H, W) image.
+    height, width : int
+    background : float or (C,) float, the colour of empty pixels.
+    near_is_larger, cull_backfaces : as in ``rasterize``.
+
+    Returns
+    -------
+    (H, W, C) float32 image.
+    """
+    v, f, h, w = _check_image_mesh(vertices, faces, height, width)
+    c, _ = _check_attributes(colors, v.shape[0], "colors")
+    _check_background(background, c.shape[1])
+    frag = rasterize(v, f, h, w, near_is_larger=near_is_larger, cull_backfaces=cull_backfaces)
+    return interpolate(frag, f, colors, background=background)
+
+
+def render_depth(vertices, faces, height: int, width: int, *, background: float = 0.0, normalize: bool = False,
+                 near_is_larger: bool = True, cull_backfaces: bool = False) -> np.ndarray:
+    """Render the depth map: the nearest surface's z at each pixel centre.
+
+    Parameters
+    ----------
+    vertices, faces, height, width, near_is_larger, cull_backfaces : as in ``rasterize``.
+    background : float
+        Value of empty pixels (after normalization when ``normalize``).
+    normalize : bool
+        Map the covered pixels' depth linearly to [0, 1] with the nearest at 1 and the farthest at
+        0 (a constant depth maps to 1): a ready-to-view depth image.
+
+    Returns
+    -------
+    (H, W) float32: z in the input's units and sign, or normalized.
+    """
+    v, f, h, w = _check_image_mesh(vertices, faces, height, width)
+    bg = check_float(background, "background")
+    norm = _check_flag(normalize, "normalize")
+    frag = rasterize(v, f, h, w, near_is_larger=near_is_larger, cull_backfaces=cull_backfaces)
+    d = frag.depth
+    mask = frag.mask
+    if norm and mask.any():
+        z = d[mask] if near_is_larger else -d[mask]
+        lo, hi = float(z.min()), float(z.max())
+        d = np.empty_like(frag.depth)
+        d[mask] = (z - lo) / (hi - lo) if hi > lo else 1.0
+    else:
+        d = d.copy()
+    d[~mask] = bg
+    return d
+
+
+def render_normals(vertices, faces, height: int, width: int, *, background=0.0, near_is_larger: bool = True,
+                   cull_backfaces: bool = False) -> np.ndarray:
+    """Render the normal map: interpolated area-weighted vertex normals, renormalized per pixel.
+
+    Normals are expressed in the image axes x right, y down, z towards the viewer, so a surface
+    facing the camera has n_z > 0 (for either ``near_is_larger``), assuming the mesh is wound as
+    described in ``rasterize`` (front faces counter-clockwise in the image). Map to colours with
+    ``(n + 1) / 2``.
+
+    Returns
+    -------
+    (H, W, 3) float32 unit vectors; ``background`` where empty.
+    """
+    v, f, h, w = _check_image_mesh(vertices, faces, height, width)
+    bg = _check_background(background, 3)
+    near = _check_flag(near_is_larger, "near_is_larger")
+    # axes (x right, y down, z towards the viewer) are left-handed: the cross product of a
+    # front face then points away from the viewer, so flip it to get outward normals
+    vz = v if near else v * np.array([1.0, 1.0, -1.0])
+    n = -_vertex_normals(vz, f)
+    frag = rasterize(v, f, h, w, near_is_larger=near, cull_backfaces=cull_backfaces)
+    img = interpolate(frag, f, n)
+    length = np.linalg.norm(img, axis=2, keepdims=True)
+    np.divide(img, length, out=img, where=length > 0)
+    img[~frag.mask] = bg
+    return img
+
+
+def pncc_code(reference) -> np.ndarray:
+    """Projected Normalized Coordinate Code colours: each axis of the reference mesh scaled to [0, 1].
+
+    ``code[:, k] = (reference[:, k] - min_k) / (max_k - min_k)`` (3DDFA, Zhu et al. 2016); the
+    reference is the mean shape in its model frame, so a vertex keeps its colour whatever the pose
+    and expression of the rendered mesh. A flat axis (max = min) maps to 0.
+
+    Parameters
+    ----------
+    reference : (V, 3) float
+
+    Returns
+    -------
+    (V, 3) float64 in [0, 1].
+    """
+    r = check_vertices(reference, "reference")
+    lo = r.min(axis=0)
+    span = r.max(axis=0) - lo
+    return np.divide(r - lo, span, out=np.zeros_like(r), where=span > 0)
+
+
+def render_pncc(vertices, faces, height: int, width: int, *, reference=None, background=0.0,
+                near_is_larger: bool = True, cull_backfaces: bool = False) -> np.ndarray:
+    """Render PNCC: the mesh coloured by ``pncc_code(reference)``.
+
+    Parameters
+    ----------
+    vertices, faces, height, width, near_is_larger, cull_backfaces : as in ``rasterize``.
+    reference : (V, 3) float or None
+        The mean shape (model frame) with the same vertex order; None uses ``vertices`` itself,
+        which is PNCC only when the vertices are the mean shape.
+    background : float or (3,) float
+
+    Returns
+    -------
+    (H, W, 3) float32 in [0, 1] (background where empty).
+    """
+    v, f, h, w = _check_image_mesh(vertices, faces, height, width)
+    ref = v if reference is None else check_vertices(reference, "reference")
+    if ref.shape[0] != v.shape[0]:
+        raise ValueError(f"reference: expected {v.shape[0]} vertices like vertices, got {ref.shape[0]}")
+    return render_colors(v, f, pncc_code(ref), h, w, background=background, near_is_larger=near_is_larger,
+                         cull_backfaces=cull_backfaces)
+
+
+def render_texture(vertices, faces, uv, texture, height: int, width: int, *, background=0.0,
+                   near_is_larger: bool = True, cull_backfaces: bool = False) -> np.ndarray:
+    """Render a UV-mapped texture: per-pixel interpolated UV, then a bilinear texture lookup.
+
+    UV convention (OBJ / OpenGL): u in [0, 1] left to right, v in [0, 1] bottom to top of the
+    texture image; texel (row r, column c) has its centre at u = (c + 0.5) / Wt,
+    v = 1 - (r + 0.5) / Ht. Lookups outside the texel centres clamp to the border texels.
+
+    Parameters
+    ----------
+    vertices, faces, height, width, near_is_larger, cull_backfaces : as in ``rasterize``.
+    uv : (V, 2) float
+    texture : (Ht, Wt) or (Ht, Wt, C) array; uint8 is scaled to [0, 1], floats are used as is.
+    background : float or (C,) float
+
+    Returns
+    -------
+    (H, W, C) float32 (or (H, W) for a 2-D texture).
+    """
+    v, f, h, w = _check_image_mesh(vertices, faces, height, width)
+    uv_, _ = _check_attributes(uv, v.shape[0], "uv")
+    if uv_.shape[1] != 2:
+        raise ValueError(f"uv: expected shape (V, 2), got shape {np.shape(uv)}")
+    tex = np.asarray(texture)
+    if tex.dtype.kind not in "fiu":
+        raise TypeError(f"texture: expected a numeric image, got {tex.dtype}")
+    if tex.ndim not in (2, 3) or tex.shape[0] < 1 or tex.shape[1] < 1:
+        raise ValueError(f"texture: expected shape (Ht, Wt) or (Ht, Wt, C), got {tex.shape}")
+    gray = tex.ndim == 2
+    t = (tex.astype(np.float32) / 255.0) if tex.dtype == np.uint8 else tex.astype(np.float32)
+    if gray:
+        t = t[..., None]
+    if not np.isfinite(t).all():
+        raise ValueError("texture: expected finite values, got NaN/inf")
+    bg = _check_background(background, t.shape[2])
+    frag = rasterize(v, f, h, w, near_is_larger=near_is_larger, cull_backfaces=cull_backfaces)
+    mask = frag.mask
+    uvs = interpolate(frag, f, uv_)[mask].astype(np.float64)
+    ht, wt = t.shape[:2]
+    # continuous texel coordinates, texel centres at integers
+    cx = np.clip(uvs[:, 0] * wt - 0.5, 0.0, wt - 1.0)
+    cy = np.clip((1.0 - uvs[:, 1]) * ht - 0.5, 0.0, ht - 1.0)
+    x0 = np.floor(cx).astype(np.int64)
+    y0 = np.floor(cy).astype(np.int64)
+    x1 = np.minimum(x0 + 1, wt - 1)
+    y1 = np.minimum(y0 + 1, ht - 1)
+    fx = (cx - x0)[:, None]
+    fy = (cy - y0)[:, None]
+    top = t[y0, x0] * (1 - fx) + t[y0, x1] * fx
+    bottom = t[y1, x0] * (1 - fx) + t[y1, x1] * fx
+    out = np.empty((h, w, t.shape[2]), dtype=np.float32)
+    out[:] = bg
+    out[mask] = top * (1 - fy) + bottom * fy
+    return out[..., 0] if gray else out
