@@ -5,8 +5,9 @@ The top-level namespace holds the everyday names; each concept lives in the modu
 Optional heavy parts (``meshkit.nn`` needs torch) are imported only when used.
 """
 
-from . import io, topology, transform
+from . import io, laplacian, topology, transform
 from .mesh import Mesh, face_areas, face_normals, vertex_normals
+from .spiral import spiral_indices
 
 __version__ = "0.1.0"
 
@@ -18,4 +19,6 @@ __all__ = [
     "topology",
     "transform",
     "io",
+    "laplacian",
+    "spiral_indices",
 ]
