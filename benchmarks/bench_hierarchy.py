@@ -1,0 +1,76 @@
+"""Whole 5-level hierarchy of the 53,215-vertex template (decimate + down/up + spirals + Laplacians).
+
+Peers: the CoMA / SpiralNet++ pipeline needs psbody-mesh (not installable from PyPI), so it is
+not run here; as a side-by-side baseline we time the pipeline a user would assemble today from
+installed libraries: fast-simplification for each decimation (it moves vertices, so no exact
+selection matrix), trimesh's closest-point query + barycentric weights for `up`, networkx for the
+normalized Laplacian. Run: .venv/bin/python benchmarks/bench_hierarchy.py
+"""
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _runner import Bench, optional, peak_rss_mb  # noqa: E402
+
+from bfm.synthetic import face_template  # noqa: E402
+from sampling import build_hierarchy  # noqa: E402
+
+
+def assembled_pipeline(v, f, factors=(4, 4, 4, 4, 4)):
+    import fast_simplification
+    import networkx as nx
+    import scipy.sparse as sp
+    import trimesh
+
+    cur_v, cur_f = v, f
+    for fac in factors:
+        target = int(np.ceil(len(cur_v) / fac))
+        cv, cf = fast_simplification.simplify(cur_v.astype(np.float32), cur_f.astype(np.int32), 1 - target / len(cur_v))
+        tm = trimesh.Trimesh(cv, cf, process=False)
+        pts, _, tri = trimesh.proximity.closest_point(tm, cur_v)
+        bary = trimesh.triangles.points_to_barycentric(tm.triangles[tri], pts)
+        rows = np.repeat(np.arange(len(cur_v)), 3)
+        sp.csr_matrix((bary.ravel(), (rows, cf[tri].ravel())), shape=(len(cur_v), len(cv)))
+        g = nx.Graph()
+        g.add_edges_from(np.vstack([cf[:, [0, 1]], cf[:, [1, 2]], cf[:, [2, 0]]]).tolist())
+        nx.normalized_laplacian_matrix(g)
+        cur_v, cur_f = np.asarray(cv, float), np.asarray(cf, np.int64)
+
+
+def cold_start() -> float:
+    import os
+    import subprocess
+    import tempfile
+
+    code = "from bfm.synthetic import face_template; from sampling import build_hierarchy; build_hierarchy(*face_template())"
+    with tempfile.TemporaryDirectory() as cache:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "NUMBA_CACHE_DIR": cache})
+        return time.perf_counter() - t0
+
+
+def main():
+    v, f = face_template()
+    b = Bench("5-level hierarchy of the 53,215-vertex template (factors 4,4,4,4,4; spirals 9; normalized Laplacian)")
+    t0 = time.perf_counter()
+    h = build_hierarchy(v, f)
+    cold = time.perf_counter() - t0
+    b.time("meshkit build_hierarchy", lambda: build_hierarchy(v, f), repeat=5)
+    if optional("fast_simplification") and optional("networkx"):
+        b.time("fast-simplification + trimesh + networkx (no exact down, no spirals)", lambda: assembled_pipeline(v, f), repeat=2)
+    else:
+        b.skip("fast-simplification + trimesh + networkx", "not installed")
+    b.skip("CoMA / SpiralNet++ reference (psbody-mesh)", "not installable here; DESIGN.md records 18.7 s for 5,040 vertices")
+    b.report(reference="meshkit build_hierarchy")
+    print(f"vertex counts: {h.n_vertices}")
+    print(f"first call in this process (numba cache warm on disk): {cold:.2f} s")
+    print(f"cold: a fresh process with an empty numba cache (JIT compile of every kernel + build): {cold_start():.1f} s")
+    print(f"peak RSS: {peak_rss_mb():.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
