@@ -91,8 +91,103 @@ def _run_demo(args) -> int:
 _DEMO_STEPS: list = []
 
 # ---------------------------------------------------------------------------------------------
+# hierarchy
 
-COMMANDS = [_add_info, _add_demo]
+
+def _add_hierarchy(sub) -> None:
+    p = sub.add_parser("hierarchy", help="build a multi-resolution hierarchy (meshes, down/up, Laplacians, spirals)")
+    p.add_argument("template", type=Path, help="template mesh file")
+    p.add_argument("--factors", type=float, nargs="+", default=[4, 4, 4, 4, 4], help="decimation factor per level")
+    p.add_argument("--spiral-length", type=int, default=9)
+    p.add_argument("--dilation", type=int, default=1)
+    p.add_argument("--padding", choices=["repeat", "sentinel"], default="repeat")
+    p.add_argument("--laplacian", choices=["normalized", "combinatorial", "random_walk"], default="normalized")
+    p.add_argument("--out", type=Path, required=True, help="output .npz")
+    p.add_argument("--export", choices=["spiralnet", "neural3dmm"], action="append", default=[],
+                   help="also write SpiralNet++'s transform.pkl / Neural3DMM's downsampling_matrices.pkl beside --out")
+    p.add_argument("--preview", type=Path, help="PNG with every level rendered side by side")
+    p.add_argument("--cache-dir", type=Path, help="reuse a hierarchy built before from identical inputs")
+    p.set_defaults(func=_run_hierarchy)
+
+
+def _run_hierarchy(args) -> int:
+    from .io import read_mesh
+
+    m = read_mesh(args.template)
+    _build_hierarchy_outputs(m.vertices, m.faces, args)
+    return 0
+
+
+def _build_hierarchy_outputs(vertices, faces, args):
+    """Build, save, export and preview a hierarchy as the options say; returns it."""
+    from sampling import build_hierarchy
+
+    t0 = time.perf_counter()
+    h = build_hierarchy(vertices, faces, factors=args.factors, spiral_length=args.spiral_length,
+                        dilation=args.dilation, padding=args.padding, laplacian=args.laplacian,
+                        cache_dir=args.cache_dir, progress=True)
+    print(h.summary())
+    print(f"[hierarchy] built in {time.perf_counter() - t0:.2f} s -> {h.save(args.out)}")
+    names = {"spiralnet": ("transform.pkl", h.export_spiralnet), "neural3dmm": ("downsampling_matrices.pkl", h.export_neural3dmm)}
+    for kind in args.export:
+        fname, export = names[kind]
+        print(f"[hierarchy] {kind} export -> {export(args.out.parent / fname)}")
+    if args.preview:
+        from sampling.preview import save_preview
+
+        print(f"[hierarchy] preview -> {save_preview(h, args.preview)}")
+    return h
+
+
+def _demo_hierarchy(args, vertices, faces) -> None:
+    out: Path = args.out
+    opts = argparse.Namespace(factors=[4, 4, 4, 4, 4] if not args.small else [4, 4, 4], spiral_length=9, dilation=1,
+                              padding="repeat", laplacian="normalized", out=out / "hierarchy.npz",
+                              export=["spiralnet"], preview=out / "hierarchy.png", cache_dir=None)
+    print("[demo] hierarchy of the template")
+    _build_hierarchy_outputs(vertices, faces, opts)
+
+
+_DEMO_STEPS.append(_demo_hierarchy)
+
+# ---------------------------------------------------------------------------------------------
+# spiral
+
+
+def _add_spiral(sub) -> None:
+    p = sub.add_parser("spiral", help="spiral neighbourhood orderings of a mesh (SpiralNet++ / Neural3DMM) -> .npy (V, length)")
+    p.add_argument("mesh", type=Path, help="mesh file (ply, obj, off, stl, npz)")
+    p.add_argument("--length", type=int, default=9, help="entries per spiral, the vertex included (default: 9)")
+    p.add_argument("--dilation", type=int, default=1, help="keep every d-th of the first length*d entries (default: 1)")
+    p.add_argument("--padding", choices=["repeat", "sentinel"], default="repeat",
+                   help="short spirals: repeat the last index, or the sentinel index V (default: repeat)")
+    p.add_argument("--out", type=Path, required=True, help="output .npy, int64 (V, length)")
+    p.set_defaults(func=_run_spiral)
+
+
+def _run_spiral(args) -> int:
+    import numpy as np
+
+    from .io import atomic_path, read_mesh
+    from .spiral import spiral_indices
+
+    m = read_mesh(args.mesh)
+    t0 = time.perf_counter()
+    s = spiral_indices(m.faces, args.length, args.dilation, padding=args.padding, n_vertices=m.n_vertices)
+    dt = time.perf_counter() - t0
+    with atomic_path(args.out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, s)
+    n_pad = int((s == m.n_vertices).any(axis=1).sum()) if args.padding == "sentinel" else None
+    pad_text = f", {n_pad} padded row(s)" if n_pad is not None else ""
+    print(f"spirals {s.shape[0]} x {s.shape[1]} (dilation {args.dilation}, padding {args.padding}{pad_text}) "
+          f"in {dt:.3f} s -> {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+
+COMMANDS = [_add_info, _add_demo, _add_hierarchy, _add_spiral]
 
 
 def build_parser() -> argparse.ArgumentParser:
