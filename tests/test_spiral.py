@@ -300,3 +300,19 @@ def test_full_face_template_matches_reference():
     v, f = face_template()
     s = spiral_indices(f, 9)
     np.testing.assert_array_equal(s, _ref_spirals(f, len(v), 9))
+
+
+def test_cli_spiral_writes_the_array(tmp_path, small_face, capsys):
+    from meshkit.cli import main
+    from meshkit.io import write_mesh
+
+    v, f = small_face
+    mesh = write_mesh(tmp_path / "t.ply", v, f)
+    out = tmp_path / "sp" / "spirals.npy"
+    assert main(["spiral", str(mesh), "--length", "7", "--dilation", "2", "--padding", "sentinel", "--out", str(out)]) == 0
+    np.testing.assert_array_equal(np.load(out), _ref_spirals(f, len(v), 7, 2, "sentinel"))
+    assert "2000 x 7" in capsys.readouterr().out
+    assert [p.name for p in out.parent.iterdir()] == ["spirals.npy"]  # no temporary file left behind
+    assert main(["spiral", str(mesh), "--length", "0", "--out", str(tmp_path / "bad.npy")]) == 2
+    assert "length: expected an integer >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "bad.npy").exists()
