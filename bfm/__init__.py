@@ -7,7 +7,8 @@ BFM2017 HDF5, canonical .npz); ``bfm.pose`` holds the 300W-LP and 3DDFA pose con
 real layouts (the real BFM is licensed and never shipped).
 """
 
-from . import pose
+from . import formats, pose, synthetic
+from .formats import load_model, save_npz
 from .model import MorphableModel
 
-__all__ = ["MorphableModel", "pose"]
+__all__ = ["MorphableModel", "formats", "load_model", "pose", "save_npz", "synthetic"]
