@@ -14,12 +14,14 @@ def visible_vertices(vertices, faces, height: int, width: int, *, tolerance: flo
                      near_is_larger: bool = True, cull_backfaces: bool = False) -> np.ndarray:
     """Which vertices are visible: inside the image and not behind the rendered surface.
 
-    A vertex at image position (x, y) is looked up in the pixel that contains it,
-    (row floor(y), column floor(x)); it is visible when that pixel is covered and the vertex is no
-    farther than the depth buffer there by more than ``tolerance``:
-    ``z >= depth - tolerance`` (``z <= depth + tolerance`` when ``near_is_larger=False``).
-    The tolerance absorbs the surface's own slope across the up-to-half-pixel offset between the
-    vertex and the pixel centre; occluders nearer than that are missed.
+    A vertex at image position (x, y) is compared with the depth buffer at the (up to) four pixel
+    centres around it (the 2 x 2 block whose centres enclose (x, y), clipped to the image): it is
+    visible when at least one covered centre has depth no nearer than the vertex by more than
+    ``tolerance`` (``z >= depth - tolerance``; ``z <= depth + tolerance`` when
+    ``near_is_larger=False``). When none of the four is covered (a vertex on the rim of an open
+    mesh), it is visible unless ``cull_backfaces`` (then nothing front-facing is there). The
+    tolerance absorbs the surface's own slope between the vertex and the pixel centres; occluders
+    nearer than that are missed. Vertices outside [0, width) x [0, height) are not visible.
 
     Parameters
     ----------
@@ -34,17 +36,26 @@ def visible_vertices(vertices, faces, height: int, width: int, *, tolerance: flo
     """
     v, f, h, w = _check_image_mesh(vertices, faces, height, width)
     near = _check_flag(near_is_larger, "near_is_larger")
+    cull = _check_flag(cull_backfaces, "cull_backfaces")
     if tolerance is None:
         tol = 0.01 * float(np.ptp(v[:, 2])) + 1.0
     else:
         tol = check_float(tolerance, "tolerance", minimum=0.0)
-    frag = rasterize(v, f, h, w, near_is_larger=near, cull_backfaces=cull_backfaces)
-    col = np.floor(v[:, 0]).astype(np.int64)
-    row = np.floor(v[:, 1]).astype(np.int64)
-    inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
-    vis = np.zeros(v.shape[0], dtype=bool)
+    frag = rasterize(v, f, h, w, near_is_larger=near, cull_backfaces=cull)
+    inside = (v[:, 0] >= 0) & (v[:, 0] < w) & (v[:, 1] >= 0) & (v[:, 1] < h)
     idx = np.flatnonzero(inside)
-    d = frag.depth[row[idx], col[idx]].astype(np.float64)  # NaN where empty -> comparisons False
-    z = v[idx, 2]
-    vis[idx] = (z >= d - tol) if near else (z <= d + tol)
+    x, y, z = v[idx, 0], v[idx, 1], v[idx, 2]
+    c0 = np.floor(x - 0.5).astype(np.int64)
+    r0 = np.floor(y - 0.5).astype(np.int64)
+    any_covered = np.zeros(idx.size, dtype=bool)
+    seen = np.zeros(idx.size, dtype=bool)
+    for dr in (0, 1):
+        for dc in (0, 1):
+            r = np.clip(r0 + dr, 0, h - 1)
+            c = np.clip(c0 + dc, 0, w - 1)
+            d = frag.depth[r, c].astype(np.float64)  # NaN where empty: comparisons are False
+            any_covered |= ~np.isnan(d)
+            seen |= (z >= d - tol) if near else (z <= d + tol)
+    vis = np.zeros(v.shape[0], dtype=bool)
+    vis[idx] = seen | (~any_covered & (not cull))
     return vis

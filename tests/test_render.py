@@ -1,0 +1,677 @@
+"""Rasterizer and shading: checked against brute-force per-pixel references, trimesh ray casting,
+closed forms (fill rule on squares, bilinear lookups of linear textures, SH irradiance integrals)
+and invariants (exactly-once coverage, no holes inside silhouettes, batch = single)."""
+
+import numpy as np
+import pytest
+import trimesh
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from meshkit import render as R
+from meshkit.render.rasterize import GUARD_BAND
+
+# ---------------------------------------------------------------------------------------------
+# references
+
+
+def grid_vertices(rng, n, lo, hi, zlo=-5.0, zhi=5.0):
+    """Random vertices whose x, y lie on the 1/256 pixel grid: the rasterizer's snapping is then
+    the identity and float64 edge functions are exact, so the reference below is exact too."""
+    xy = rng.integers(int(lo * 256), int(hi * 256), size=(n, 2)) / 256.0
+    z = rng.uniform(zlo, zhi, size=(n, 1))
+    return np.hstack([xy, z])
+
+
+def reference_raster(v, f, h, w):
+    """Brute force over all (pixel, triangle) pairs in float64 (exact for grid vertices).
+
+    Returns (strict (N, F) bool: centre strictly inside, inclusive (N, F) bool: inside or on an
+    edge, depth (N, F) float64 plane depth), N = h * w pixels in row-major order.
+    """
+    jj, ii = np.mgrid[0:h, 0:w]
+    px = (ii.ravel() + 0.5)[:, None]
+    py = (jj.ravel() + 0.5)[:, None]
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+
+    def edge(p, q):  # E(x) = (q - p) x (x - p), 2-D
+        return (q[:, 0] - p[:, 0]) * (py - p[:, 1]) - (q[:, 1] - p[:, 1]) * (px - p[:, 0])
+
+    wa, wb, wc = edge(b, c), edge(c, a), edge(a, b)
+    area = wa + wb + wc
+    s = np.sign(area)
+    strict = (s * wa > 0) & (s * wb > 0) & (s * wc > 0)
+    incl = (s * wa >= 0) & (s * wb >= 0) & (s * wc >= 0) & (s != 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        depth = (wa * a[:, 2] + wb * b[:, 2] + wc * c[:, 2]) / area
+    return strict, incl, depth
+
+
+def random_triangles(seed, n_tri=40, h=24, w=32):
+    rng = np.random.default_rng(seed)
+    v = grid_vertices(rng, 3 * n_tri, -6, max(h, w) + 6)
+    f = np.arange(3 * n_tri).reshape(-1, 3)
+    return v, f
+
+
+def ray_cast(v, f, h, w):
+    """trimesh ray casting from every pixel centre along -z (camera at +z): face id and hit z."""
+    mesh = trimesh.Trimesh(v, f, process=False)
+    jj, ii = np.mgrid[0:h, 0:w]
+    top = v[:, 2].max() + 10.0
+    origins = np.stack([ii.ravel() + 0.5, jj.ravel() + 0.5, np.full(h * w, top)], axis=1)
+    dirs = np.tile([0.0, 0.0, -1.0], (h * w, 1))
+    inter = trimesh.ray.ray_triangle.RayMeshIntersector(mesh)
+    tri, ray, loc = inter.intersects_id(origins, dirs, multiple_hits=True, return_locations=True)
+    fid = np.full(h * w, -1)
+    z = np.full(h * w, -np.inf)
+    for t, r, p in zip(tri, ray, loc, strict=True):
+        if p[2] > z[r]:
+            z[r], fid[r] = p[2], t
+    return fid.reshape(h, w), np.where(fid >= 0, z, np.nan).reshape(h, w)
+
+
+def snapped(v):
+    out = v.copy()
+    out[:, :2] = np.round(out[:, :2] * 256) / 256
+    return out
+
+
+def sphere_in_image(size=48, subdivisions=3, radius=None):
+    m = trimesh.creation.icosphere(subdivisions=subdivisions)
+    r = radius or 0.4 * size
+    v = np.asarray(m.vertices) * r + [size / 2 + 0.3, size / 2 - 0.2, 0.0]
+    # world y up -> image y down, keeps front faces counter-clockwise in the image
+    v[:, 1] = size - v[:, 1]
+    return snapped(v), np.asarray(m.faces, dtype=np.int64), r
+
+
+# ---------------------------------------------------------------------------------------------
+# rasterize vs brute force
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rasterize_matches_brute_force(seed):
+    h, w = 24, 32
+    v, f = random_triangles(seed, h=h, w=w)
+    frag = R.rasterize(v, f, h, w)
+    strict, incl, depth = reference_raster(v, f, h, w)
+    fid = frag.face_index.ravel()
+    d = frag.depth.ravel()
+    rows = np.arange(h * w)
+    # nothing drawn where no triangle even touches the centre; every drawn centre is in its triangle
+    assert (fid[~incl.any(1)] == -1).all()
+    drawn = fid >= 0
+    assert incl[rows[drawn], fid[drawn]].all()
+    # every strictly covered centre is drawn (no cracks), and no strictly-covering triangle is nearer
+    assert drawn[strict.any(1)].all()
+    best_strict = np.where(strict, depth, -np.inf).max(1)
+    assert (d[drawn] >= best_strict[drawn] - 1e-4).all()
+    # where no covering triangle passes through the centre on an edge, the answer is unique
+    clear = (incl == strict).all(1) & strict.any(1)
+    sd = np.where(strict, depth, -np.inf)
+    top2 = np.sort(sd, axis=1)[:, -2:]
+    with np.errstate(invalid="ignore"):
+        clear &= (top2[:, 1] - top2[:, 0]) > 1e-4  # no near-ties in float32 (-inf - -inf is NaN: False)
+    assert clear.sum() > 50
+    ref_id = np.argmax(sd, axis=1)
+    np.testing.assert_array_equal(fid[clear], ref_id[clear])
+    np.testing.assert_allclose(d[clear], sd[clear, ref_id[clear]], rtol=0, atol=1e-5)
+    # empty pixels: NaN depth, zero barycentrics
+    assert np.isnan(d[~drawn]).all()
+    assert (frag.barycentric.reshape(-1, 3)[~drawn] == 0).all()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_near_is_larger_false_is_the_mirror(seed):
+    h, w = 20, 20
+    v, f = random_triangles(seed, h=h, w=w)
+    a = R.rasterize(v, f, h, w)
+    flipped = v * [1, 1, -1]
+    b = R.rasterize(flipped, f, h, w, near_is_larger=False)
+    np.testing.assert_array_equal(a.face_index, b.face_index)
+    np.testing.assert_array_equal(np.nan_to_num(a.depth), np.nan_to_num(-b.depth))
+
+
+def assert_ids_agree_off_edges(v, f, frag, fid_ref, both):
+    """Triangle ids equal, except for centres exactly on an edge shared by the two triangles
+    (the fill rule picks one, the ray caster another: both contain the centre)."""
+    h, w = frag.shape
+    dis = both & (frag.face_index != fid_ref)
+    assert dis.sum() < 0.05 * both.sum()
+    _, incl, _ = reference_raster(v, f, h, w)
+    jj, ii = np.nonzero(dis)
+    p = jj * w + ii
+    assert incl[p, frag.face_index[dis]].all() and incl[p, fid_ref[dis]].all()
+    strict_any = reference_raster(v, f, h, w)[0][p]
+    assert not strict_any[np.arange(len(p)), frag.face_index[dis]].any()
+
+
+def test_depth_and_ids_match_trimesh_ray_casting_on_a_sphere():
+    size = 48
+    v, f, _ = sphere_in_image(size)
+    frag = R.rasterize(v, f, size, size)
+    fid_ref, z_ref = ray_cast(v, f, size, size)
+    both = (frag.face_index >= 0) & (fid_ref >= 0)
+    only_one = (frag.face_index >= 0) ^ (fid_ref >= 0)
+    assert both.sum() > 0.4 * size * size
+    # a ray through an edge or vertex may be hit or missed by trimesh's tolerance: allow a handful
+    assert only_one.sum() <= 0.01 * both.sum()
+    np.testing.assert_allclose(frag.depth[both], z_ref[both], atol=1e-3 * size)
+    assert_ids_agree_off_edges(v, f, frag, fid_ref, both)
+
+
+def test_depth_matches_ray_casting_on_the_face_template(small_face):
+    v, f = small_face
+    size = 64
+    vi = snapped(R.frame_vertices(v, size, size))
+    frag = R.rasterize(vi, f, size, size)
+    fid_ref, z_ref = ray_cast(vi, f, size, size)
+    both = (frag.face_index >= 0) & (fid_ref >= 0)
+    assert both.sum() > 0.4 * size * size
+    assert ((frag.face_index >= 0) ^ (fid_ref >= 0)).sum() <= 0.01 * both.sum()
+    np.testing.assert_allclose(frag.depth[both], z_ref[both], atol=1e-4 * size)
+    assert_ids_agree_off_edges(vi, f, frag, fid_ref, both)
+
+
+# ---------------------------------------------------------------------------------------------
+# fill rule, watertightness
+
+
+def coverage_count(v, f, h, w):
+    """How many triangles cover each pixel, rasterizing every triangle on its own."""
+    count = np.zeros((h, w), dtype=int)
+    for t in f:
+        count += R.rasterize(v, t[None], h, w).mask
+    return count
+
+
+@settings(max_examples=60, deadline=None)
+@given(x0=st.integers(-800, 4000), y0=st.integers(-800, 4000), dx=st.integers(1, 3000), dy=st.integers(1, 3000),
+       diagonal=st.booleans(), flip=st.booleans())
+def test_square_of_two_triangles_covers_each_pixel_exactly_once(x0, y0, dx, dy, diagonal, flip):
+    h, w = 12, 14
+    x1, y1 = x0 + dx, y0 + dy
+    v = np.array([[x0, y0, 0], [x1, y0, 0], [x1, y1, 0], [x0, y1, 0]], dtype=float) / 256.0
+    f = np.array([[0, 1, 2], [0, 2, 3]] if diagonal else [[0, 1, 3], [1, 2, 3]])
+    if flip:
+        f = f[:, ::-1]
+    count = coverage_count(v, f, h, w)
+    # closed form of the top-left rule on an axis-aligned rectangle: [x0, x1) x [y0, y1)
+    c = (np.arange(w) + 0.5) * 256
+    r = (np.arange(h) + 0.5) * 256
+    expected = ((r >= y0) & (r < y1))[:, None] & ((c >= x0) & (c < x1))[None, :]
+    np.testing.assert_array_equal(count, expected.astype(int))
+    np.testing.assert_array_equal(R.rasterize(v, f, h, w).mask, expected)
+
+
+def signed_areas(v, f):
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(3, 9))
+def test_fan_of_a_convex_polygon_covers_interior_once(seed, n):
+    rng = np.random.default_rng(seed)
+    h = w = 16
+    ang = np.sort(rng.uniform(0, 2 * np.pi, n))
+    rad = rng.uniform(3, 9)
+    ctr = rng.uniform(4, 12, 2)
+    ring = np.round((ctr + rad * np.stack([np.cos(ang), np.sin(ang)], 1)) * 256) / 256
+    hub = np.round(ring.mean(0) * 256) / 256
+    v = np.vstack([np.c_[ring, np.zeros(n)], [[hub[0], hub[1], 0.0]]])
+    f = np.array([[n, k, (k + 1) % n] for k in range(n)])
+    assume((signed_areas(v, f) > 0).all())  # a valid fan: the hub strictly inside, ring in order
+    count = coverage_count(v, f, h, w).ravel()
+    strict, incl, _ = reference_raster(v, f, h, w)
+    assert count.max() <= 1
+    assert (count[strict.any(1)] == 1).all()  # interior of each triangle
+    assert (count[~incl.any(1)] == 0).all()  # outside the polygon
+    # centres on a spoke (an edge shared by two triangles) or on the hub: exactly once
+    on_ring_vertex = np.zeros(h * w, bool)
+    for x, y in ring:
+        if (x - 0.5) % 1 == 0 and (y - 0.5) % 1 == 0 and 0 <= x < w and 0 <= y < h:
+            on_ring_vertex[int(y) * w + int(x)] = True
+    shared = (incl.sum(1) >= 2) & ~on_ring_vertex
+    assert (count[shared] == 1).all()
+
+
+@pytest.mark.parametrize("cull", [False, True])
+def test_closed_mesh_has_no_holes_inside_its_silhouette(cull):
+    from scipy.spatial import Delaunay
+
+    size = 40
+    v, f, _ = sphere_in_image(size)
+    mask = R.rasterize(v, f, size, size, cull_backfaces=cull).mask
+    jj, ii = np.mgrid[0:size, 0:size]
+    centres = np.stack([ii.ravel() + 0.5, jj.ravel() + 0.5], 1)
+    # the silhouette of a convex mesh is the convex hull of its projected vertices
+    inside = Delaunay(v[:, :2]).find_simplex(centres) >= 0
+    assert inside.sum() > 500
+    assert mask.ravel()[inside].all()
+    assert not mask.ravel()[~inside].any()
+    if cull:  # front faces alone tile the silhouette: each centre covered exactly once
+        front = R.rasterize(v, f, size, size, cull_backfaces=True)
+        areas = signed_areas(v, f)
+        keep = f[areas < 0]  # counter-clockwise in the image
+        assert np.isin(np.unique(front.face_index[front.mask]), np.flatnonzero(areas < 0)).all()
+        np.testing.assert_array_equal(coverage_count(v, keep, size, size).ravel()[inside], 1)
+
+
+def test_culling_keeps_only_the_front_half_of_a_sphere():
+    size = 40
+    v, f, _ = sphere_in_image(size)
+    both = R.rasterize(v, f, size, size)
+    front = R.rasterize(v, f, size, size, cull_backfaces=True)
+    # with both windings drawn the nearest surface is the front: same ids, same depth
+    np.testing.assert_array_equal(both.face_index, front.face_index)
+    normals = trimesh.Trimesh(v * [1, -1, 1], f, process=False).face_normals  # back to y up
+    assert (normals[front.face_index[front.mask], 2] > 0).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# depth order, off-screen, degenerate
+
+
+def test_overlapping_triangles_nearer_wins_in_either_order():
+    big = np.array([[2, 2, 1.0], [30, 3, 1.0], [5, 28, 1.0]])
+    small = np.array([[6, 6, 2.0], [20, 7, 2.0], [8, 20, 2.0]])
+    v = np.vstack([big, small])
+    for f in (np.array([[0, 1, 2], [3, 4, 5]]), np.array([[3, 4, 5], [0, 1, 2]])):
+        frag = R.rasterize(v, f, 32, 32)
+        small_id = int(np.flatnonzero(f[:, 0] == 3)[0])
+        strict, _, _ = reference_raster(v, f[[small_id]], 32, 32)
+        in_small = strict[:, 0].reshape(32, 32)
+        assert (frag.face_index[in_small] == small_id).all()
+        np.testing.assert_allclose(frag.depth[in_small], 2.0)
+        # far is nearer when z grows away from the camera
+        far = R.rasterize(v, f, 32, 32, near_is_larger=False)
+        assert (far.face_index[in_small] == 1 - small_id).all()
+
+
+def test_interpenetrating_triangles_split_along_the_intersection():
+    # two triangles crossing at x = 16: the left part of A is nearer, the right part of B
+    va = np.array([[0, 0, 16], [32, 0, -16], [0, 32, 16], [0, 0, -16], [32, 0, 16], [0, 32, -16]], dtype=float)
+    f = np.array([[0, 1, 2], [3, 4, 5]])
+    frag = R.rasterize(va, f, 32, 32)
+    strict, _, depth = reference_raster(va, f, 32, 32)
+    both = strict.all(1)
+    ref = np.argmax(depth, 1).reshape(32, 32)
+    sep = np.abs(depth[:, 0] - depth[:, 1]).reshape(32, 32) > 1e-3
+    sel = both.reshape(32, 32) & sep
+    assert sel.sum() > 100
+    np.testing.assert_array_equal(frag.face_index[sel], ref[sel])
+
+
+def test_off_screen_and_clipped_triangles():
+    h, w = 16, 16
+    off = np.array([[-50, -50, 0], [-20, -50, 0], [-50, -10, 0], [100, 100, 0], [140, 90, 0], [90, 130, 0]], float)
+    frag = R.rasterize(off, np.array([[0, 1, 2], [3, 4, 5]]), h, w)
+    assert not frag.mask.any()
+    # a huge triangle (far beyond the image on all sides) covers everything, with its plane depth
+    big = np.array([[-1e5, -1e5, 1.0], [3e5, -1e5, 5.0], [-1e5, 3e5, 9.0]])
+    frag = R.rasterize(big, np.array([[0, 1, 2]]), h, w)
+    assert frag.mask.all()
+    jj, ii = np.mgrid[0:h, 0:w]
+    # plane through the three corners: z = 1 + 4 (x + 1e5) / 4e5 + 8 (y + 1e5) / 4e5
+    plane = 1 + 4 * (ii + 0.5 + 1e5) / 4e5 + 8 * (jj + 0.5 + 1e5) / 4e5
+    np.testing.assert_allclose(frag.depth, plane, rtol=1e-6)
+    # partly visible: clipped, agrees with the brute-force reference
+    v = np.array([[-10.25, 4.5, 0], [9.75, -6.0, 1.0], [12.5, 30.25, 2.0]])
+    frag = R.rasterize(v, np.array([[0, 1, 2]]), h, w)
+    strict, incl, _ = reference_raster(v, np.array([[0, 1, 2]]), h, w)
+    m = frag.mask.ravel()
+    assert m[strict[:, 0]].all() and not m[~incl[:, 0]].any()
+
+
+def test_degenerate_triangles_draw_nothing():
+    v = np.array([[1, 1, 0], [10, 10, 0], [5.5, 5.5, 0], [3, 3, 0], [3, 12, 0], [3, 8, 0], [0, 0, 0]], float)
+    f = np.array([[0, 1, 2], [3, 4, 5]])  # two collinear triples (diagonal, vertical)
+    frag = R.rasterize(v, f, 16, 16)
+    assert not frag.mask.any()
+    # a sub-1/256-pixel sliver snaps to zero area too
+    sliver = np.array([[1.0, 1.0, 0], [12.0, 1.0, 0], [6.0, 1.0 + 1e-4, 0]])
+    assert not R.rasterize(sliver, np.array([[0, 1, 2]]), 16, 16).mask.any()
+
+
+def test_equal_depth_tie_goes_to_the_lower_face_index():
+    v = np.array([[1, 1, 3.0], [15, 1, 3.0], [1, 15, 3.0]])
+    f = np.array([[0, 1, 2], [0, 2, 1], [1, 0, 2]])
+    frag = R.rasterize(v, f, 16, 16)
+    assert (frag.face_index[frag.mask] == 0).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# barycentrics, interpolation
+
+
+def test_barycentrics_sum_to_one_and_reproduce_the_pixel_centre():
+    h, w = 24, 32
+    v, f = random_triangles(3, h=h, w=w)
+    frag = R.rasterize(v, f, h, w)
+    b = frag.barycentric.astype(np.float64)
+    m = frag.mask
+    np.testing.assert_allclose(b.sum(2)[m], 1.0, atol=1e-6)
+    assert (b[m] >= 0).all()
+    # interpolating x and y gives back the pixel centre: the barycentrics are the right ones
+    xy = np.einsum("nk,nkc->nc", b[m], v[f[frag.face_index[m]]][:, :, :2])
+    jj, ii = np.nonzero(m)
+    np.testing.assert_allclose(xy, np.stack([ii + 0.5, jj + 0.5], 1), atol=1e-4)
+
+
+def test_interpolate_matches_numpy_reference(small_face):
+    v, f = small_face
+    vi = R.frame_vertices(v, 48, 40)
+    frag = R.rasterize(vi, f, 48, 40)
+    attr = np.random.default_rng(0).normal(size=(len(v), 5))
+    out = R.interpolate(frag, f, attr, background=-7.0)
+    m = frag.mask
+    ref = np.einsum("nk,nkc->nc", frag.barycentric[m].astype(np.float64), attr[f[frag.face_index[m]]])
+    np.testing.assert_allclose(out[m], ref, rtol=1e-5, atol=1e-5)
+    assert (out[~m] == -7.0).all()
+    one = R.interpolate(frag, f, attr[:, 0])
+    assert one.shape == (48, 40)
+    np.testing.assert_allclose(one[m], ref[:, 0], rtol=1e-5, atol=1e-5)
+
+
+def test_constant_colour_mesh_renders_that_colour(small_face):
+    v, f = small_face
+    vi = R.frame_vertices(v, 64, 64)
+    colour = np.array([0.2, 0.55, 0.9, 1.0])
+    img = R.render_colors(vi, f, np.tile(colour, (len(v), 1)), 64, 64, background=[0, 0, 0, 0])
+    mask = R.rasterize(vi, f, 64, 64).mask
+    np.testing.assert_allclose(img[mask], np.tile(colour, (mask.sum(), 1)), atol=1e-6)
+    assert (img[~mask] == 0).all()
+
+
+def test_depth_of_a_plane_is_the_plane(small_face):
+    rng = np.random.default_rng(5)
+    v = grid_vertices(rng, 200, 0, 32)
+    v[:, 2] = 0.25 * v[:, 0] - 0.5 * v[:, 1] + 3.0
+    from scipy.spatial import Delaunay
+
+    f = Delaunay(v[:, :2]).simplices.astype(np.int64)
+    d = R.render_depth(v, f, 32, 32, background=-1.0)
+    frag = R.rasterize(v, f, 32, 32)
+    jj, ii = np.mgrid[0:32, 0:32]
+    plane = 0.25 * (ii + 0.5) - 0.5 * (jj + 0.5) + 3.0
+    np.testing.assert_allclose(d[frag.mask], plane[frag.mask], atol=1e-4)
+    assert (d[~frag.mask] == -1.0).all()
+    dn = R.render_depth(v, f, 32, 32, normalize=True)
+    z = plane[frag.mask]
+    np.testing.assert_allclose(dn[frag.mask], (z - z.min()) / (z.max() - z.min()), atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# normals, PNCC, texture
+
+
+def test_normal_map_of_a_sphere_is_the_radial_direction():
+    size = 64
+    v, f, r = sphere_in_image(size, subdivisions=4)
+    n = R.render_normals(v, f, size, size)
+    frag = R.rasterize(v, f, size, size)
+    jj, ii = np.mgrid[0:size, 0:size]
+    c = v.mean(0)
+    # the sphere point under the centre, in image axes (x right, y down, z towards the viewer)
+    dx = ii + 0.5 - c[0]
+    dy = jj + 0.5 - c[1]
+    dz = np.sqrt(np.clip(r * r - dx * dx - dy * dy, 0, None))
+    radial = np.stack([dx, dy, dz], -1) / r
+    inner = frag.mask & (dx * dx + dy * dy < (0.8 * r) ** 2)
+    np.testing.assert_allclose(np.linalg.norm(n[frag.mask], axis=1), 1.0, atol=1e-5)
+    assert np.abs(n[inner] - radial[inner]).max() < 0.03
+    assert (n[~frag.mask] == 0).all()
+    # the same geometry in camera axes with z away from the viewer gives the same map
+    n2 = R.render_normals(v * [1, 1, -1], f, size, size, near_is_larger=False)
+    np.testing.assert_allclose(n2, n, atol=1e-5)
+
+
+def test_pncc_code_and_render(small_face):
+    v, f = small_face
+    code = R.pncc_code(v)
+    lo, hi = v.min(0), v.max(0)
+    np.testing.assert_allclose(code, (v - lo) / (hi - lo))
+    vi = R.frame_vertices(v, 48, 48)
+    img = R.render_pncc(vi, f, 48, 48, reference=v)
+    frag = R.rasterize(vi, f, 48, 48)
+    m = frag.mask
+    assert img[m].min() >= 0 and img[m].max() <= 1
+    # PNCC is the (normalized) model coordinate of the surface point: x grows to the right,
+    # y (up in the model) grows upwards in the image, matching the pixel position
+    jj, ii = np.nonzero(m)
+    assert np.corrcoef(img[m][:, 0], ii)[0, 1] > 0.99
+    assert np.corrcoef(img[m][:, 1], -jj)[0, 1] > 0.99
+
+
+def test_texture_bilinear_lookup_of_a_linear_texture_is_exact():
+    rng = np.random.default_rng(2)
+    v = grid_vertices(rng, 150, 0, 32)
+    from scipy.spatial import Delaunay
+
+    f = Delaunay(v[:, :2]).simplices.astype(np.int64)
+    ht, wt = 20, 30
+    rows, cols = np.mgrid[0:ht, 0:wt]
+    tex = np.stack([cols / (wt - 1), rows / (ht - 1), np.full((ht, wt), 0.5)], -1)  # linear in texel index
+    # u, v kept inside the texel-centre range so that no clamping happens
+    uv = np.stack([(0.5 + (wt - 1) * v[:, 0] / 32) / wt, 1 - (0.5 + (ht - 1) * v[:, 1] / 32) / ht], 1)
+    img = R.render_texture(v, f, uv, tex, 32, 32, background=[1, 1, 1])
+    frag = R.rasterize(v, f, 32, 32)
+    jj, ii = np.mgrid[0:32, 0:32]
+    expect = np.stack([(ii + 0.5) / 32, (jj + 0.5) / 32, np.full((32, 32), 0.5)], -1)
+    m = frag.mask
+    np.testing.assert_allclose(img[m], expect[m], atol=1e-5)
+    assert (img[~m] == 1).all()
+    # uint8 texture is scaled to [0, 1]; a grey texture gives an (H, W) image
+    g = R.render_texture(v, f, uv, np.full((4, 4), 255, np.uint8), 32, 32)
+    assert g.shape == (32, 32) and np.allclose(g[m], 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# lighting
+
+
+def sphere_quadrature(n=200_000, seed=0):
+    """Quasi-uniform directions (Fibonacci sphere) with equal weights 4 pi / n."""
+    k = np.arange(n) + 0.5
+    z = 1 - 2 * k / n
+    phi = np.pi * (1 + 5**0.5) * k
+    r = np.sqrt(1 - z * z)
+    return np.stack([r * np.cos(phi), r * np.sin(phi), z], 1), 4 * np.pi / n
+
+
+def test_sh_basis_is_orthonormal():
+    d, wq = sphere_quadrature()
+    y = R.sh_basis(d)
+    np.testing.assert_allclose(y.T @ y * wq, np.eye(9), atol=1e-3)
+
+
+def test_sh_irradiance_of_a_linear_sky_matches_the_closed_form():
+    # environment L(w) = 1 + 0.5 w_z - 0.25 w_x: band-limited, so SH irradiance is exact;
+    # integral of max(0, n.w) = pi, integral of w max(0, n.w) = 2 pi / 3 n
+    d, wq = sphere_quadrature()
+    radiance = 1 + 0.5 * d[:, 2] - 0.25 * d[:, 0]
+    coeffs = R.sh_basis(d).T @ radiance * wq
+    rng = np.random.default_rng(0)
+    n = rng.normal(size=(50, 3))
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    e = R.sh_irradiance(n, coeffs)
+    np.testing.assert_allclose(e, np.pi + 2 * np.pi / 3 * (0.5 * n[:, 2] - 0.25 * n[:, 0]), atol=2e-3)
+    # and by direct quadrature of the clamped cosine for one normal
+    e_direct = (radiance * np.maximum(0, d @ n[0])).sum() * wq
+    assert abs(e[0] - e_direct) < 2e-3
+    # white sky of radiance 1/pi returns the albedo
+    white = np.zeros(9)
+    white[0] = 2 / np.sqrt(np.pi)
+    np.testing.assert_allclose(R.sh_lighting(n, [0.3, 0.6, 0.9], white), np.tile([0.3, 0.6, 0.9], (50, 1)), atol=1e-6)
+
+
+def test_lambertian_closed_form():
+    n = np.array([[0, 0, 1.0], [1, 0, 0], [0, 0, -1], [0, 0.6, 0.8]])
+    out = R.lambertian(n, [1.0, 0.5], (0, 0, 2), ambient=0.2, diffuse=0.8)
+    cos = np.array([1.0, 0.0, 0.0, 0.8])
+    np.testing.assert_allclose(out, np.outer(0.2 + 0.8 * cos, [1.0, 0.5]), atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# visibility, batches, camera, images
+
+
+def test_visible_vertices_of_a_sphere_and_an_occluder():
+    size = 64
+    v, f, r = sphere_in_image(size)
+    vis = R.visible_vertices(v, f, size, size)
+    nz = (v[:, 2] - v[:, 2].mean()) / r
+    assert vis[nz > 0.2].all()
+    assert not vis[nz < -0.2].any()
+    # a square in front of the left half hides those front vertices
+    sq = np.array([[0, 0, 2 * r], [size / 2 - 4, 0, 2 * r], [size / 2 - 4, size, 2 * r], [0, size, 2 * r]])
+    v2 = np.vstack([v, sq])
+    f2 = np.vstack([f, [[len(v), len(v) + 1, len(v) + 2], [len(v), len(v) + 2, len(v) + 3]]])
+    vis2 = R.visible_vertices(v2, f2, size, size)[: len(v)]
+    hidden = v[:, 0] < size / 2 - 5
+    assert not vis2[hidden].any()
+    assert vis2[(nz > 0.2) & (v[:, 0] > size / 2 - 3)].all()
+    # off-screen vertices are never visible
+    shifted = v + [size * 0.6, 0, 0]
+    vis3 = R.visible_vertices(shifted, f, size, size)
+    assert not vis3[shifted[:, 0] >= size].any()
+
+
+def test_visible_vertices_agree_with_ray_casting(small_face):
+    v, f = small_face
+    size = 96
+    vi = R.frame_vertices(v, size, size)
+    vis = R.visible_vertices(vi, f, size, size)
+    mesh = trimesh.Trimesh(vi, f, process=False)
+    # occluded = a ray from just above the vertex towards the viewer hits the surface
+    origins = vi + [0, 0, 0.5]
+    hit = trimesh.ray.ray_triangle.RayMeshIntersector(mesh).intersects_any(origins, np.tile([0, 0, 1.0], (len(vi), 1)))
+    assert (vis == ~hit).mean() > 0.97
+
+
+def test_batch_equals_single(small_face):
+    v, f = small_face
+    rng = np.random.default_rng(1)
+    batch = np.stack([R.frame_vertices(v + rng.normal(scale=2000, size=v.shape), 40, 48) for _ in range(5)])
+    out = R.rasterize_batch(batch, f, 40, 48)
+    assert len(out) == 5
+    for k in range(5):
+        one = R.rasterize(batch[k], f, 40, 48)
+        np.testing.assert_array_equal(out[k].face_index, one.face_index)
+        np.testing.assert_array_equal(out[k].depth, one.depth)
+        np.testing.assert_array_equal(out[k].barycentric, one.barycentric)
+    # a list of different meshes (each with its own faces)
+    s, sf, _ = sphere_in_image(40)
+    meshes = [(batch[0], f), (s, sf), trimesh.Trimesh(batch[1], f, process=False)]
+    out = R.rasterize_batch(meshes, None, 40, 48, cull_backfaces=True)
+    for (mv, mf), o in zip([(batch[0], f), (s, sf), (batch[1], f)], out, strict=True):
+        one = R.rasterize(mv, mf, 40, 48, cull_backfaces=True)
+        np.testing.assert_array_equal(o.face_index, one.face_index)
+        np.testing.assert_array_equal(o.depth, one.depth)
+        col = rng.random((len(mv), 3))
+        np.testing.assert_array_equal(R.interpolate(o, mf, col), R.interpolate(one, mf, col))
+
+
+def test_frame_vertices_fits_and_flips(small_face):
+    v, _ = small_face
+    out = R.frame_vertices(v, 100, 200, margin=0.1)
+    lo, hi = out.min(0), out.max(0)
+    assert lo[0] >= 20 - 1e-9 and hi[0] <= 180 + 1e-9 and lo[1] >= 10 - 1e-9 and hi[1] <= 90 + 1e-9
+    assert np.isclose(hi[1] - lo[1], 80) or np.isclose(hi[0] - lo[0], 160)  # the binding side is filled
+    s = (hi[1] - lo[1]) / np.ptp(v[:, 1])
+    np.testing.assert_allclose(np.ptp(out, axis=0), s * np.ptp(v, axis=0))  # uniform scale
+    top = np.argmax(v[:, 1])
+    assert np.isclose(out[top, 1], lo[1])  # world top -> image top (y down)
+
+
+def test_png_round_trip_and_overlay(tmp_path):
+    from PIL import Image
+
+    img = np.linspace(0, 1, 4 * 5 * 3).reshape(4, 5, 3)
+    p = R.save_png(tmp_path / "a.png", img)
+    back = np.asarray(Image.open(p))
+    np.testing.assert_array_equal(back, np.rint(img * 255).astype(np.uint8))
+    R.save_png(tmp_path / "g.png", img[..., 0])
+    assert np.asarray(Image.open(tmp_path / "g.png")).shape == (4, 5)
+    base = np.full((4, 5, 3), 200, np.uint8)
+    ren = np.zeros((4, 5, 3))
+    mask = np.zeros((4, 5), bool)
+    mask[1:3, 2:] = True
+    out = R.overlay(base, ren, mask, alpha=0.25)
+    assert out.dtype == np.uint8
+    assert (out[~mask] == 200).all() and (out[mask] == 150).all()
+    outf = R.overlay(base / 255.0, ren + 1.0, mask, alpha=0.5)
+    np.testing.assert_allclose(outf[mask], 0.5 * 200 / 255 + 0.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input
+
+
+def test_bad_input_errors(small_face):
+    v, f = small_face
+    vi = R.frame_vertices(v, 16, 16)
+    with pytest.raises(ValueError, match=r"vertices: expected shape \(V, 3\)"):
+        R.rasterize(vi[:, :2], f, 16, 16)
+    with pytest.raises(ValueError, match=r"faces: expected shape \(F, 3\)"):
+        R.rasterize(vi, np.c_[f, f[:, :1]], 16, 16)
+    with pytest.raises(TypeError, match="faces"):
+        R.rasterize(vi, f.astype(float), 16, 16)
+    bad = vi.copy()
+    bad[7, 1] = np.nan
+    with pytest.raises(ValueError, match="vertices: expected finite"):
+        R.rasterize(bad, f, 16, 16)
+    with pytest.raises(ValueError, match="height: expected an integer >= 1, got 0"):
+        R.rasterize(vi, f, 0, 16)
+    with pytest.raises(ValueError, match="width"):
+        R.render_depth(vi, f, 16, 0)
+    with pytest.raises(TypeError, match="height"):
+        R.rasterize(vi, f, 16.0, 16)
+    with pytest.raises(ValueError, match="project the mesh"):
+        R.rasterize(vi * [1e6, 1, 1], f, 16, 16)
+    assert GUARD_BAND > 1e6
+    with pytest.raises(TypeError, match="near_is_larger"):
+        R.rasterize(vi, f, 16, 16, near_is_larger="yes")
+    with pytest.raises(ValueError, match="faces: expected indices in"):
+        R.rasterize(vi, f + len(v), 16, 16)
+    frag = R.rasterize(vi, f, 16, 16)
+    with pytest.raises(ValueError, match="attributes: expected one row per vertex"):
+        R.interpolate(frag, f, np.ones((len(v) - 1, 3)))
+    with pytest.raises(ValueError, match="faces: expected the"):
+        R.interpolate(frag, f[:-1], np.ones((len(v), 3)))
+    with pytest.raises(TypeError, match="fragments"):
+        R.interpolate(frag.face_index, f, np.ones((len(v), 3)))
+    with pytest.raises(ValueError, match="colors"):
+        R.render_colors(vi, f, np.ones((3, 3)), 16, 16)
+    with pytest.raises(ValueError, match="background"):
+        R.render_colors(vi, f, np.ones((len(v), 3)), 16, 16, background=[1, 2])
+    with pytest.raises(ValueError, match="uv"):
+        R.render_texture(vi, f, np.ones((len(v), 3)), np.ones((4, 4, 3)), 16, 16)
+    with pytest.raises(ValueError, match="texture"):
+        R.render_texture(vi, f, np.ones((len(v), 2)), np.ones(4), 16, 16)
+    with pytest.raises(ValueError, match="reference"):
+        R.render_pncc(vi, f, 16, 16, reference=v[:10])
+    with pytest.raises(ValueError, match="coefficients"):
+        R.sh_lighting(np.ones((4, 3)), np.ones(3), np.ones(8))
+    with pytest.raises(ValueError, match="light_direction"):
+        R.lambertian(np.ones((4, 3)), np.ones(3), (0, 0, 0))
+    with pytest.raises(ValueError, match="tolerance"):
+        R.visible_vertices(vi, f, 16, 16, tolerance=-1.0)
+    with pytest.raises(ValueError, match="margin"):
+        R.frame_vertices(v, 16, 16, margin=0.5)
+    with pytest.raises(ValueError, match="mask"):
+        R.overlay(np.zeros((4, 4, 3)), np.zeros((4, 4, 3)), np.zeros((3, 4), bool))
+    with pytest.raises(ValueError, match="alpha"):
+        R.overlay(np.zeros((4, 4, 3)), np.zeros((4, 4, 3)), np.zeros((4, 4), bool), alpha=2)
+    with pytest.raises(ValueError, match="image: expected integer values"):
+        R.to_uint8(np.full((2, 2), 300))
+    with pytest.raises(ValueError, match=r"vertices: expected shape \(B, V, 3\)"):
+        R.rasterize_batch(np.zeros((2, 5, 2)), f, 16, 16)
+    with pytest.raises(ValueError, match="faces: expected an"):
+        R.rasterize_batch(np.zeros((2, 5, 3)), None, 16, 16)
+    with pytest.raises(ValueError, match="at least one mesh"):
+        R.rasterize_batch([], None, 16, 16)
+    with pytest.raises(ValueError, match=r"vertices\[1\]"):
+        R.rasterize_batch([(vi, f), (bad, f)], None, 16, 16)
