@@ -257,12 +257,12 @@ def _cos_features(xy: np.ndarray, freqs: np.ndarray) -> np.ndarray:
 
 
 def _frequencies(m: int) -> np.ndarray:
-    """The m lowest (a, b) integer frequency pairs by a^2 + b^2 (stable order)."""
+    """The m lowest non-zero (a, b) integer frequency pairs by a^2 + b^2 (stable order)."""
     k = int(np.ceil(np.sqrt(m))) + 2
     a, b = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
     pairs = np.stack([a.ravel(), b.ravel()], axis=1)
     order = np.lexsort((pairs[:, 1], pairs[:, 0], (pairs**2).sum(1)))
-    return pairs[order[:m]].astype(np.float64)
+    return pairs[order[1:m + 1]].astype(np.float64)  # skip (0, 0): a constant field is a pure translation
 
 
 def _smooth_basis(xy_model: np.ndarray, xy_all: np.ndarray, n_comp: int, rng, *, mask_model=None, mask_all=None,
@@ -362,16 +362,19 @@ def _synthesize(n_vertices: int, n_shape: int, n_expression: int, n_texture: int
     rng = np.random.default_rng(seed)
     xy_m, xy_a = verts[:, :2], full_v[:, :2]
     shape_basis = _smooth_basis(xy_m, xy_a, ks, rng, dir_weights=(1.0, 1.0, 1.4))
-    shape_std = (1.2e6 / (1.0 + np.arange(ks)) ** 0.8).astype(np.float32)
+    # std in raw units of an orthonormal basis: the per-vertex displacement of one std is std / sqrt(3N),
+    # so scale by sqrt(N / 53215) to keep the same displacement (in micrometres) at every mesh size
+    size = np.sqrt(n / 53_215.0)
+    shape_std = (size * 1.2e6 / (1.0 + np.arange(ks)) ** 0.8).astype(np.float32)
     mask_m, mask_a = _expression_mask(xy_m), _expression_mask(xy_a)
     mask_a = np.where(is_extra, 0.0, mask_a)  # the expression basis lives on the trimmed vertices only
     expr_basis = _smooth_basis(xy_m, xy_a, ke, rng, mask_model=mask_m, mask_all=mask_a, dir_weights=(0.7, 1.0, 0.8))
-    expr_std = (6.0e5 / (1.0 + np.arange(ke)) ** 0.9).astype(np.float32)
+    expr_std = (size * 6.0e5 / (1.0 + np.arange(ke)) ** 0.9).astype(np.float32)
     tex = {}
     if kt or n_texture == 0:
         tex_basis = _smooth_basis(xy_m, xy_a, kt, rng)
         tex = dict(texture_mean=_texture_mean(full_v).astype(np.float32), texture_basis=tex_basis,
-                   texture_std=(4.0e3 / (1.0 + np.arange(kt)) ** 0.7).astype(np.float32))
+                   texture_std=(size * 4.0e3 / (1.0 + np.arange(kt)) ** 0.7).astype(np.float32))
     lm_full = full_of[landmark_indices(verts)]
     full = MorphableModel(mean=full_v, shape_basis=shape_basis, shape_std=shape_std, expression_basis=expr_basis,
                           expression_std=expr_std, triangles=full_f, landmarks=lm_full,
@@ -409,9 +412,10 @@ def synthetic_model(n_vertices: int = 53_215, n_shape: int = 199, n_expression: 
     """A synthetic Morphable Model on :func:`face_template` with the BFM's sizes.
 
     Mean = the template (BFM units); ``n_shape`` smooth identity fields (orthonormal columns, std
-    1.2e6 / (1 + k)^0.8), ``n_expression`` fields concentrated on the mouth, eyes and brows
-    (std 6e5 / (1 + k)^0.9), a skin-coloured texture mean (0..255) with ``n_texture`` smooth
-    colour fields (std 4e3 / (1 + k)^0.7), the template's triangles, and 68 iBUG landmarks
+    c * 1.2e6 / (1 + k)^0.8 with c = sqrt(n_vertices / 53215), i.e. about 3 mm per vertex for the
+    first component at any size), ``n_expression`` fields concentrated on the mouth, eyes and brows
+    (std c * 6e5 / (1 + k)^0.9), a skin-coloured texture mean (0..255) with ``n_texture`` smooth
+    colour fields (std c * 4e3 / (1 + k)^0.7), the template's triangles, and 68 iBUG landmarks
     (:func:`landmark_indices`). Deterministic for a given ``seed``.
 
     Use ``synthetic_model(2000, 40, 10, 20)`` (or :func:`small_model`) for fast tests.
