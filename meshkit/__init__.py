@@ -6,8 +6,11 @@ Optional heavy parts (``meshkit.nn`` needs torch) are imported only when used.
 """
 
 from . import io, laplacian, topology, transform
+from . import render
+from .decimate import Decimation, decimate
 from .mesh import Mesh, face_areas, face_normals, vertex_normals
 from .spiral import spiral_indices
+from .transfer import barycentric_transfer, closest_points
 
 __version__ = "0.1.0"
 
@@ -21,4 +24,8 @@ __all__ = [
     "io",
     "laplacian",
     "spiral_indices",
+    "Decimation",
+    "decimate",
+    "barycentric_transfer",
+    "closest_points",
 ]

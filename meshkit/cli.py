@@ -186,8 +186,54 @@ def _run_spiral(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# decimate
 
-COMMANDS = [_add_info, _add_demo, _add_hierarchy, _add_spiral]
+
+def _add_decimate(sub) -> None:
+    p = sub.add_parser("decimate", help="quadric-error decimation keeping original vertices; optional kept/down/up matrices")
+    p.add_argument("mesh", type=Path, help="input mesh file (ply, obj, off, stl, npz)")
+    p.add_argument("out", type=Path, help="output coarse mesh file (format from the extension)")
+    p.add_argument("--factor", type=float, default=None, help="keep ceil(V / factor) vertices (default: 4)")
+    p.add_argument("--n-vertices", type=int, default=None, help="keep exactly this many vertices (instead of --factor)")
+    p.add_argument("--matrices", type=Path, default=None,
+                   help="also write kept/down/up to this .npz (keys kept, down_data, down_indices, down_indptr, "
+                        "down_shape, up_data, up_indices, up_indptr, up_shape: CSR parts for scipy.sparse.csr_matrix)")
+    p.set_defaults(func=_run_decimate)
+
+
+def _run_decimate(args) -> int:
+    import numpy as np
+
+    from .decimate import decimate
+    from .io import atomic_path, read_mesh, write_mesh
+
+    if args.factor is not None and args.n_vertices is not None:
+        raise ValueError("give either --factor or --n-vertices, not both")
+    factor = 4.0 if args.factor is None and args.n_vertices is None else args.factor
+    m = read_mesh(args.mesh)
+    t0 = time.perf_counter()
+    d = decimate(m.vertices, m.faces, factor=factor, n_vertices=args.n_vertices)
+    dt = time.perf_counter() - t0
+    write_mesh(args.out, d.vertices, d.faces)
+    msg = f"decimated {m.n_vertices} -> {d.vertices.shape[0]} vertices, {d.faces.shape[0]} faces in {dt:.3f} s -> {args.out}"
+    if args.matrices is not None:
+        parts = {"kept": d.kept}
+        for name, mat in (("down", d.down), ("up", d.up)):
+            parts[f"{name}_data"] = mat.data
+            parts[f"{name}_indices"] = mat.indices
+            parts[f"{name}_indptr"] = mat.indptr
+            parts[f"{name}_shape"] = np.asarray(mat.shape, dtype=np.int64)
+        with atomic_path(args.matrices) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **parts)
+        msg += f"; kept/down/up -> {args.matrices}"
+    print(msg)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+
+COMMANDS = [_add_info, _add_demo, _add_hierarchy, _add_spiral, _add_decimate]
 
 
 def build_parser() -> argparse.ArgumentParser:

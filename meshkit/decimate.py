@@ -1,0 +1,220 @@
+"""Quadric-error decimation with CoMA-style down/up matrices.
+
+``decimate(vertices, faces, factor=4)`` collapses edges by the Garland-Heckbert quadric error
+metric until exactly ``ceil(V / factor)`` vertices (or exactly ``n_vertices``) remain, and returns a
+``Decimation``: the coarse mesh, the fine indices of the kept vertices, and the two sparse matrices
+that move per-vertex data between the levels.
+
+The algorithm, step by step (kernel: ``meshkit._kernels.decimate.qem_decimate``):
+
+1. Every face contributes its plane quadric ``K_p = p p^T`` (``p = (n, d)``, unit normal ``n``,
+   ``n.x + d = 0``), weighted by its area, to its three corners.
+2. Every boundary edge adds a constraint plane through the edge, perpendicular to its face,
+   weighted by ``BOUNDARY_WEIGHT * |edge|^2``, to both ends: moving off the boundary is expensive.
+3. Each edge (a, b) is queued with the cost of its better direction: collapsing a into b (b stays
+   where it is) costs ``(Q_a + Q_b)(x_b)``. The lower-cost end is kept, ties keep the smaller index;
+   a boundary vertex never moves into an interior one. The queue is a binary heap with lazy
+   invalidation: entries carry a stamp and are skipped when either end changed after it.
+4. The cheapest valid collapse is applied, ``Q_b += Q_a``, and b's edges are re-queued. A collapse
+   is refused when it would break the link condition (common neighbours of a and b must be exactly
+   the opposite vertices of the edge's faces; an interior edge between two boundary vertices is
+   refused, it would pinch the surface), leave a vertex without faces, make a face degenerate or
+   duplicate, or turn a surviving face's normal by more than ``arccos(MIN_COS)`` from its current
+   normal or from its normal on the input (fine) surface. A refused edge is queued in its other
+   direction and retried whenever its neighbourhood changes.
+5. Stop at the target count. If the queue runs dry first, ``ValueError`` says how far it got.
+
+Because every coarse vertex is an input vertex, ``down`` is a 0/1 selection (``down @ V == V[kept]``
+bit for bit); ``up`` row i holds the barycentric weights of fine vertex i's closest point on the coarse
+surface (``meshkit.transfer``), exactly 1 on itself for kept vertices. Connectivity of each component
+and the Euler characteristic are preserved (link condition); vertex order is preserved (``kept`` ascending).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._validate import check_float, check_int, check_mesh
+
+__all__ = ["Decimation", "decimate", "BOUNDARY_WEIGHT", "MIN_COS", "EPS_DEGENERATE"]
+
+#: Weight of the boundary constraint planes, relative to the area-weighted face quadrics.
+BOUNDARY_WEIGHT = 100.0
+#: A collapse may not turn a surviving face's normal beyond arccos(MIN_COS), from its current
+#: normal or from its input normal.
+MIN_COS = 0.0
+#: A face is degenerate when twice its area is <= EPS_DEGENERATE * (its longest edge)^2
+#: (input faces like that are refused; collapses creating them are refused).
+EPS_DEGENERATE = 1e-10
+
+
+@dataclass(frozen=True, eq=False)
+class Decimation:
+    """Result of ``decimate``: the coarse mesh and the matrices between the two levels.
+
+    Attributes
+    ----------
+    vertices : (n_coarse, 3) float64, the coarse vertices (= fine ``vertices[kept]``)
+    faces : (F_coarse, 3) int64, coarse faces (indices into the coarse vertices), same winding as the input
+    kept : (n_coarse,) int64, ascending fine index of each coarse vertex
+    down : csr (n_coarse, n_fine), 0/1 with one 1 per row: ``down @ fine_values`` = ``fine_values[kept]``
+    up : csr (n_fine, n_coarse), barycentric weights (<= 3 per row, > 0, summing to 1):
+        ``up @ coarse_values`` interpolates at the fine vertices' closest points on the coarse surface
+    collapses : (n_fine - n_coarse, 2) int64, the collapses in order as (removed, kept-into) fine indices
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    kept: np.ndarray
+    down: sp.csr_matrix
+    up: sp.csr_matrix
+    collapses: np.ndarray | None = None
+
+    @property
+    def n_fine(self) -> int:
+        return self.down.shape[1]
+
+    @property
+    def n_coarse(self) -> int:
+        return self.down.shape[0]
+
+
+def _target(n: int, factor, n_vertices) -> int:
+    if (factor is None) == (n_vertices is None):
+        raise ValueError(
+            f"decimate: give exactly one of factor and n_vertices, got factor={factor!r}, n_vertices={n_vertices!r}"
+        )
+    if n_vertices is not None:
+        t = check_int(n_vertices, "n_vertices", minimum=4)
+        if t >= n:
+            raise ValueError(f"n_vertices: expected fewer than the mesh's {n} vertices, got {t}")
+        return t
+    fac = check_float(factor, "factor", minimum=1.0, strict_minimum=True)
+    t = math.ceil(n / fac)
+    if t < 4:
+        raise ValueError(f"factor: {fac} leaves ceil({n} / {fac}) = {t} vertices; expected at least 4")
+    return t
+
+
+def _check_input(v: np.ndarray, f: np.ndarray) -> None:
+    """Refuse unreferenced vertices, degenerate faces and non-manifold or inconsistently wound input."""
+    from . import topology
+    from ._kernels import decimate as _k
+
+    n = len(v)
+    used = np.zeros(n, dtype=bool)
+    used[f.ravel()] = True
+    if not used.all():
+        bad = np.flatnonzero(~used)
+        raise ValueError(
+            f"faces: every vertex must belong to a face, got {bad.size} unreferenced vertex(es), first {bad[0]} "
+            "(remove them first)"
+        )
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    cr = np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    l2 = np.maximum(np.maximum(((b - a) ** 2).sum(1), ((c - b) ** 2).sum(1)), ((a - c) ** 2).sum(1))
+    deg = cr <= EPS_DEGENERATE * l2
+    if deg.any():
+        i = np.flatnonzero(deg)
+        raise ValueError(
+            f"faces: expected non-degenerate triangles, got {i.size} zero-area face(s), first face {i[0]} "
+            f"{f[i[0]].tolist()} (remove or repair them first)"
+        )
+    s, t = _k.check_halfedges(f, n)
+    if s >= 0:
+        raise ValueError(
+            f"faces: expected a manifold, consistently wound mesh, got the directed edge ({s}, {t}) in two faces "
+            "(an edge with more than two faces, or two faces wound against each other)"
+        )
+    bad = topology.nonmanifold_vertices(f, n)
+    if bad.size:
+        raise ValueError(
+            f"faces: expected a manifold mesh, got {bad.size} non-manifold vertex(es) (faces not forming one fan), "
+            f"first vertex {bad[0]}"
+        )
+
+
+def decimate(vertices, faces, factor=None, n_vertices=None) -> Decimation:
+    """Quadric-error edge-collapse decimation keeping original vertices (CoMA semantics).
+
+    Parameters
+    ----------
+    vertices : (V, 3) float, the fine mesh (float32 or float64)
+    faces : (F, 3) int, manifold, consistently wound, no degenerate faces, every vertex used
+    factor : float > 1, keep exactly ``ceil(V / factor)`` vertices (53215 / 4 -> 13304); or
+    n_vertices : int, 4 <= n_vertices < V, keep exactly that many. Give exactly one of the two.
+
+    Returns
+    -------
+    Decimation with ``vertices`` (n, 3), ``faces`` (F', 3), ``kept`` (n,), ``down`` csr (n, V),
+    ``up`` csr (V, n) and ``collapses`` (V - n, 2).
+
+    Raises
+    ------
+    ValueError
+        Bad arguments; non-manifold, inconsistently wound or degenerate input; or no valid collapse
+        left before the target count (the message says how many vertices remain). With ``factor``
+        so close to 1 that ``ceil(V / factor) == V``, nothing is collapsed and the identity is returned.
+
+    Example
+    -------
+    >>> d = decimate(v, f, factor=4)
+    >>> coarse = d.down @ v        # == v[d.kept]
+    >>> back = d.up @ coarse       # fine vertices projected onto the coarse surface
+    """
+    from ._kernels import decimate as _k
+    from .transfer import _closest, _transfer_matrix
+
+    v, f = check_mesh(vertices, faces)
+    # numba compiles a separate specialisation for read-only arrays (e.g. a previous level's output)
+    f = np.require(f, np.int64, ["C", "W"])
+    n = len(v)
+    target = _target(n, factor, n_vertices)
+    _check_input(v, f)
+
+    if target < n:
+        # normalise: centre at the bbox centre, unit bbox diagonal (costs and eps become scale-free)
+        lo, hi = v.min(axis=0), v.max(axis=0)
+        diag = float(np.linalg.norm(hi - lo)) or 1.0
+        p = (v - 0.5 * (lo + hi)) / diag
+        alive, out_f, face_alive, n_alive, collapses = _k.qem_decimate(p, f, target, BOUNDARY_WEIGHT, MIN_COS,
+                                                                       EPS_DEGENERATE)
+        if n_alive != target:
+            raise ValueError(
+                f"decimate: no valid collapse left at {n_alive} vertices, target {target} "
+                f"(started from {n}; {n - n_alive} collapses done, {n_alive - target} missing)"
+            )
+        kept = np.flatnonzero(alive).astype(np.int64)
+        remap = np.full(n, -1, dtype=np.int64)
+        remap[kept] = np.arange(len(kept), dtype=np.int64)
+        cf = remap[out_f[face_alive]]
+    else:
+        kept = np.arange(n, dtype=np.int64)
+        cf = f.copy()
+        collapses = np.empty((0, 2), dtype=np.int64)
+    nc = len(kept)
+    cv = v[kept]
+
+    down = sp.csr_matrix((np.ones(nc), kept, np.arange(nc + 1, dtype=np.int64)), shape=(nc, n))
+
+    # up: kept vertices map to themselves (weight exactly 1), the others to their closest coarse point
+    removed = np.ones(n, dtype=bool)
+    removed[kept] = False
+    rem = np.flatnonzero(removed)
+    face, bary, _ = _closest(cv, cf, v[rem])
+    up_rem = _transfer_matrix(cf, face, bary, nc)  # rows: removed vertices
+    rows = np.empty(n, dtype=np.int64)  # row of each fine vertex in the stacked [up_rem; identity]
+    rows[rem] = np.arange(len(rem))
+    rows[kept] = len(rem) + np.arange(nc)
+    stacked = sp.vstack([up_rem, sp.csr_matrix((np.ones(nc), np.arange(nc), np.arange(nc + 1)), shape=(nc, nc))],
+                        format="csr")
+    up = stacked[rows]
+    up.sort_indices()
+
+    for a in (cv, cf, kept, collapses):
+        a.flags.writeable = False
+    return Decimation(vertices=cv, faces=cf, kept=kept, down=down, up=up, collapses=np.asarray(collapses))
