@@ -675,3 +675,41 @@ def test_bad_input_errors(small_face):
         R.rasterize_batch([], None, 16, 16)
     with pytest.raises(ValueError, match=r"vertices\[1\]"):
         R.rasterize_batch([(vi, f), (bad, f)], None, 16, 16)
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+
+
+@pytest.mark.parametrize("mode", ["depth", "colour", "normals", "pncc"])
+def test_cli_render_writes_the_png_of_the_framed_mesh(tmp_path, small_face, mode, capsys):
+    from PIL import Image
+
+    from meshkit.cli import main
+    from meshkit.io import write_mesh
+
+    v, f = small_face
+    p = write_mesh(tmp_path / "face.ply", v, f)
+    out = tmp_path / f"{mode}.png"
+    assert main(["render", str(p), "--mode", mode, "--size", "64", "--out", str(out)]) == 0
+    assert "render" in capsys.readouterr().out
+    img = np.asarray(Image.open(out))
+    assert img.shape[:2] == (64, 64)
+    mask = R.rasterize(R.frame_vertices(v, 64, 64), f, 64, 64).mask
+    lit = img.reshape(64, 64, -1).max(axis=2) > 0
+    # drawn exactly where the framed mesh covers (a depth of exactly the farthest point is 0)
+    assert (lit <= mask).all() and lit[mask].mean() > 0.99
+    if mode == "depth":  # near = bright: the nose tip (largest z) is the brightest pixel
+        tip = R.frame_vertices(v, 64, 64)[np.argmax(v[:, 2])]
+        j, i = np.unravel_index(np.argmax(img), img.shape)
+        assert abs(i + 0.5 - tip[0]) < 3 and abs(j + 0.5 - tip[1]) < 3
+
+
+def test_cli_render_bad_input_is_one_line_error(tmp_path, small_face, capsys):
+    from meshkit.cli import main
+    from meshkit.io import write_mesh
+
+    p = write_mesh(tmp_path / "face.ply", *small_face)
+    assert main(["render", str(p), "--size", "0", "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "--size: expected an integer >= 1, got 0" in err and "Traceback" not in err
