@@ -1,0 +1,196 @@
+"""A synthetic 300W-LP tree, written in the real layout from a model with known random parameters.
+
+This file holds ``write_synthetic_300wlp``: for tests and ``meshkit demo`` it writes
+
+    ROOT/<SUBSET>/<SUBSET>_<id>_1_0.jpg + .mat         SUBSET in AFW, HELEN, IBUG, LFPW
+    ROOT/<SUBSET>_Flip/<same stem>.jpg + .mat          the mirrored samples
+    ROOT/landmarks/<SUBSET>/<stem>_pts.mat             pts_2d (68, 2), pts_3d (68, 2); no _Flip folders
+
+with the keys, shapes and dtypes of the real files (checked against TFDS ``the300w_lp`` and the
+300W-LP readers of face3d / 3DDFA-style generators): ``Pose_Para`` (1, 7), ``Shape_Para`` (199, 1),
+``Exp_Para`` (29, 1), ``Color_Para`` (1, 7), ``Illum_Para`` (1, 10), ``Tex_Para`` (199, 1),
+``pt2d`` (2, 68), ``roi`` (1, 4), all float64 (MATLAB double); images 450 x 450 RGB JPEG.
+
+Each image is a render (``meshkit.render``) of ``model.reconstruct(Shape_Para, Exp_Para)`` posed
+with ``bfm.pose.pose_para_to_image`` (face3d pixel-index convention: the rasterizer samples pixel
+centres at i + 0.5, so the vertices are shifted by +0.5 before rasterizing), over a smooth
+background. ``pt2d`` is the exact projection of the model's 68 landmark vertices (real 300W-LP
+``pt2d`` are annotations; here they are known exactly, which is what tests need).
+
+Coefficients beyond the model's size (e.g. a 40-component model in a 199-row ``Shape_Para``) are
+written as zeros. A ``_Flip`` sample has the mirrored pose (pitch, -yaw, -roll, W - 1 - tx, ty,
+tz, scale) with the same shape and expression, rendered directly from its own .mat (so image and
+.mat agree exactly; it is the mirror image of its partner as far as the face is symmetric).
+``Color_Para`` / ``Illum_Para`` / ``Tex_Para`` carry neutral values (gains 1, offsets 0,
+ambient/directional light, zero texture coefficients): they are stored for layout fidelity.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from meshkit._validate import check_float, check_int
+
+from .model import MorphableModel
+from .pose import pose_para_to_image
+
+__all__ = ["write_synthetic_300wlp", "vertex_pattern_colors"]
+
+_SUBSETS = ("AFW", "HELEN", "IBUG", "LFPW")
+
+
+def vertex_pattern_colors(model: MorphableModel) -> np.ndarray:
+    """Smooth, left/right-asymmetric per-vertex RGB colours in [0, 1] from the mean shape.
+
+    Used when the model has no texture: red grows left to right, green top to bottom, blue is a
+    low-frequency wave; the face is recognisable after a flip (tests rely on it).
+    """
+    m = np.asarray(model.mean, np.float64)
+    lo, hi = m.min(axis=0), m.max(axis=0)
+    u = (m - lo) / np.where(hi > lo, hi - lo, 1.0)
+    r = 0.25 + 0.6 * u[:, 0]
+    g = 0.25 + 0.6 * u[:, 1]
+    b = 0.5 + 0.3 * np.sin(2 * np.pi * (1.5 * u[:, 0] + u[:, 1]))
+    return np.clip(np.stack([r, g, b], axis=1), 0.0, 1.0)
+
+
+def _vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
+    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    n = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(n, f[:, k], fn)
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-30)
+
+
+def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    base = rng.uniform(0.1, 0.5, size=3)
+    amp = rng.uniform(0.05, 0.2, size=3)
+    ph = rng.uniform(0, 2 * np.pi, size=3)
+    return np.clip(base + amp * np.sin(2 * np.pi * (xx[..., None] * 1.3 + yy[..., None] * 0.7) + ph), 0, 1)
+
+
+def _render(model: MorphableModel, colors: np.ndarray, image_v: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    from meshkit.render import render_colors
+
+    h, w = bg.shape[:2]
+    # light from the viewer: n_z of the image-space normals (orthographic); the y flip mirrors the
+    # winding, so take |n_z|
+    n = _vertex_normals(image_v.astype(np.float64), model.triangles)
+    shade = 0.45 + 0.55 * np.abs(n[:, 2:3])
+    rgba = np.concatenate([colors * shade, np.ones((len(colors), 1))], axis=1)
+    v = image_v.astype(np.float64).copy()
+    v[:, :2] += 0.5  # pixel-index coordinates -> the rasterizer's pixel-centre convention
+    img = render_colors(v, model.triangles, rgba, h, w, background=0.0)
+    alpha = img[..., 3:4]
+    out = img[..., :3] + (1.0 - alpha) * bg
+    return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
+
+
+def _savemat(path: Path, d: dict) -> None:
+    import scipy.io
+
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.mat")
+    scipy.io.savemat(str(tmp), d)
+    os.replace(tmp, path)
+
+
+def _save_jpg(path: Path, image: np.ndarray, quality: int) -> None:
+    from PIL import Image
+
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.jpg")
+    Image.fromarray(image).save(tmp, format="JPEG", quality=quality)
+    os.replace(tmp, path)
+
+
+def write_synthetic_300wlp(root, model: MorphableModel, *, n_per_subset: int = 4, flips: bool = True,
+                           image_size: int = 450, subsets: Sequence[str] = _SUBSETS, seed: int = 0,
+                           yaw_range: float = 0.6, face_px: float = 190.0, quality: int = 95,
+                           colors: str = "texture") -> dict:
+    """Write a synthetic 300W-LP tree under ``root`` (see the module docstring for the layout).
+
+    Parameters
+    ----------
+    root : output folder (the ``300W_LP`` folder); created if needed.
+    model : MorphableModel with 68 landmarks (e.g. ``bfm.synthetic.synthetic_model()``).
+    n_per_subset : samples per subset (each also gets a _Flip partner when ``flips``).
+    flips : write the ``_Flip`` folders.
+    image_size : image side (450 in 300W-LP).
+    subsets : subset names.
+    seed : all parameters are drawn from ``np.random.default_rng(seed)``.
+    yaw_range : yaw ~ U(-yaw_range, yaw_range) radians (pitch within +-0.3, roll within +-0.25).
+    face_px : approximate face width in pixels (sets the Pose_Para scale).
+    quality : JPEG quality.
+    colors : "texture" (the model's texture mean; ``vertex_pattern_colors`` if it has none) or
+        "pattern" (always ``vertex_pattern_colors``: high-contrast, left/right asymmetric).
+
+    Returns
+    -------
+    dict id -> {"pose_para" (7,), "shape_para" (199,), "exp_para" (29,), "pt2d" (68, 2)}: the
+    parameters written, by sample id ``"<folder>/<stem>"``.
+    """
+    if not isinstance(model, MorphableModel):
+        raise TypeError(f"model: expected a MorphableModel, got {type(model).__name__}")
+    if len(model.landmarks) != 68:
+        raise ValueError(f"model: expected 68 landmark indices, got {len(model.landmarks)}")
+    n_per_subset = check_int(n_per_subset, "n_per_subset", minimum=1)
+    image_size = check_int(image_size, "image_size", minimum=16)
+    yaw_range = check_float(yaw_range, "yaw_range", minimum=0.0, maximum=1.6)
+    face_px = check_float(face_px, "face_px", minimum=1.0)
+    if colors not in ("texture", "pattern"):
+        raise ValueError(f"colors: expected 'texture' or 'pattern', got {colors!r}")
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    h = w = image_size
+    colors = (np.clip(np.asarray(model.texture_mean, np.float64) / 255.0, 0, 1) if model.has_texture and colors == "texture"
+              else vertex_pattern_colors(model))
+    width_units = float(np.ptp(model.mean[:, 0])) or 1.0
+    ks, ke = min(model.n_shape, 199), min(model.n_expression, 29)
+    truth = {}
+    for subset in subsets:
+        for k in range(n_per_subset):
+            stem = f"{subset}_{1000 + 37 * k + 11 * len(subset)}_1_0"
+            shape = np.zeros(199)
+            shape[:ks] = rng.standard_normal(ks) * model.shape_std[:ks] * 0.6
+            exp = np.zeros(29)
+            exp[:ke] = rng.standard_normal(ke) * model.expression_std[:ke] * 0.6
+            s = face_px / width_units * rng.uniform(0.85, 1.15)
+            pitch, yaw, roll = rng.uniform(-0.3, 0.3), rng.uniform(-yaw_range, yaw_range), rng.uniform(-0.25, 0.25)
+            tx = (w - 1) / 2 + rng.uniform(-0.06, 0.06) * w
+            ty = (h - 1) / 2 + rng.uniform(-0.06, 0.06) * h
+            tz = rng.uniform(-50, 50)
+            pose = np.array([pitch, yaw, roll, tx, ty, tz, s])
+            bg = _background(rng, h, w)
+            variants = [(subset, pose)]
+            if flips:
+                variants.append((subset + "_Flip", np.array([pitch, -yaw, -roll, (w - 1) - tx, ty, tz, s])))
+            mesh = model.reconstruct(shape[:ks].astype(np.float32), exp[:ke].astype(np.float32))
+            for folder, pp in variants:
+                image_v = pose_para_to_image(mesh.astype(np.float64), pp, h)
+                pt2d = image_v[model.landmarks, :2]
+                image = _render(model, colors, image_v, bg[:, ::-1] if folder.endswith("_Flip") else bg)
+                d = root / folder
+                d.mkdir(parents=True, exist_ok=True)
+                lo, hi = pt2d.min(axis=0), pt2d.max(axis=0)
+                mat = {
+                    "Pose_Para": pp.reshape(1, 7),
+                    "Shape_Para": shape.reshape(199, 1),
+                    "Exp_Para": exp.reshape(29, 1),
+                    "Color_Para": np.array([[1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0]]),
+                    "Illum_Para": np.array([[0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.0, 0.0, 0.0, 20.0]]),
+                    "Tex_Para": np.zeros((199, 1)),
+                    "pt2d": pt2d.T.copy(),
+                    "roi": np.array([[lo[0], lo[1], hi[0], hi[1]]]),
+                }
+                _savemat(d / f"{stem}.mat", mat)
+                _save_jpg(d / f"{stem}.jpg", image, quality)
+                if not folder.endswith("_Flip"):
+                    ld = root / "landmarks" / subset
+                    ld.mkdir(parents=True, exist_ok=True)
+                    _savemat(ld / f"{stem}_pts.mat", {"pts_2d": pt2d.copy(), "pts_3d": pt2d.copy()})
+                truth[f"{folder}/{stem}"] = {"pose_para": pp, "shape_para": shape, "exp_para": exp, "pt2d": pt2d}
+    return truth
