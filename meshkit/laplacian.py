@@ -274,10 +274,12 @@ def cotangent(vertices, faces, *, eps: float = 1e-10) -> sp.csr_matrix:
     a = np.concatenate([f[:, 1], f[:, 2], f[:, 0]])
     b = np.concatenate([f[:, 2], f[:, 0], f[:, 1]])
     wf = np.concatenate([w[:, 0], w[:, 1], w[:, 2]])
-    off = sp.csr_matrix((np.concatenate([-wf, -wf]), (np.concatenate([a, b]), np.concatenate([b, a]))), shape=(n, n))
-    off.sum_duplicates()
     diag = np.bincount(a, weights=wf, minlength=n) + np.bincount(b, weights=wf, minlength=n)
-    return _with_diagonal(off, diag)
+    idx = np.arange(n)
+    out = sp.csr_matrix((np.concatenate([-wf, -wf, diag]), (np.concatenate([a, b, idx]), np.concatenate([b, a, idx]))),
+                        shape=(n, n))
+    out.sum_duplicates()  # also sorts the column indices
+    return out
 
 
 def mass(vertices, faces, kind: Literal["barycentric", "voronoi"] = "barycentric", *, eps: float = 1e-10) -> sp.csr_matrix:
@@ -308,10 +310,11 @@ def mass(vertices, faces, kind: Literal["barycentric", "voronoi"] = "barycentric
     check_choice(kind, "kind", ("barycentric", "voronoi"))
     eps = check_float(eps, "eps", minimum=0.0)
     n = len(v)
-    cot, sq, area = _corner_cotangents(v, f, eps)
     if kind == "barycentric":
+        area = 0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1)
         per = np.repeat(area[:, None] / 3.0, 3, axis=1)
     else:
+        cot, sq, area = _corner_cotangents(v, f, eps)
         # Voronoi part at corner k uses the two edges at k: corner 0 has edges opposite 1 and 2
         vor = np.stack([sq[:, 2] * cot[:, 2] + sq[:, 1] * cot[:, 1],
                         sq[:, 0] * cot[:, 0] + sq[:, 2] * cot[:, 2],
@@ -469,6 +472,12 @@ def eigenbasis(L, k: int, mass=None, *, sigma: float | None = None, tol: float =
     Returns
     -------
     :class:`Eigenbasis` (values ascending, vectors M-orthonormal, deterministic signs).
+
+    Notes
+    -----
+    The time goes mostly to ARPACK's dense vector work, which runs in the threaded BLAS. On a
+    machine whose cores are already busy, BLAS threads waiting for each other can make this 5x
+    slower; ``OMP_NUM_THREADS=1`` (set before Python starts) avoids it (see benchmarks/README.md).
     """
     L = _check_square(L)
     n = L.shape[0]
