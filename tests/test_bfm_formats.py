@@ -1,0 +1,271 @@
+"""Model file layouts: writer -> loader round trips, the written files read back the way the public
+loaders read them (face3d load_BFM, Deep3DFaceReconstruction LoadExpBasis, 3DDFA_V2 BFMModel,
+h5py paths), and bad files (truncated, missing keys, wrong shapes, malicious pickles)."""
+
+import os
+import pickle
+from array import array
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io
+
+from bfm import MorphableModel, formats
+from bfm.formats import load_model, save_npz
+from bfm.synthetic import small_model, synthetic_model_full, write_3ddfa_pkl, write_bfm2009, write_bfm2017_h5, write_face3d_mat
+from meshkit import face_normals
+from meshkit.cli import main
+
+FIELDS = ("mean", "shape_basis", "shape_std", "expression_basis", "expression_std", "triangles", "landmarks")
+TEXTURE = ("texture_mean", "texture_basis", "texture_std")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return small_model()
+
+
+def assert_same(a: MorphableModel, b: MorphableModel, *, texture=True, rtol=0.0):
+    for k in FIELDS + (TEXTURE if texture else ()):
+        x, y = getattr(a, k), getattr(b, k)
+        assert x.shape == y.shape, (k, x.shape, y.shape)
+        if rtol:
+            np.testing.assert_allclose(x, y, rtol=rtol, atol=0, err_msg=k)
+        else:
+            assert np.array_equal(x, y), k
+
+
+# ---------------------------------------------------------------------------------------------
+# round trips
+
+
+def test_bfm2009_full_with_exp_pca_and_trim_round_trip(tmp_path, model):
+    full, trim = synthetic_model_full(2000, 40, 10, 20)
+    paths = write_bfm2009(tmp_path, full, trim=trim)
+    got = load_model(paths["mat"], expression=paths["exp_pca"], expression_std=paths["std_exp"], trim=paths["trim"],
+                     landmarks=model.landmarks)
+    assert_same(got, model)
+    # without the expression file and trimming: the full geometry, shape and texture
+    got_full = formats.load_bfm2009(paths["mat"])
+    assert got_full.n_vertices == full.n_vertices and got_full.n_expression == 0
+    assert np.array_equal(got_full.shape_basis, full.shape_basis)
+    assert np.array_equal(got_full.triangles, full.triangles)
+
+
+def test_bfm2009_file_as_public_loaders_read_it(tmp_path, model):
+    full, trim = synthetic_model_full(2000, 40, 10, 20)
+    paths = write_bfm2009(tmp_path, full, trim=trim)
+    d = scipy.io.loadmat(paths["mat"])
+    assert d["shapeMU"].shape == (3 * full.n_vertices, 1) and d["shapeMU"].dtype == np.float32
+    assert d["shapePC"].shape == (3 * full.n_vertices, 40) and d["shapeEV"].shape == (40, 1)
+    assert d["texMU"].shape == (3 * full.n_vertices, 1) and d["texEV"].shape == (20, 1)
+    tl = d["tl"]
+    assert tl.shape == (len(full.triangles), 3) and tl.min() == 1 and tl.max() == full.n_vertices  # 1-based
+    # interleaved x, y, z: reshape(-1, 3) is the mean
+    np.testing.assert_array_equal(d["shapeMU"].reshape(-1, 3), full.mean)
+    # the file's triangles are clockwise seen from the front, like the real tl (eos swaps two indices)
+    n = face_normals(full.mean, (tl - 1).astype(np.int64))
+    assert (n[:, 2] < 0).mean() > 0.95
+    # Exp_Pca.bin read the Deep3DFaceReconstruction way: int32 count, float32 mean, float32 components
+    idx = scipy.io.loadmat(paths["trim"])["trimIndex"].reshape(-1).astype(np.int64) - 1
+    assert np.array_equal(idx, trim)
+    with open(paths["exp_pca"], "rb") as fh:
+        n_exp = array("i")
+        n_exp.fromfile(fh, 1)
+        mu = array("f")
+        pc = array("f")
+        mu.fromfile(fh, 3 * len(idx))
+        pc.fromfile(fh, 3 * n_exp[0] * len(idx))
+        assert fh.read() == b""
+    pc = np.array(pc).reshape(n_exp[0], -1).T
+    assert n_exp[0] == 10
+    np.testing.assert_array_equal(pc, model.expression_basis)
+    np.testing.assert_array_equal(np.loadtxt(paths["std_exp"]), model.expression_std)
+
+
+def test_face3d_mat_round_trip_and_face3d_reading(tmp_path, model):
+    p = write_face3d_mat(tmp_path / "BFM.mat", model)
+    assert_same(load_model(p), model)
+    # face3d load_BFM: C['model'][0, 0]; shapeMU + expMU; tri.T - 1; squeeze(kpt_ind) - 1; tri_mouth.T - 1
+    m = scipy.io.loadmat(p)["model"][0, 0]
+    mean = (m["shapeMU"] + m["expMU"]).astype(np.float32)
+    np.testing.assert_array_equal(mean.reshape(-1, 3), model.mean)
+    tri = m["tri"].T.copy(order="C").astype(np.int32) - 1
+    np.testing.assert_array_equal(tri, model.triangles)
+    np.testing.assert_array_equal((np.squeeze(m["kpt_ind"]) - 1).astype(np.int32), model.landmarks)
+    tri_mouth = m["tri_mouth"].T.astype(np.int32) - 1
+    assert len(tri_mouth) > 0 and tri_mouth.max() < model.n_vertices
+    assert m["expPC"].shape == (3 * model.n_vertices, 10) and m["expEV"].shape == (10, 1)
+
+
+def test_3ddfa_pkl_round_trip_and_3ddfa_reading(tmp_path, model):
+    paths = write_3ddfa_pkl(tmp_path / "bfm_noneck_v3.pkl", model, tri_path=tmp_path / "tri.pkl",
+                            param_mean_std_path=tmp_path / "param_mean_std_62d_120x120.pkl")
+    got = load_model(paths["pkl"], tri=paths["tri"], param_mean_std=paths["param_mean_std"])
+    assert_same(got, model.subset(np.arange(model.n_vertices)), texture=False)
+    # 3DDFA_V2 BFMModel: u, w_shp[..., :40], w_exp[..., :10], tri.T, u[keypoints] (our own file: plain pickle is fine)
+    with open(paths["pkl"], "rb") as fh:
+        d = pickle.load(fh)
+    with open(paths["tri"], "rb") as fh:
+        tri = pickle.load(fh)
+    assert d["u"].shape == (3 * model.n_vertices, 1) and d["keypoints"].shape == (204,)
+    np.testing.assert_array_equal(tri.T, model.triangles)
+    u_base = d["u"][d["keypoints"]].reshape(-1, 1)
+    np.testing.assert_array_equal(u_base.reshape(3, -1, order="F").T, model.mean[model.landmarks])
+    with open(paths["param_mean_std"], "rb") as fh:
+        r = pickle.load(fh)
+    assert r["mean"].shape == (62,) and r["std"].shape == (62,)
+    np.testing.assert_allclose(r["std"][12:52], model.shape_std[:40])
+    # inline triangles (no separate tri.pkl) and no std file: std = ones
+    p2 = write_3ddfa_pkl(tmp_path / "bfm_noneck.pkl", model)["pkl"]
+    got2 = formats.load_3ddfa_pkl(p2)
+    assert np.array_equal(got2.triangles, model.triangles) and (got2.shape_std == 1).all()
+
+
+def test_bfm2017_h5_round_trip_and_paths(tmp_path, model):
+    p = write_bfm2017_h5(tmp_path / "model2017.h5", model)
+    assert_same(load_model(p, landmarks=model.landmarks), model, rtol=1e-6)
+    with h5py.File(p, "r") as f:
+        assert f["shape/model/mean"].shape == (3 * model.n_vertices,)
+        assert f["shape/model/pcaBasis"].shape == (3 * model.n_vertices, 40)
+        np.testing.assert_allclose(f["shape/model/pcaVariance"][()], model.shape_std.astype(np.float64) ** 2)
+        assert f["shape/representer/cells"].shape == (3, len(model.triangles))
+        assert f["shape/representer/points"].shape == (3, model.n_vertices)
+        assert "expression/model/pcaBasis" in f and "color/model/mean" in f
+
+
+def test_npz_round_trip(tmp_path, model):
+    p = save_npz(tmp_path / "m.npz", model)
+    got = load_model(p)
+    assert_same(got, model)
+    assert got.name == model.name
+    with np.load(p, allow_pickle=False) as z:
+        assert str(z["format"]) == formats.NPZ_FORMAT
+
+
+# ---------------------------------------------------------------------------------------------
+# bad files
+
+
+def _truncate(p, frac=0.5):
+    data = open(p, "rb").read()
+    q = p.with_name("cut_" + p.name)
+    q.write_bytes(data[: int(len(data) * frac)])
+    return q
+
+
+def test_truncated_files_raise_value_error(tmp_path, model):
+    full, trim = synthetic_model_full(2000, 40, 10, 20)
+    paths = write_bfm2009(tmp_path, full, trim=trim)
+    with pytest.raises(ValueError, match="truncated|cannot read"):
+        load_model(_truncate(paths["mat"]))
+    with pytest.raises(ValueError, match="truncated|do not fit"):
+        formats.read_exp_pca_bin(_truncate(paths["exp_pca"], 0.7))
+    with pytest.raises(ValueError):
+        load_model(paths["mat"], expression=_truncate(paths["exp_pca"], 0.9), trim=paths["trim"])
+    h5 = write_bfm2017_h5(tmp_path / "m.h5", model)
+    with pytest.raises(ValueError, match="HDF5"):
+        load_model(_truncate(h5))
+    pk = write_3ddfa_pkl(tmp_path / "m.pkl", model)["pkl"]
+    with pytest.raises(ValueError, match="truncated|cannot unpickle"):
+        load_model(_truncate(pk))
+    nz = save_npz(tmp_path / "m.npz", model)
+    with pytest.raises(ValueError, match="truncated|cannot read"):
+        load_model(_truncate(nz))
+
+
+def test_missing_keys_and_wrong_shapes_list_what_was_found(tmp_path, model):
+    p = tmp_path / "bad.mat"
+    scipy.io.savemat(p, {"shapeMU": np.zeros((30, 1)), "shapePC": np.zeros((30, 2)), "tl": np.ones((2, 3))})
+    with pytest.raises(ValueError) as ei:
+        formats.load_bfm2009(p)
+    assert "shapeEV" in str(ei.value) and "found" in str(ei.value) and "shapePC (30, 2)" in str(ei.value)
+    scipy.io.savemat(p, {"shapeMU": np.zeros((30, 1)), "shapePC": np.zeros((27, 2)), "shapeEV": np.ones((2, 1)),
+                         "tl": np.ones((2, 3))})
+    with pytest.raises(ValueError, match="shapePC expected shape \\(30, K\\), got \\(27, 2\\)"):
+        load_model(p)
+    q = tmp_path / "other.mat"
+    scipy.io.savemat(q, {"foo": np.zeros(3)})
+    with pytest.raises(ValueError, match="found variables.*foo"):
+        load_model(q)
+    h = tmp_path / "bad.h5"
+    with h5py.File(h, "w") as f:
+        f["shape/model/mean"] = np.zeros(9, np.float32)
+    with pytest.raises(ValueError, match="pcaBasis.*found.*shape/model/mean"):
+        load_model(h)
+    pk = tmp_path / "bad.pkl"
+    with open(pk, "wb") as fh:
+        pickle.dump({"u": np.zeros((9, 1)), "w_shp": np.zeros((9, 2))}, fh)
+    with pytest.raises(ValueError, match="w_exp.*found.*u \\(9, 1\\)"):
+        load_model(pk)
+    unknown = tmp_path / "x.bin"
+    unknown.write_bytes(b"hello")
+    with pytest.raises(ValueError, match="unknown"):
+        load_model(unknown)
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.mat")
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    p = tmp_path / "bfm_noneck_v3.pkl"
+    with open(p, "wb") as fh:
+        pickle.dump({"u": np.zeros((9, 1)), "evil": _Evil(marker)}, fh, protocol=2)
+    with pytest.raises(ValueError, match="refused.*(posix|os|nt)\\.system"):
+        load_model(p)
+    assert not marker.exists()
+    # an arbitrary non-numpy class is refused as well
+    q = tmp_path / "x.pkl"
+    with open(q, "wb") as fh:
+        pickle.dump({"u": np.zeros(3), "c": __import__("collections").OrderedDict()}, fh)
+    with pytest.raises(ValueError, match="refused.*OrderedDict"):
+        formats.safe_pickle_load(q)
+    assert not marker.exists()
+
+
+def test_npz_with_object_array_is_refused(tmp_path, model):
+    p = tmp_path / "obj.npz"
+    np.savez(p, mean=np.array([object()], dtype=object))
+    with pytest.raises(ValueError, match="refused|object"):
+        formats.load_npz(p)
+
+
+def test_exp_pca_needs_trim_when_sizes_differ(tmp_path):
+    full, trim = synthetic_model_full(2000, 40, 10, 20)
+    paths = write_bfm2009(tmp_path, full, trim=trim)
+    with pytest.raises(ValueError, match="trim"):
+        formats.load_bfm2009(paths["mat"], expression=paths["exp_pca"])
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def test_cli_reconstruct_and_convert(tmp_path, model, capsys):
+    from meshkit.io import read_mesh
+
+    src = save_npz(tmp_path / "m.npz", model)
+    out = tmp_path / "face.ply"
+    assert main(["bfm", "reconstruct", str(src), "--shape", "1,-2,0.5", "--expression", "0.3", "--units", "std",
+                 "--out", str(out)]) == 0
+    mesh = read_mesh(out)
+    ref = model.reconstruct(np.array([1, -2, 0.5]), np.array([0.3]), units="std")
+    np.testing.assert_allclose(mesh.vertices, ref, rtol=1e-6, atol=1e-2)
+    assert np.array_equal(mesh.faces, model.triangles)
+    h5 = tmp_path / "m.h5"
+    assert main(["bfm", "convert", str(src), str(h5)]) == 0
+    assert_same(load_model(h5, landmarks=model.landmarks), model, rtol=1e-6)
+    back = tmp_path / "back.npz"
+    assert main(["bfm", "convert", str(h5), str(back)]) == 0
+    assert load_model(back).n_vertices == model.n_vertices
+    assert main(["bfm", "reconstruct", str(src), "--shape", "1,nan", "--out", str(out)]) == 2
+    assert "finite" in capsys.readouterr().err
