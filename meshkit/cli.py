@@ -302,80 +302,76 @@ def _demo_render(args, v, f) -> None:
 _DEMO_STEPS.append(_demo_render)
 
 # ---------------------------------------------------------------------------------------------
+# preprocess-300wlp
 
-COMMANDS = [_add_info, _add_demo, _add_hierarchy, _add_spiral, _add_decimate, _add_render]
 
+def _add_preprocess_300wlp(sub) -> None:
+    p = sub.add_parser("preprocess-300wlp", help="300W-LP -> chunked zarr training store (crops, meshes, landmarks, poses)")
+    p.add_argument("root", type=Path, help="the 300W_LP folder (AFW, AFW_Flip, ..., landmarks)")
+    p.add_argument("--out", type=Path, required=True, help="output store (zarr directory); resumed if it exists")
+    p.add_argument("--model", type=Path, default=None,
+                   help="BFM file in any layout bfm.formats.load_model reads (default: $MESHKIT_BFM)")
+    p.add_argument("--synthetic-model", action="store_true",
+                   help="use the bundled synthetic model instead of a BFM file (for synthetic trees)")
+    p.add_argument("--size", type=int, default=256, help="crop side in pixels (default 256; 120 for 3DDFA-style)")
+    p.add_argument("--margin", type=float, default=1.5, help="crop side / mean landmark-box side (default 1.5, face3d)")
+    p.add_argument("--store", choices=("vertices", "params"), default="vertices",
+                   help="store the cropped meshes, or only parameters (meshes rebuilt on the fly)")
+    p.add_argument("--float16", action="store_true", help="store vertices as float16")
+    p.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
+    p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address (runs the blocks there)")
+    p.add_argument("--block-size", type=int, default=32, help="samples per block / zarr chunk (default 32)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N samples (sorted ids)")
+    p.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_preprocess_300wlp)
+
+
+def _run_preprocess_300wlp(args) -> int:
+    import os
+
+    from bfm import w300lp
+
+    if args.synthetic_model:
+        from bfm.synthetic import synthetic_model
+
+        model = synthetic_model()
+    else:
+        path = args.model or os.environ.get("MESHKIT_BFM")
+        if not path:
+            raise ValueError("--model: expected a BFM model file (the BFM is licensed and not shipped; set --model "
+                             "or $MESHKIT_BFM), or --synthetic-model for synthetic trees, got neither")
+        model = str(path)
+    summary = w300lp.preprocess(args.root, args.out, model=model, size=args.size, margin=args.margin, store=args.store,
+                                vertex_dtype="float16" if args.float16 else "float32", block_size=args.block_size,
+                                workers=args.workers, scheduler=args.scheduler, limit=args.limit,
+                                overwrite=args.overwrite, progress=not args.no_progress)
+    print(summary)
+    return 0
+
+
+def _demo_300wlp(args, v, f) -> None:
+    from bfm import w300lp
+    from bfm.synthetic import small_model, synthetic_model
+    from bfm.synthetic_300wlp import write_synthetic_300wlp
+
+    t0 = time.perf_counter()
+    model = small_model() if args.small else synthetic_model()
+    root = args.out / "300W_LP"
+    truth = write_synthetic_300wlp(root, model, n_per_subset=4, seed=0)
+    t1 = time.perf_counter()
+    s = w300lp.preprocess(root, args.out / "300wlp.zarr", model=model, size=256, workers=2, block_size=8,
+                          overwrite=True, progress=False)
+    print(f"[demo] 300W-LP: synthetic tree of {len(truth)} samples (4 per subset + flips) -> {root} "
+          f"({t1 - t0:.2f} s); preprocessed {s.processed} ({len(s.skipped)} skipped) -> "
+          f"{args.out / '300wlp.zarr'} ({time.perf_counter() - t1:.2f} s)")
+
+
+_DEMO_STEPS.append(_demo_300wlp)
 
 # ---------------------------------------------------------------------------------------------
-# bfm: reconstruct a mesh from a Morphable Model, convert between model layouts
 
-
-def _add_bfm(sub) -> None:
-    p = sub.add_parser("bfm", help="Morphable Models: reconstruct a face mesh, convert between file layouts")
-    bsub = p.add_subparsers(dest="bfm_command", metavar="BFM_COMMAND")
-    r = bsub.add_parser("reconstruct", help="mesh from identity/expression coefficients")
-    r.add_argument("model", type=Path, help="model file (BFM2009 .mat, face3d BFM.mat, 3DDFA_V2 .pkl, BFM2017 .h5, .npz)")
-    r.add_argument("--shape", default=None, help="identity coefficients: comma-separated numbers or a .npy/.txt file")
-    r.add_argument("--expression", default=None, help="expression coefficients: comma-separated numbers or a .npy/.txt file")
-    r.add_argument("--units", choices=["raw", "std"], default="raw", help="coefficient units (default: raw)")
-    r.add_argument("--out", type=Path, required=True, help="output mesh (ply, obj, off, stl, npz)")
-    r.set_defaults(func=_run_bfm_reconstruct)
-    c = bsub.add_parser("convert", help="convert a model file to another layout (by the output extension)")
-    c.add_argument("input", type=Path, help="model file in any supported layout")
-    c.add_argument("output", type=Path, help=".npz (canonical), .h5 (BFM2017), .mat (face3d BFM.mat), .pkl (3DDFA_V2)")
-    c.set_defaults(func=_run_bfm_convert)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
-
-
-def _coefficients(text, name):
-    import numpy as np
-
-    if text is None:
-        return None
-    path = Path(text)
-    if path.suffix.lower() in (".npy", ".txt", ".csv") and path.is_file():
-        a = np.load(path) if path.suffix.lower() == ".npy" else np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None)
-        return np.asarray(a, dtype=np.float64).reshape(-1)
-    try:
-        return np.array([float(x) for x in str(text).replace(" ", "").split(",") if x != ""], dtype=np.float64)
-    except ValueError as e:
-        raise ValueError(f"--{name}: expected comma-separated numbers or a .npy/.txt file, got {text!r}") from e
-
-
-def _run_bfm_reconstruct(args) -> int:
-    from bfm.formats import load_model
-
-    from .io import write_mesh
-
-    model = load_model(args.model)
-    v = model.reconstruct(_coefficients(args.shape, "shape"), _coefficients(args.expression, "expression"), units=args.units)
-    write_mesh(args.out, v, model.triangles)
-    print(f"{model.name}: {model.n_vertices} vertices, {len(model.triangles)} triangles -> {args.out}")
-    return 0
-
-
-def _run_bfm_convert(args) -> int:
-    from bfm import synthetic
-    from bfm.formats import load_model, save_npz
-
-    model = load_model(args.input)
-    ext = args.output.suffix.lower()
-    if ext == ".npz":
-        save_npz(args.output, model)
-    elif ext in (".h5", ".hdf5"):
-        synthetic.write_bfm2017_h5(args.output, model)
-    elif ext == ".mat":
-        synthetic.write_face3d_mat(args.output, model)
-    elif ext == ".pkl":
-        synthetic.write_3ddfa_pkl(args.output, model, n_shape=model.n_shape, n_expression=model.n_expression)
-    else:
-        raise ValueError(f"output: expected a .npz, .h5, .mat or .pkl file name, got {args.output.name!r}")
-    print(f"{model.name}: {model.n_vertices} vertices, {model.n_shape} shape + {model.n_expression} expression "
-          f"components -> {args.output}")
-    return 0
-
-
-COMMANDS.append(_add_bfm)
+COMMANDS = [_add_info, _add_demo, _add_hierarchy, _add_spiral, _add_decimate, _add_render, _add_preprocess_300wlp]
 
 
 def build_parser() -> argparse.ArgumentParser:
