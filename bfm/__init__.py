@@ -8,7 +8,8 @@ real layouts (the real BFM is licensed and never shipped).
 """
 
 from . import formats, pose, synthetic
+from .fit import LandmarkFit, fit_landmarks
 from .formats import load_model, save_npz
 from .model import MorphableModel
 
-__all__ = ["MorphableModel", "formats", "load_model", "pose", "save_npz", "synthetic"]
+__all__ = ["LandmarkFit", "MorphableModel", "fit_landmarks", "formats", "load_model", "pose", "save_npz", "synthetic"]
