@@ -17,8 +17,9 @@ diagonal and non-positive off-diagonal entries for the graph Laplacians (cotange
 are negative except across edges whose opposite angles sum to more than pi). Rows of the
 combinatorial and cotangent Laplacians sum to zero. No Laplacian is divided by area: the mass
 matrix is returned separately by :func:`mass`, and the "area-normalized" operator is M^-1 L.
-(libigl's ``cotmatrix`` is our ``-cotangent``; pytorch3d's ``cot_laplacian`` returns the cotangent
-weights without the 1/2; potpourri3d's ``cotan_laplacian`` equals ours.)
+(libigl's ``cotmatrix`` is our ``-cotangent``; pytorch3d's ``cot_laplacian`` holds only the positive
+off-diagonal weights cot a + cot b, without the 1/2 and without a diagonal, and returns inverse
+vertex areas beside it; potpourri3d's ``cotan_laplacian`` equals ours.)
 All matrices are ``scipy.sparse.csr_matrix`` of float64.
 
 Sparse factorizations use CHOLMOD (``sksparse.cholmod``) when it is importable and fall back to
@@ -382,8 +383,9 @@ def chebyshev_rescale(L, lmax: float | None = None) -> sp.csr_matrix:
     ----------
     L : (V, V) sparse PSD Laplacian
     lmax : float > 0, optional
-        Its largest eigenvalue; computed with :func:`lambda_max` when omitted (CoMA uses 2 for
-        the normalized Laplacian as a cheap bound; pass it explicitly for that behaviour).
+        Its largest eigenvalue; computed with :func:`lambda_max` when omitted. The cnn_graph code
+        that CoMA builds on rescales with the bound ``lmax=2`` of the normalized Laplacian; pass
+        ``lmax=2.0`` for that behaviour.
 
     Returns
     -------
