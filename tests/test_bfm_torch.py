@@ -78,8 +78,8 @@ def test_matches_bfm_morphable_model():
         got = t.reconstruct(torch.tensor(s, dtype=torch.float64), torch.tensor(e, dtype=torch.float64), units=units).numpy()
         scale = np.abs(ref).max()
         np.testing.assert_allclose(got, ref, atol=1e-5 * scale)
-    assert torch.equal(t.triangles, torch.from_numpy(np.asarray(model.triangles, dtype=np.int64)))
-    assert torch.equal(t.landmarks, torch.from_numpy(np.asarray(model.landmarks, dtype=np.int64)))
+    assert torch.equal(t.triangles, torch.tensor(np.asarray(model.triangles, dtype=np.int64)))
+    assert torch.equal(t.landmarks, torch.tensor(np.asarray(model.landmarks, dtype=np.int64)))
     small = TorchMorphableModel.from_model(model, n_shape=40, n_expression=10)
     assert (small.n_shape, small.n_expression) == (40, 10) and small.mean.dtype == torch.float32
     with pytest.raises(ValueError, match="n_shape"):
