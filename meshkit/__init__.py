@@ -7,6 +7,7 @@ Optional heavy parts (``meshkit.nn`` needs torch) are imported only when used.
 
 from . import io, laplacian, topology, transform
 from . import render
+from . import metrics
 from .decimate import Decimation, decimate
 from .mesh import Mesh, face_areas, face_normals, vertex_normals
 from .spiral import spiral_indices

@@ -1,0 +1,315 @@
+"""Face-alignment evaluation: NME (68 landmarks, dense), CED curves, AUC, yaw-binned tables, CED plots.
+
+Numpy only (matplotlib for the optional PNG plot). Errors are fractions (0.035 = 3.5 %); tables
+print percent.
+
+Definitions (following 3DDFA's AFLW2000-3D benchmark, ``benchmark_aflw2000.py``):
+
+- Per-sample NME with the bounding-box normaliser: the mean over points of the Euclidean distance
+  between predicted and ground-truth points, divided by sqrt(w * h) of the ground truth's 2D (x, y)
+  bounding box: w = max x - min x, h = max y - min y.
+  ``nme_2d`` measures the distance in x, y; ``nme_3d`` in x, y, z, with the same 2D-box normaliser
+  (as the PRNet / 2DASL evaluations of 3D landmarks on AFLW2000-3D). Image-space depth is defined only
+  up to an offset, so ``nme_3d(..., align_z=True)`` first subtracts each point set's mean z.
+- ``dense_nme``: the same on all mesh vertices, normalised by the dense ground truth's x, y box (or by a
+  given per-sample normaliser, e.g. the 68-landmark box).
+- ``nme_interocular``: distances divided by the outer inter-ocular distance, |gt[36] - gt[45]| (the
+  outer eye corners of the 68-point markup, 0-based), as on 300-W.
+- CED: fraction of samples with error <= t, as a function of t. ``auc(errors, threshold)`` is the
+  area under the CED on [0, threshold] divided by threshold, computed exactly:
+  (1/T) integral_0^T F(t) dt = mean_i max(0, T - e_i) / T.
+- Yaw bins: |yaw| in [0, 30), [30, 60), [60, 90] degrees (|yaw| > 90 is counted in the last bin).
+  3DDFA's script closes the bins on the right (|yaw| <= 30, 30 < |yaw| <= 60, > 60): pass
+  ``right_closed=True`` to reproduce it exactly. The overall figure is the mean of the three bin means
+  and its spread the std of the three bin means (3DDFA's ``ana``). The balanced option (3DDFA / TPAMI
+  evaluation of AFLW2000-3D: the bins hold 1306 / 462 / 232 samples) draws the same number of samples,
+  the smallest bin's count, from every bin at random (``seed``), optionally averaging ``repeats`` draws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validate import check_float, check_int
+
+__all__ = [
+    "bbox_size",
+    "nme_2d",
+    "nme_3d",
+    "dense_nme",
+    "nme_interocular",
+    "ced_curve",
+    "auc",
+    "yaw_bins",
+    "YawTable",
+    "yaw_table",
+    "plot_ced",
+    "YAW_BINS",
+]
+
+YAW_BINS = ((0.0, 30.0), (30.0, 60.0), (60.0, 90.0))
+
+
+def _points(a, name, dims=None) -> np.ndarray:
+    """(B, K, d) or (K, d) float points -> (B, K, d) float64."""
+    x = np.asarray(a)
+    if x.dtype.kind not in "fiu":
+        raise TypeError(f"{name}: expected a float array of shape (B, K, d) or (K, d), got dtype {x.dtype}")
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or x.shape[1] == 0 or x.shape[2] not in (2, 3):
+        raise ValueError(f"{name}: expected shape (B, K, 2|3) or (K, 2|3), got {np.shape(a)}")
+    if dims is not None and x.shape[2] < dims:
+        raise ValueError(f"{name}: expected {dims} coordinates per point, got shape {np.shape(a)}")
+    x = x.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name}: expected finite coordinates, got NaN/inf")
+    return x
+
+
+def _pair(pred, gt, dims):
+    p = _points(pred, "pred", dims)
+    g = _points(gt, "gt", dims)
+    if p.shape[:2] != g.shape[:2]:
+        raise ValueError(f"pred: expected the same (B, K) as gt {g.shape[:2]}, got {p.shape[:2]}")
+    return p[..., :dims], g[..., :dims], g
+
+
+def _normaliser(n, name, b):
+    d = np.asarray(n, dtype=np.float64).reshape(-1)
+    if d.size == 1 and b > 1:
+        d = np.full(b, d[0])
+    if d.shape != (b,):
+        raise ValueError(f"{name}: expected {b} values (one per sample), got shape {np.shape(n)}")
+    if not (np.isfinite(d) & (d > 0)).all():
+        raise ValueError(f"{name}: expected finite values > 0, got min {d.min()}")
+    return d
+
+
+def bbox_size(gt) -> np.ndarray:
+    """sqrt(w * h) of the x, y bounding box of each ground-truth point set, (B,) float64.
+
+    gt: (B, K, 2|3) or (K, 2|3). A degenerate box (zero width or height) is a ``ValueError``.
+    """
+    g = _points(gt, "gt")
+    w = g[..., 0].max(1) - g[..., 0].min(1)
+    h = g[..., 1].max(1) - g[..., 1].min(1)
+    s = np.sqrt(w * h)
+    if not (s > 0).all():
+        i = int(np.flatnonzero(~(s > 0))[0])
+        raise ValueError(f"gt: expected a bounding box of non-zero width and height, got w={w[i]}, h={h[i]} in sample {i}")
+    return s
+
+
+def _mean_dist(p, g):
+    return np.sqrt(((p - g) ** 2).sum(-1)).mean(1)
+
+
+def nme_2d(pred, gt) -> np.ndarray:
+    """Per-sample 2D NME normalised by sqrt(w h) of gt's x, y box. pred, gt: (B, K, 2|3). Returns (B,)."""
+    p, g, full = _pair(pred, gt, 2)
+    return _mean_dist(p, g) / bbox_size(full)
+
+
+def nme_3d(pred, gt, *, align_z: bool = False) -> np.ndarray:
+    """Per-sample 3D NME (x, y, z distances) normalised by sqrt(w h) of gt's x, y box. pred, gt: (B, K, 3).
+
+    ``align_z`` subtracts each point set's mean z first (depth is only defined up to an offset).
+    """
+    p, g, full = _pair(pred, gt, 3)
+    if align_z:
+        p = p.copy()
+        g = g.copy()
+        p[..., 2] -= p[..., 2].mean(1, keepdims=True)
+        g[..., 2] -= g[..., 2].mean(1, keepdims=True)
+    return _mean_dist(p, g) / bbox_size(full)
+
+
+def dense_nme(pred, gt, *, dims: int = 2, normalizer=None) -> np.ndarray:
+    """Per-sample NME over all vertices. pred, gt: (B, N, 3) (or 2). Returns (B,).
+
+    Parameters
+    ----------
+    dims : 2 (x, y) or 3 (x, y, z) distances.
+    normalizer : (B,) or scalar, optional; default sqrt(w h) of the dense gt's x, y box.
+    """
+    dims = check_int(dims, "dims", minimum=2, maximum=3)
+    p, g, full = _pair(pred, gt, dims)
+    d = bbox_size(full) if normalizer is None else _normaliser(normalizer, "normalizer", p.shape[0])
+    return _mean_dist(p, g) / d
+
+
+def nme_interocular(pred, gt, *, dims: int = 2, left: int = 36, right: int = 45) -> np.ndarray:
+    """Per-sample NME normalised by the outer inter-ocular distance |gt[left] - gt[right]| (68-point markup).
+
+    pred, gt: (B, 68, 2|3). ``dims`` = 2 or 3 coordinates in both the error and the normaliser. Returns (B,).
+    """
+    dims = check_int(dims, "dims", minimum=2, maximum=3)
+    p, g, _ = _pair(pred, gt, dims)
+    if g.shape[1] <= max(left, right):
+        raise ValueError(f"gt: expected at least {max(left, right) + 1} landmarks (68-point markup), got {g.shape[1]}")
+    io = np.sqrt(((g[:, left] - g[:, right]) ** 2).sum(-1))
+    return _mean_dist(p, g) / _normaliser(io, "inter-ocular distance", p.shape[0])
+
+
+def _errors(errors) -> np.ndarray:
+    e = np.asarray(errors)
+    if e.dtype.kind not in "fiu":
+        raise TypeError(f"errors: expected a float array, got dtype {e.dtype}")
+    e = e.astype(np.float64).reshape(-1)
+    if e.size == 0:
+        raise ValueError("errors: expected at least one value, got an empty array")
+    if not (np.isfinite(e) & (e >= 0)).all():
+        raise ValueError("errors: expected finite values >= 0")
+    return e
+
+
+def ced_curve(errors, thresholds=None, *, max_error: float | None = None, n: int = 1001):
+    """Cumulative error distribution: fraction of samples with error <= t.
+
+    Parameters
+    ----------
+    errors : (S,) per-sample errors.
+    thresholds : (T,) ascending thresholds, optional; default ``n`` points on [0, max_error]
+        (max_error defaults to the largest error).
+
+    Returns
+    -------
+    (thresholds (T,), fractions (T,)) float64.
+    """
+    e = np.sort(_errors(errors))
+    if thresholds is None:
+        top = float(e[-1]) if max_error is None else check_float(max_error, "max_error", minimum=0.0, strict_minimum=True)
+        t = np.linspace(0.0, top, check_int(n, "n", minimum=2))
+    else:
+        t = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+        if t.size == 0 or not np.isfinite(t).all():
+            raise ValueError("thresholds: expected a non-empty array of finite values")
+    frac = np.searchsorted(e, t, side="right") / e.size
+    return t, frac
+
+
+def auc(errors, threshold: float) -> float:
+    """Area under the CED curve on [0, threshold], divided by threshold (in [0, 1]); exact.
+
+    Equals mean_i max(0, threshold - e_i) / threshold.
+    """
+    e = _errors(errors)
+    t = check_float(threshold, "threshold", minimum=0.0, strict_minimum=True)
+    return float(np.maximum(0.0, t - e).mean() / t)
+
+
+def yaw_bins(yaw, *, degrees: bool = False, right_closed: bool = False) -> np.ndarray:
+    """Bin index 0, 1, 2 of each |yaw| in [0, 30), [30, 60), [60, 90] degrees. yaw: (S,), radians unless ``degrees``.
+
+    ``right_closed``: 3DDFA's (0, 30], (30, 60], (60, ...) instead. |yaw| beyond 90 goes to bin 2.
+    """
+    y = np.asarray(yaw)
+    if y.dtype.kind not in "fiu":
+        raise TypeError(f"yaw: expected a float array, got dtype {y.dtype}")
+    y = np.abs(y.astype(np.float64).reshape(-1))
+    if not np.isfinite(y).all():
+        raise ValueError("yaw: expected finite values, got NaN/inf")
+    if not degrees:
+        y = np.degrees(y)
+    if right_closed:
+        return (y > 30.0).astype(np.int64) + (y > 60.0)
+    return (y >= 30.0).astype(np.int64) + (y >= 60.0)
+
+
+@dataclass(frozen=True)
+class YawTable:
+    """NME by yaw bin. Means/stds are fractions; ``counts`` are samples per bin used (per draw)."""
+
+    means: tuple[float, float, float]
+    stds: tuple[float, float, float]
+    counts: tuple[int, int, int]
+    mean: float  # mean of the three bin means
+    std: float  # std of the three bin means
+    balanced: bool
+    repeats: int
+
+    def to_markdown(self, label: str = "method") -> str:
+        """A one-row Markdown table in percent: [0,30) | [30,60) | [60,90] | mean | std."""
+        head = "| | [0, 30) | [30, 60) | [60, 90] | mean | std |\n|---|---:|---:|---:|---:|---:|\n"
+        cells = " | ".join(f"{100 * m:.3f}" for m in (*self.means, self.mean, self.std))
+        return head + f"| {label} | {cells} |\n"
+
+
+def yaw_table(errors, yaw, *, degrees: bool = False, right_closed: bool = False, balanced: bool = False,
+              seed: int = 0, repeats: int = 1) -> YawTable:
+    """Mean and std of per-sample errors in each yaw bin; overall = mean (std) of the bin means.
+
+    Parameters
+    ----------
+    errors : (S,) per-sample NME.
+    yaw : (S,) yaw angles (radians unless ``degrees``).
+    balanced : draw min(bin counts) samples per bin without replacement (rng from ``seed``), average the
+        bin statistics over ``repeats`` draws.
+
+    A bin without samples is a ``ValueError``.
+    """
+    e = _errors(errors)
+    b = yaw_bins(yaw, degrees=degrees, right_closed=right_closed)
+    if b.shape != e.shape:
+        raise ValueError(f"yaw: expected {e.size} values (one per error), got {b.size}")
+    groups = [e[b == k] for k in range(3)]
+    counts = [g.size for g in groups]
+    if min(counts) == 0:
+        raise ValueError(f"yaw: expected samples in every yaw bin, got counts {counts} for [0,30), [30,60), [60,90]")
+    repeats = check_int(repeats, "repeats", minimum=1)
+    if not balanced:
+        means = [float(g.mean()) for g in groups]
+        stds = [float(g.std()) for g in groups]
+        used, repeats = counts, 1
+    else:
+        rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
+        m = min(counts)
+        ms = np.zeros((repeats, 3))
+        ss = np.zeros((repeats, 3))
+        for r in range(repeats):
+            for k, g in enumerate(groups):
+                pick = g[rng.choice(g.size, size=m, replace=False)]
+                ms[r, k], ss[r, k] = pick.mean(), pick.std()
+        means, stds = ms.mean(0).tolist(), ss.mean(0).tolist()
+        used = [m, m, m]
+    return YawTable(tuple(means), tuple(stds), tuple(int(c) for c in used), float(np.mean(means)), float(np.std(means)),
+                    bool(balanced), repeats)
+
+
+def plot_ced(curves, path, *, max_error: float = 0.1, title: str = "CED", n: int = 501, percent: bool = True) -> str:
+    """Save CED curves as a PNG (matplotlib, Agg canvas; pyplot's global state is not touched).
+
+    Parameters
+    ----------
+    curves : dict name -> (S,) per-sample errors; the legend shows each curve's AUC at ``max_error``.
+    path : output .png path.
+    max_error : the x-axis range [0, max_error].
+
+    Returns the path written.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not isinstance(curves, dict) or not curves:
+        raise ValueError("curves: expected a non-empty dict name -> per-sample errors")
+    top = check_float(max_error, "max_error", minimum=0.0, strict_minimum=True)
+    fig = Figure(figsize=(6, 4.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    scale = 100.0 if percent else 1.0
+    for name, err in curves.items():
+        t, f = ced_curve(err, max_error=top, n=n)
+        ax.plot(t * scale, f, label=f"{name} (AUC@{top * scale:g} = {auc(err, top):.3f})")
+    ax.set_xlim(0, top * scale)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("NME (%)" if percent else "NME")
+    ax.set_ylabel("fraction of samples")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    path = str(path)
+    fig.savefig(path, format="png")
+    return path
