@@ -46,7 +46,7 @@ __all__ = ["Decimation", "decimate", "BOUNDARY_WEIGHT", "MIN_COS", "EPS_DEGENERA
 BOUNDARY_WEIGHT = 100.0
 #: A collapse may not turn a surviving face's normal beyond arccos(MIN_COS), from its current
 #: normal or from its input normal.
-MIN_COS = 0.0
+MIN_COS = 0.3
 #: A face is degenerate when twice its area is <= EPS_DEGENERATE * (its longest edge)^2
 #: (input faces like that are refused; collapses creating them are refused).
 EPS_DEGENERATE = 1e-10

@@ -87,12 +87,25 @@ def _qerr(q, i, j, x, y, z):
 
 
 # ------------------------------------------------------------------------------------------------
-# array-based 4-ary min-heap of (cost, entry id); the entry table ent[id] = (remove, keep, stamp, alt)
-# holds the payload. Ties in cost are broken by the entry id, so the order is a strict total order.
+# array-based 4-ary min-heap of entry ids; the entry table ent[id] = (remove, keep, stamp, alt) holds
+# the payload and hc[i] the cost of heap slot i. Order: cost, then (remove, keep), then entry id, a
+# strict total order that does not depend on the order of the pushes for distinct collapses.
+
+
+@njit(cache=True, inline="always")
+def _before(c1, i1, c2, i2, ent):
+    """Whether entry (cost c1, id i1) comes before (c2, i2)."""
+    if c1 != c2:
+        return c1 < c2
+    if ent[i1, 0] != ent[i2, 0]:
+        return ent[i1, 0] < ent[i2, 0]
+    if ent[i1, 1] != ent[i2, 1]:
+        return ent[i1, 1] < ent[i2, 1]
+    return i1 < i2
 
 
 @njit(cache=True)
-def _sift_down(hc, hid, i, size):
+def _sift_down(hc, hid, ent, i, size):
     cc = hc[i]
     ci = hid[i]
     while True:
@@ -104,11 +117,11 @@ def _sift_down(hc, hid, i, size):
         bi = hid[first]
         last = min(first + 4, size)
         for j in range(first + 1, last):
-            if hc[j] < bc or (hc[j] == bc and hid[j] < bi):
+            if _before(hc[j], hid[j], bc, bi, ent):
                 best = j
                 bc = hc[j]
                 bi = hid[j]
-        if bc < cc or (bc == cc and bi < ci):
+        if _before(bc, bi, cc, ci, ent):
             hc[i] = bc
             hid[i] = bi
             i = best
@@ -119,12 +132,12 @@ def _sift_down(hc, hid, i, size):
 
 
 @njit(cache=True)
-def _sift_up(hc, hid, i):
+def _sift_up(hc, hid, ent, i):
     cc = hc[i]
     ci = hid[i]
     while i > 0:
         p = (i - 1) // 4
-        if cc < hc[p] or (cc == hc[p] and ci < hid[p]):
+        if _before(cc, ci, hc[p], hid[p], ent):
             hc[i] = hc[p]
             hid[i] = hid[p]
             i = p
@@ -158,7 +171,7 @@ def _push(hc, hid, ent, cnt, cost, r, k, stamp, alt):
     hc[i] = cost
     hid[i] = e
     cnt[0] += 1
-    _sift_up(hc, hid, i)
+    _sift_up(hc, hid, ent, i)
     return hc, hid, ent
 
 
@@ -297,7 +310,7 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area):
     hcount[1] = size
     mark_id = n + 1
     for i in range((size - 2) // 4, -1, -1):
-        _sift_down(hc, hid, i, size)
+        _sift_down(hc, hid, ent, i, size)
 
     n_alive = n
     order = np.empty((max(n - target, 0), 2), dtype=np.int64)
@@ -316,7 +329,7 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area):
         if size > 0:
             hc[0] = hc[size]
             hid[0] = hid[size]
-            _sift_down(hc, hid, 0, size)
+            _sift_down(hc, hid, ent, 0, size)
         if not alive[r] or not alive[k] or st < modified[r] or st < modified[k]:
             continue  # stale
 

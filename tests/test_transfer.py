@@ -1,0 +1,167 @@
+"""Closest points on triangle meshes and barycentric transfer, against brute force and trimesh."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import trimesh
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from meshkit.transfer import barycentric_transfer, closest_points
+from tests.conftest import grid_mesh
+
+# ------------------------------------------------------------------------------------------------
+# slow, obviously-correct references
+
+
+def _closest_on_segments(p, a, b):
+    """Closest points on segments a_i b_i (arrays (T, 3)) to one point p: (points (T,3), t (T,))."""
+    e = b - a
+    ee = (e * e).sum(1)
+    t = np.where(ee > 0, ((p - a) * e).sum(1) / np.where(ee > 0, ee, 1.0), 0.0)
+    t = np.clip(t, 0.0, 1.0)
+    return a + t[:, None] * e, t
+
+
+def brute_closest(v, f, p):
+    """For one point p: the distance to every triangle of (v, f), by projecting onto the plane when
+    the projection falls inside (barycentric coordinates from the 2x2 normal equations), else the
+    nearest of the three edges. Returns (distances (T,), closest points (T, 3))."""
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    e0, e1 = b - a, c - a
+    g00, g01, g11 = (e0 * e0).sum(1), (e0 * e1).sum(1), (e1 * e1).sum(1)
+    det = g00 * g11 - g01 * g01
+    r = p - a
+    r0, r1 = (r * e0).sum(1), (r * e1).sum(1)
+    ok = det > 1e-14 * np.maximum(g00, g11) ** 2
+    safe = np.where(ok, det, 1.0)
+    s = (g11 * r0 - g01 * r1) / safe
+    t = (g00 * r1 - g01 * r0) / safe
+    inside = ok & (s >= 0) & (t >= 0) & (s + t <= 1)
+    q_plane = a + s[:, None] * e0 + t[:, None] * e1
+    cands = [_closest_on_segments(p, a, b)[0], _closest_on_segments(p, b, c)[0], _closest_on_segments(p, c, a)[0]]
+    d_edges = np.stack([np.linalg.norm(q - p, axis=1) for q in cands], axis=1)
+    best_edge = np.argmin(d_edges, axis=1)
+    q_edge = np.stack(cands, axis=1)[np.arange(len(f)), best_edge]
+    q = np.where(inside[:, None], q_plane, q_edge)
+    return np.linalg.norm(q - p, axis=1), q
+
+
+def _noisy_sphere(sub=2, amp=0.02, seed=0):
+    m = trimesh.creation.icosphere(subdivisions=sub)
+    rng = np.random.default_rng(seed)
+    v = np.asarray(m.vertices) * (1 + amp * rng.standard_normal((len(m.vertices), 1)))
+    return v, np.asarray(m.faces, dtype=np.int64)
+
+
+def _check_against_brute(v, f, pts, atol):
+    q, face, bary, dist = closest_points(v, f, pts)
+    assert q.shape == (len(pts), 3) and face.shape == (len(pts),) and bary.shape == (len(pts), 3)
+    assert dist.shape == (len(pts),)
+    assert (bary >= 0).all() and np.allclose(bary.sum(1), 1.0, atol=1e-12)
+    # the returned point is the barycentric combination, at the returned distance
+    np.testing.assert_allclose(q, np.einsum("pk,pkd->pd", bary, v[f[face]]), atol=atol)
+    np.testing.assert_allclose(dist, np.linalg.norm(q - pts, axis=1), atol=atol)
+    for i, p in enumerate(pts):
+        d_all, _ = brute_closest(v, f, p)
+        assert abs(dist[i] - d_all.min()) <= atol, (i, dist[i], d_all.min())
+        # the chosen face achieves that distance
+        assert abs(d_all[face[i]] - d_all.min()) <= atol
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def test_closest_points_random_vs_brute_force_sphere():
+    v, f = _noisy_sphere(2, 0.03, 1)
+    rng = np.random.default_rng(0)
+    pts = np.concatenate([
+        rng.normal(size=(150, 3)) * 0.7,  # inside and around
+        rng.normal(size=(100, 3)) * 4.0,  # far outside the grid
+        v[:30] + 1e-3 * rng.normal(size=(30, 3)),  # near the surface
+    ])
+    _check_against_brute(v, f, pts, 1e-10)
+
+
+def test_closest_points_vs_trimesh_face_template(small_face):
+    v, f = small_face
+    rng = np.random.default_rng(1)
+    lo, hi = v.min(0), v.max(0)
+    pts = rng.uniform(lo - 0.2 * (hi - lo), hi + 0.2 * (hi - lo), size=(400, 3))
+    q, face, bary, dist = closest_points(v, f, pts)
+    tm = trimesh.Trimesh(v, f, process=False)
+    _, d_ref, _ = trimesh.proximity.closest_point(tm, pts)
+    np.testing.assert_allclose(dist, d_ref, rtol=1e-9, atol=1e-6 * np.linalg.norm(hi - lo))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n_tri=st.integers(1, 12), scale=st.sampled_from([1e-3, 1.0, 1e5]))
+def test_closest_points_random_triangle_soups(seed, n_tri, scale):
+    """Random (possibly overlapping, needle-thin or degenerate) triangles and random points."""
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=(3 * n_tri, 3)) * scale
+    if n_tri > 2:  # one exactly degenerate (collinear) triangle and one needle
+        v[2] = v[0] + 0.5 * (v[1] - v[0])
+        v[5] = v[3] + 1e-7 * rng.normal(size=3) * scale
+    f = np.arange(3 * n_tri, dtype=np.int64).reshape(-1, 3)
+    pts = rng.normal(size=(25, 3)) * scale * 1.5
+    _check_against_brute(v, f, pts, 1e-9 * scale)
+
+
+def test_points_on_vertices_map_to_themselves():
+    v, f = _noisy_sphere(2, 0.02, 3)
+    t = barycentric_transfer(v, f, v)
+    assert (t != sp.identity(len(v), format="csr")).nnz == 0
+
+
+def test_barycentric_transfer_rows_and_values():
+    v, f = grid_mesh(9, 7, jitter=0.2, seed=2)
+    v[:, 2] = np.sin(v[:, 0]) * np.cos(v[:, 1])
+    rng = np.random.default_rng(5)
+    pts = np.c_[rng.uniform(-1, 9, 300), rng.uniform(-1, 7, 300), rng.normal(size=300)]
+    t = barycentric_transfer(v, f, pts)
+    assert sp.isspmatrix_csr(t) and t.shape == (300, len(v))
+    nnz = np.diff(t.indptr)
+    assert (nnz >= 1).all() and (nnz <= 3).all()
+    assert (t.data > 0).all()
+    np.testing.assert_allclose(np.asarray(t.sum(1)).ravel(), 1.0, atol=1e-12)
+    # the non-zeros of each row are corners of one face: the closest face
+    q, face, _, dist = closest_points(v, f, pts)
+    for i in range(300):
+        assert set(t.indices[t.indptr[i]:t.indptr[i + 1]]) <= set(f[face[i]])
+    # T @ V is the closest point; its distance is the brute-force minimum
+    tv = t @ v
+    np.testing.assert_allclose(tv, q, atol=1e-12)
+    for i in range(0, 300, 7):
+        assert abs(np.linalg.norm(tv[i] - pts[i]) - brute_closest(v, f, pts[i])[0].min()) < 1e-10
+
+
+def test_empty_points():
+    v, f = grid_mesh(3, 3)
+    t = barycentric_transfer(v, f, np.empty((0, 3)))
+    assert t.shape == (0, len(v))
+    q, face, bary, dist = closest_points(v, f, np.empty((0, 3)))
+    assert q.shape == (0, 3) and face.shape == (0,) and bary.shape == (0, 3) and dist.shape == (0,)
+
+
+def test_deterministic():
+    v, f = _noisy_sphere(3, 0.01, 4)
+    pts = np.random.default_rng(0).normal(size=(2000, 3))
+    a = closest_points(v, f, pts)
+    b = closest_points(v, f, pts)
+    for x, y in zip(a, b, strict=True):
+        assert np.array_equal(x, y)
+
+
+def test_bad_input():
+    v, f = grid_mesh(3, 3)
+    with pytest.raises(ValueError, match="points"):
+        closest_points(v, f, np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="points"):
+        barycentric_transfer(v, f, np.array([[0.0, np.nan, 0.0]]))
+    with pytest.raises(TypeError, match="src_faces"):
+        barycentric_transfer(v, f.astype(float), np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="src_faces"):
+        barycentric_transfer(v, f + 100, np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="faces"):
+        closest_points(v, f[:, :2], np.zeros((1, 3)))
