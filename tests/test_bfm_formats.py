@@ -269,3 +269,51 @@ def test_cli_reconstruct_and_convert(tmp_path, model, capsys):
     assert load_model(back).n_vertices == model.n_vertices
     assert main(["bfm", "reconstruct", str(src), "--shape", "1,nan", "--out", str(out)]) == 2
     assert "finite" in capsys.readouterr().err
+
+
+def test_trim_index_sources_and_param_file_variants(tmp_path, model):
+    idx = np.array([4, 0, 7])
+    scipy.io.savemat(tmp_path / "front.mat", {"idx": (idx + 1)[:, None].astype(np.float64)})  # Deep3DFaceRecon style
+    assert np.array_equal(formats.read_trim_index(tmp_path / "front.mat"), idx)
+    np.savetxt(tmp_path / "trim.txt", idx + 1, fmt="%d")
+    assert np.array_equal(formats.read_trim_index(tmp_path / "trim.txt"), idx)
+    assert np.array_equal(formats.read_trim_index(idx), idx)  # arrays are 0-based
+    with pytest.raises(ValueError, match="1-based"):
+        scipy.io.savemat(tmp_path / "zero.mat", {"trimIndex": np.array([[0.0], [1.0]])})
+        formats.read_trim_index(tmp_path / "zero.mat")
+    # 3DDFA v1 whitening file keys
+    with open(tmp_path / "param_whitening.pkl", "wb") as fh:
+        pickle.dump({"param_mean": np.zeros(62, np.float32), "param_std": np.full(62, 2.0, np.float32)}, fh, protocol=2)
+    m, s = formats.read_param_mean_std(tmp_path / "param_whitening.pkl")
+    assert m.shape == (62,) and (s == 2).all()
+
+
+def test_exp_pca_mean_is_optional_addition(tmp_path, model):
+    full, trim = synthetic_model_full(2000, 40, 10, 20)
+    paths = write_bfm2009(tmp_path, full, trim=trim)
+    # put a known expression mean into the file: header + mu + pc
+    raw = bytearray(paths["exp_pca"].read_bytes())
+    mu = np.arange(3 * len(trim), dtype="<f4")
+    raw[4:4 + mu.nbytes] = mu.tobytes()
+    paths["exp_pca"].write_bytes(bytes(raw))
+    plain = load_model(paths["mat"], expression=paths["exp_pca"], trim=paths["trim"])
+    added = load_model(paths["mat"], expression=paths["exp_pca"], trim=paths["trim"], add_expression_mean=True)
+    np.testing.assert_allclose(added.mean - plain.mean, mu.reshape(-1, 3), atol=0.01)  # float32 sums
+    assert (plain.expression_std == 1).all()  # no std_exp.txt given: ones (documented)
+
+
+@pytest.mark.slow
+def test_full_size_bfm2009_trims_53490_to_53215(tmp_path):
+    from bfm.synthetic import synthetic_model
+
+    full, trim = synthetic_model_full()
+    paths = write_bfm2009(tmp_path, full, trim=trim)
+    d = scipy.io.whosmat(paths["mat"])
+    sizes = {name: shape for name, shape, _ in d}
+    assert sizes["shapeMU"] == (160_470, 1) and sizes["shapePC"] == (160_470, 199) and sizes["shapeEV"] == (199, 1)
+    assert paths["exp_pca"].stat().st_size == 4 + 4 * 3 * 53_215 * (1 + 29)
+    m = synthetic_model()
+    got = load_model(paths["mat"], expression=paths["exp_pca"], expression_std=paths["std_exp"], trim=paths["trim"],
+                     landmarks=m.landmarks)
+    assert got.n_vertices == 53_215 and len(got.triangles) == 105_840
+    assert_same(got, m)
