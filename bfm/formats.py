@@ -45,11 +45,15 @@ face3d ``BFM.mat`` (face3d ``examples/Data/BFM/generate.m``/``generate.py``, rea
     unpickler admitting only numpy arrays/dtypes/scalars, ``_codecs.encode`` (how protocol-2
     pickles carry bytes) and plain containers; anything else is refused before it can run.
 BFM2017 HDF5 (statismo format; h5py paths as used by e.g. ypan98/FaceReconstruction
-    ``scripts/extractBFM.py``): ``shape/model/mean`` (3N,), ``shape/model/pcaBasis`` (3N, K)
-    (orthonormal columns), ``shape/model/pcaVariance`` (K,) VARIANCES (square-rooted here),
-    ``shape/representer/points`` (3, N), ``shape/representer/cells`` (3, F) 0-based; the same under
-    ``expression/`` and ``color/`` (colour in 0..1). Units: millimetres. Landmarks are named 3D
-    points in ``metadata/landmarks/json`` (not vertex indices); pass ``landmarks=`` to attach any.
+    ``scripts/extractBFM.py``, semantics from unibas-gravis/scalismo ``io/StatismoIO.scala``):
+    ``shape/model/mean`` (3N,) float32 interleaved, ``shape/model/pcaBasis`` (3N, K) float32,
+    ``shape/model/pcaVariance`` (K,) VARIANCES (square-rooted here), ``shape/model/noiseVariance``
+    (1,), ``shape/representer/points`` (3, N), ``shape/representer/cells`` (3, F) 0-based int; the
+    same under ``expression/`` and ``color/`` (colour in 0..1). The file version is
+    ``/version/majorVersion`` . ``minorVersion``: from 0.9 on ``pcaBasis`` holds the orthonormal
+    eigenvectors U; version 0.8 stored U * sqrt(variance), which this loader divides back out
+    (scalismo's ``extractOrthonormalPCABasisMatrix`` does the same). Units: millimetres. Landmarks
+    are named 3D points in ``metadata/landmarks/json`` (not vertex indices); pass ``landmarks=``.
 Canonical ``.npz`` (ours): the MorphableModel fields by name, ``name`` as a unicode scalar and
     ``format`` = "meshkit-bfm-1"; loaded with ``allow_pickle=False``.
 """
@@ -521,6 +525,16 @@ def load_bfm2017_h5(path, *, landmarks=None, name: str | None = None) -> Morphab
                     raise ValueError(f"{where}: missing dataset '{key}'; found: {', '.join(found) or 'nothing'}")
                 return None
 
+            major = int(np.asarray(f["version/majorVersion"][()]).reshape(-1)[0]) if "version/majorVersion" in f else 0
+            minor = int(np.asarray(f["version/minorVersion"][()]).reshape(-1)[0]) if "version/minorVersion" in f else 9
+            scaled_basis = (major, minor) == (0, 8)  # old statismo: pcaBasis = U * sqrt(variance)
+
+            def unscale(basis, variance):
+                if not scaled_basis:
+                    return basis
+                root = np.sqrt(np.maximum(variance, 0.0))
+                return basis / np.where(root > 1e-8, root, np.inf)[None, :]
+
             mu = _column(get("shape/model/mean"), "shape/model/mean", where)
             n3 = mu.size
             if n3 % 3:
@@ -528,6 +542,7 @@ def load_bfm2017_h5(path, *, landmarks=None, name: str | None = None) -> Morphab
             n = n3 // 3
             pc = _matrix(get("shape/model/pcaBasis"), "shape/model/pcaBasis", where, n3)
             var = _column(get("shape/model/pcaVariance"), "shape/model/pcaVariance", where, pc.shape[1])
+            pc = unscale(pc, var)
             cells = np.asarray(get("shape/representer/cells"))
             if cells.ndim != 2 or 3 not in cells.shape:
                 raise ValueError(f"{where}: shape/representer/cells expected shape (3, F), got {cells.shape}")
@@ -539,6 +554,7 @@ def load_bfm2017_h5(path, *, landmarks=None, name: str | None = None) -> Morphab
                 mu = mu + emu
                 epc = _matrix(get("expression/model/pcaBasis"), "expression/model/pcaBasis", where, n3)
                 evar = _column(get("expression/model/pcaVariance"), "expression/model/pcaVariance", where, epc.shape[1])
+                epc = unscale(epc, evar)
             else:
                 epc, evar = np.zeros((n3, 0), np.float32), np.zeros(0)
             tex = {}
@@ -546,6 +562,7 @@ def load_bfm2017_h5(path, *, landmarks=None, name: str | None = None) -> Morphab
             if cmu is not None:
                 cpc = _matrix(get("color/model/pcaBasis"), "color/model/pcaBasis", where, n3)
                 cvar = _column(get("color/model/pcaVariance"), "color/model/pcaVariance", where, cpc.shape[1])
+                cpc = unscale(cpc, cvar)
                 tex = dict(texture_mean=_column(cmu, "color/model/mean", where, n3).reshape(n, 3), texture_basis=cpc,
                            texture_std=np.sqrt(np.maximum(cvar, 0)))
     except OSError as e:  # h5py raises OSError on truncated datasets

@@ -551,11 +551,13 @@ def write_3ddfa_pkl(path, model, *, n_shape: int = 40, n_expression: int = 10, t
     return paths
 
 
-def write_bfm2017_h5(path, model) -> Path:
+def write_bfm2017_h5(path, model, *, version: tuple[int, int] = (0, 9)) -> Path:
     """Write the BFM2017 statismo HDF5 layout: ``{shape,expression,color}/model/{mean, pcaBasis,
-    pcaVariance, noiseVariance}`` (mean (3N,), basis (3N, K), variance (K,) = std^2) and
-    ``shape/representer/{points (3, N), cells (3, F) 0-based}``, plus ``metadata/landmarks/json``
-    naming the landmark vertices. Units are the model's (BFM2017 itself is in millimetres)."""
+    pcaVariance, noiseVariance}`` (float32; mean (3N,), basis (3N, K), variance (K,) = std^2,
+    noise (1,)), ``{group}/representer/{points (3, N) float32, cells (3, F) int32 0-based}`` with the
+    representer attributes name/datasetType, ``/version/{majorVersion, minorVersion}``, and
+    ``metadata/landmarks/json`` naming the landmark vertices. ``version=(0, 8)`` writes the old
+    statismo basis U * sqrt(variance). Units are the model's (BFM2017 itself is in millimetres)."""
     import json
 
     import h5py
@@ -568,15 +570,20 @@ def write_bfm2017_h5(path, model) -> Path:
             groups.append(("expression", np.zeros(3 * model.n_vertices, np.float32), model.expression_basis,
                            model.expression_std))
         if model.has_texture:
-            groups.append(("color", np.asarray(model.texture_mean).reshape(-1), model.texture_basis,
-                           model.texture_std))
+            groups.append(("color", np.asarray(model.texture_mean).reshape(-1), model.texture_basis, model.texture_std))
         for g, mean, basis, std in groups:
+            variance = np.asarray(std, np.float64) ** 2
+            stored = np.asarray(basis, np.float64) * (np.sqrt(variance)[None, :] if tuple(version) == (0, 8) else 1.0)
             f[f"{g}/model/mean"] = np.asarray(mean, np.float32)
-            f[f"{g}/model/pcaBasis"] = np.asarray(basis, np.float32)
-            f[f"{g}/model/pcaVariance"] = np.asarray(std, np.float64) ** 2
-            f[f"{g}/model/noiseVariance"] = np.float32(0.0)
+            f[f"{g}/model/pcaBasis"] = stored.astype(np.float32)
+            f[f"{g}/model/pcaVariance"] = variance.astype(np.float32)
+            f[f"{g}/model/noiseVariance"] = np.zeros(1, np.float32)
             f[f"{g}/representer/points"] = np.asarray(model.mean, np.float32).T
             f[f"{g}/representer/cells"] = np.asarray(model.triangles.T, np.int32)
+            f[f"{g}/representer"].attrs["name"] = "itkStandardMeshRepresenter"
+            f[f"{g}/representer"].attrs["datasetType"] = "POLYGON_MESH"
+        f["version/majorVersion"] = np.int32(version[0])
+        f["version/minorVersion"] = np.int32(version[1])
         lms = [{"id": f"ibug_{i}", "vertex": int(k), "coordinates": [float(c) for c in model.mean[k]]}
                for i, k in enumerate(model.landmarks)]
         f["metadata/landmarks/json"] = json.dumps(lms)

@@ -133,6 +133,13 @@ def test_bfm2017_h5_round_trip_and_paths(tmp_path, model):
         assert f["shape/representer/cells"].shape == (3, len(model.triangles))
         assert f["shape/representer/points"].shape == (3, model.n_vertices)
         assert "expression/model/pcaBasis" in f and "color/model/mean" in f
+        assert (f["version/majorVersion"][()], f["version/minorVersion"][()]) == (0, 9)
+    # the old statismo 0.8 basis (U * sqrt(variance)) is divided back to orthonormal on load
+    old = write_bfm2017_h5(tmp_path / "model_v08.h5", model, version=(0, 8))
+    with h5py.File(old, "r") as f:
+        col0 = f["shape/model/pcaBasis"][:, 0]
+        assert np.linalg.norm(col0) == pytest.approx(float(model.shape_std[0]), rel=1e-4)
+    assert_same(load_model(old, landmarks=model.landmarks), model, rtol=1e-4)
 
 
 def test_npz_round_trip(tmp_path, model):
