@@ -447,3 +447,27 @@ def test_loss_gradcheck():
     q = torch.randn(2, 4, 3, dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda a: vertex_distance_loss(a, q), (p,))
     assert torch.autograd.gradcheck(lambda a: vertex_distance_loss(a, q, eps=1e-3), (p,))
+
+
+# ----------------------------------------------------------------------------------------------- real hierarchy
+
+
+@pytest.mark.parametrize("padding", ["repeat", "sentinel"])
+def test_models_from_a_real_hierarchy(padding):
+    """Integration with sampling.build_hierarchy (skipped if that module is unavailable)."""
+    sampling = pytest.importorskip("sampling")
+    from bfm.synthetic import face_template
+
+    v, f = face_template(2000)
+    h = sampling.build_hierarchy(v, f, factors=(4, 4, 4), spiral_length=19, padding=padding)
+    sizes = [lvl.n_vertices for lvl in h.levels]
+    dec = SpiralDecoder.from_hierarchy(h, latent_dim=8, channels=(8, 8, 8, 4), hops=(1, 1, 2, 2))
+    outs = dec(torch.randn(2, 8), return_all=True)
+    assert [o.shape[1] for o in outs] == sizes[::-1] + [sizes[0]]
+    for c in (*dec.convs, dec.final):  # the sentinel flag follows the operator's content
+        assert c.has_sentinel == bool((c.spirals == c.n_vertices).any())
+    ae = SpiralAutoencoder.from_hierarchy(h, channels=(8, 8, 8), latent_dim=4)
+    x = torch.tensor(v[None] / 1e5, dtype=torch.float32)
+    assert ae(x).shape == (1, sizes[0], 3)
+    cheb = ChebAutoencoder.from_hierarchy(h, channels=(4, 4, 4), latent_dim=4, K=3)
+    assert cheb(x).shape == (1, sizes[0], 3)
