@@ -11,17 +11,18 @@ The algorithm, step by step (kernel: ``meshkit._kernels.decimate.qem_decimate``)
    ``n.x + d = 0``), weighted by its area, to its three corners.
 2. Every boundary edge adds a constraint plane through the edge, perpendicular to its face,
    weighted by ``BOUNDARY_WEIGHT * |edge|^2``, to both ends: moving off the boundary is expensive.
-3. Each edge (a, b) is queued with the cost of its better direction: collapsing a into b (b stays
-   where it is) costs ``(Q_a + Q_b)(x_b)``. The lower-cost end is kept, ties keep the smaller index;
-   a boundary vertex never moves into an interior one. The queue is a binary heap with lazy
-   invalidation: entries carry a stamp and are skipped when either end changed after it.
-4. The cheapest valid collapse is applied, ``Q_b += Q_a``, and b's edges are re-queued. A collapse
-   is refused when it would break the link condition (common neighbours of a and b must be exactly
+3. Every directed collapse a -> b (a removed, b stays where it is) costs ``(Q_a + Q_b)(x_b)``; a
+   boundary vertex never moves into an interior one. Each vertex is queued once, under its
+   cheapest collapse, in an indexed heap; equal costs remove the larger index first, so of an
+   edge whose two directions cost the same the smaller index is kept.
+4. The cheapest collapse is checked and applied, ``Q_b += Q_a``, and the keys of b and its ring
+   (the only vertices whose quadrics or faces changed) are recomputed in place. A collapse is
+   refused when it would break the link condition (common neighbours of a and b must be exactly
    the opposite vertices of the edge's faces; an interior edge between two boundary vertices is
    refused, it would pinch the surface), leave a vertex without faces, make a face degenerate or
    duplicate, or turn a surviving face's normal by more than ``arccos(MIN_COS)`` from its current
-   normal or from its normal on the input (fine) surface. A refused edge is queued in its other
-   direction and retried whenever its neighbourhood changes.
+   normal or from its normal on the input (fine) surface. A refused collapse is remembered and the
+   vertex's next-best one is queued instead, until the neighbourhood of either end changes.
 5. Stop at the target count. If the queue runs dry first, ``ValueError`` says how far it got.
 
 Because every coarse vertex is an input vertex, ``down`` is a 0/1 selection (``down @ V == V[kept]``

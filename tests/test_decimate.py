@@ -1,7 +1,6 @@
 """Quadric-error decimation: invariants on many meshes, the numba kernel against a slow pure-Python
 reference of the same greedy algorithm, quality against fast-simplification, down/up semantics, bad input."""
 
-import heapq
 import sys
 
 import numpy as np
@@ -305,11 +304,11 @@ def test_quality_vs_fast_simplification(name):
 def reference_decimate(v, f, target, boundary_weight, min_cos, eps):
     """Pure-Python greedy QEM with endpoint placement, recomputing every candidate at every step.
 
-    Quadrics are 4x4 matrices; the candidate of each edge is its preferred direction (lower error
-    kept; ties keep the smaller index; a boundary vertex never moves into the interior) or, when
-    that direction is invalid, the other one. The cheapest valid candidate is applied, ties going to
-    the smaller (removed, kept) pair. Validity is checked with plain sets. Returns the (removed,
-    kept) sequence and the final faces.
+    Quadrics are 4x4 matrices; the candidates are all directed collapses r -> k (r removed, k kept
+    in place) except a boundary r into an interior k, costing (Q_r + Q_k)(x_k); the cheapest valid
+    one is applied (equal costs: larger r first, then smaller k, so an edge whose two directions
+    cost the same keeps its smaller index). Validity is checked with plain sets. Returns the
+    (removed, kept) sequence and the final faces.
     """
     lo, hi = v.min(0), v.max(0)
     p = (v - 0.5 * (lo + hi)) / np.linalg.norm(hi - lo)
@@ -385,28 +384,17 @@ def reference_decimate(v, f, target, boundary_weight, min_cos, eps):
                 return False
         return True
 
-    def preferred(a, b):
-        if a in boundary and b not in boundary:
-            return err(a, b, a), b, a
-        if b in boundary and a not in boundary:
-            return err(a, b, b), a, b
-        ca, cb = err(a, b, a), err(a, b, b)
-        return (ca, b, a) if (ca < cb or (ca == cb and a < b)) else (cb, a, b)
+    def allowed(r, k):
+        return not (r in boundary and k not in boundary)
 
     collapses = []
     alive = n
     while alive > target:
         edges = {(min(a, b), max(a, b)) for i in faces for a, b in zip(faces[i], faces[i][1:] + faces[i][:1], strict=True)}
-        heap = [(*preferred(a, b), False) for a, b in edges]
-        heapq.heapify(heap)
-        chosen = None
-        while heap:
-            cost, r, k, is_alt = heapq.heappop(heap)
-            if valid(r, k):
-                chosen = (r, k)
-                break
-            if not is_alt and not (k in boundary and r not in boundary):
-                heapq.heappush(heap, (err(r, k, r), k, r, True))
+        # every allowed directed collapse, cheapest first; equal costs: larger removed index first,
+        # then smaller kept index
+        cands = sorted((err(r, k, k), -r, k) for a, b in edges for r, k in ((a, b), (b, a)) if allowed(r, k))
+        chosen = next(((-mr, k) for _, mr, k in cands if valid(-mr, k)), None)
         if chosen is None:
             break
         r, k = chosen

@@ -2,10 +2,19 @@
 
 What is here:
 - ``check_halfedges``: every directed half-edge used once (no edge with > 2 faces, consistent winding).
-- ``qem_decimate``: the whole decimation loop: quadrics, boundary constraint planes, an array-based
-  binary min-heap with lazy invalidation (per-vertex modification stamps), the collapse checks
-  (link condition, boundary rules, normal flips, degenerate and duplicate faces) and the collapses
-  themselves on a corner-based vertex -> face incidence that is updated in place.
+- ``qem_decimate``: the whole decimation loop: quadrics, boundary constraint planes, a priority
+  queue, the collapse checks (link condition, boundary rules, normal flips, degenerate and
+  duplicate faces) and the collapses themselves on a corner-based vertex -> face incidence
+  (singly linked corner lists) that is updated in place.
+
+The priority queue is an indexed 4-ary heap holding each vertex once, keyed by its cheapest allowed
+collapse (over its neighbours). After a collapse r -> k only k and its ring can change (k's quadric
+and every ring's faces changed), so exactly those keys are recomputed and moved in place: no stale
+entries are ever popped (an earlier version with per-edge entries and lazy invalidation popped ~7
+stale entries per collapse and spent most of its time in the heap). A refused collapse is
+remembered on its vertex (the next-best one is offered instead) until the neighbourhood of either
+end changes. The order is the same as "apply the cheapest valid directed collapse, recomputing
+everything each step" (the test suite checks this against such a pure-Python reference).
 
 Conventions. A quadric is stored as 10 floats ``(a00 a01 a02 a11 a12 a22 b0 b1 b2 c)`` meaning
 ``Q(x) = x^T A x + 2 b.x + c`` with ``A = sum w n n^T``, ``b = sum w d n``, ``c = sum w d^2`` for planes
@@ -87,92 +96,97 @@ def _qerr(q, i, j, x, y, z):
 
 
 # ------------------------------------------------------------------------------------------------
-# array-based 4-ary min-heap of entry ids; the entry table ent[id] = (remove, keep, stamp, alt) holds
-# the payload and hc[i] the cost of heap slot i. Order: cost, then (remove, keep), then entry id, a
-# strict total order that does not depend on the order of the pushes for distinct collapses.
+# indexed 4-ary min-heap of vertices keyed by their best collapse: hcost[i], hvert[i] for heap slot i,
+# pos[v] = slot of vertex v or -1. Order: lower cost first; equal costs: the larger vertex index first
+# (so that of an edge whose two directions cost the same, the smaller index is the one kept).
 
 
 @njit(cache=True, inline="always")
-def _before(c1, i1, c2, i2, ent):
-    """Whether entry (cost c1, id i1) comes before (c2, i2)."""
-    if c1 != c2:
-        return c1 < c2
-    if ent[i1, 0] != ent[i2, 0]:
-        return ent[i1, 0] < ent[i2, 0]
-    if ent[i1, 1] != ent[i2, 1]:
-        return ent[i1, 1] < ent[i2, 1]
-    return i1 < i2
+def _before(c1, v1, c2, v2):
+    return c1 < c2 or (c1 == c2 and v1 > v2)
 
 
 @njit(cache=True)
-def _sift_down(hc, hid, ent, i, size):
-    cc = hc[i]
-    ci = hid[i]
+def _hsift_up(hcost, hvert, pos, i):
+    c = hcost[i]
+    v = hvert[i]
+    while i > 0:
+        p = (i - 1) // 4
+        if _before(c, v, hcost[p], hvert[p]):
+            hcost[i] = hcost[p]
+            hvert[i] = hvert[p]
+            pos[hvert[i]] = i
+            i = p
+        else:
+            break
+    hcost[i] = c
+    hvert[i] = v
+    pos[v] = i
+
+
+@njit(cache=True)
+def _hsift_down(hcost, hvert, pos, i, size):
+    c = hcost[i]
+    v = hvert[i]
     while True:
         first = 4 * i + 1
         if first >= size:
             break
         best = first
-        bc = hc[first]
-        bi = hid[first]
+        bc = hcost[first]
+        bv = hvert[first]
         last = min(first + 4, size)
         for j in range(first + 1, last):
-            if _before(hc[j], hid[j], bc, bi, ent):
+            if _before(hcost[j], hvert[j], bc, bv):
                 best = j
-                bc = hc[j]
-                bi = hid[j]
-        if _before(bc, bi, cc, ci, ent):
-            hc[i] = bc
-            hid[i] = bi
+                bc = hcost[j]
+                bv = hvert[j]
+        if _before(bc, bv, c, v):
+            hcost[i] = bc
+            hvert[i] = bv
+            pos[bv] = i
             i = best
         else:
             break
-    hc[i] = cc
-    hid[i] = ci
+    hcost[i] = c
+    hvert[i] = v
+    pos[v] = i
 
 
 @njit(cache=True)
-def _sift_up(hc, hid, ent, i):
-    cc = hc[i]
-    ci = hid[i]
-    while i > 0:
-        p = (i - 1) // 4
-        if _before(cc, ci, hc[p], hid[p], ent):
-            hc[i] = hc[p]
-            hid[i] = hid[p]
-            i = p
+def _hset(hcost, hvert, pos, hsize, v, cost):
+    """Insert vertex v with key cost, change its key, or (cost = inf) remove it. hsize = [size]."""
+    i = pos[v]
+    if cost == np.inf:
+        if i < 0:
+            return
+        size = hsize[0] - 1
+        hsize[0] = size
+        pos[v] = -1
+        if i == size:
+            return
+        hcost[i] = hcost[size]
+        hvert[i] = hvert[size]
+        pos[hvert[i]] = i
+        if i > 0 and _before(hcost[i], hvert[i], hcost[(i - 1) // 4], hvert[(i - 1) // 4]):
+            _hsift_up(hcost, hvert, pos, i)
         else:
-            break
-    hc[i] = cc
-    hid[i] = ci
-
-
-@njit(cache=True)
-def _push(hc, hid, ent, cnt, cost, r, k, stamp, alt):
-    """Append entry (r, k, stamp, alt) with its cost; grows the arrays when full. cnt = [size, n_entries]."""
-    if cnt[1] >= ent.shape[0]:
-        cap = 2 * ent.shape[0]
-        hc2 = np.empty(cap)
-        hc2[: cnt[0]] = hc[: cnt[0]]
-        hid2 = np.empty(cap, dtype=np.int64)
-        hid2[: cnt[0]] = hid[: cnt[0]]
-        ent2 = np.empty((cap, 4), dtype=np.int64)
-        ent2[: cnt[1]] = ent[: cnt[1]]
-        hc = hc2
-        hid = hid2
-        ent = ent2
-    e = cnt[1]
-    ent[e, 0] = r
-    ent[e, 1] = k
-    ent[e, 2] = stamp
-    ent[e, 3] = alt
-    cnt[1] += 1
-    i = cnt[0]
-    hc[i] = cost
-    hid[i] = e
-    cnt[0] += 1
-    _sift_up(hc, hid, ent, i)
-    return hc, hid, ent
+            _hsift_down(hcost, hvert, pos, i, size)
+        return
+    if i < 0:
+        i = hsize[0]
+        hsize[0] = i + 1
+        hcost[i] = cost
+        hvert[i] = v
+        pos[v] = i
+        _hsift_up(hcost, hvert, pos, i)
+        return
+    old = hcost[i]
+    hcost[i] = cost
+    if cost < old:
+        _hsift_up(hcost, hvert, pos, i)
+    elif cost > old:
+        _hsift_down(hcost, hvert, pos, i, hsize[0])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -180,7 +194,7 @@ def _push(hc, hid, ent, cnt, cost, r, k, stamp, alt):
 
 
 @njit(cache=True)
-def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area):
+def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, rej_capacity=32):
     """Collapse edges of the (validated, manifold, consistently wound) mesh until ``target``
     vertices remain.
 
@@ -194,6 +208,8 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area):
         arccos(min_cos) from its current normal, or by more than arccos(min_cos) from its normal
         in the input mesh (the fine surface)
     eps_area : float, a face whose doubled area is <= eps_area * (longest edge)^2 counts as degenerate
+    rej_capacity : int, refusals remembered per vertex; a vertex with more refusals drops out of
+        the queue until its neighbourhood changes
 
     Returns
     -------
@@ -290,58 +306,55 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area):
                 _add_plane(Q, a, px, py, pz, d, w)
                 _add_plane(Q, b, px, py, pz, d, w)
 
-    # --- heap storage (grown on demand)
-    cap = 3 * m + 16  # >= number of edges
-    hc = np.empty(cap)
-    hid = np.empty(cap, dtype=np.int64)
-    ent = np.empty((cap, 4), dtype=np.int64)
-    hcount = np.zeros(2, dtype=np.int64)
+    # --- every vertex's cheapest allowed collapse, in an indexed heap
+    RMAX = rej_capacity
+    rej = np.empty((n, RMAX), dtype=np.int64)  # refused targets of each vertex, since its last change
+    nrej = np.zeros(n, dtype=np.int64)
+    mark = np.full(n, -1, dtype=np.int64)  # scratch: neighbour marks
+    mark_id = 0
+    best_t = np.full(n, -1, dtype=np.int64)
+    hcost = np.empty(n)
+    hvert = np.empty(n, dtype=np.int64)
+    pos = np.full(n, -1, dtype=np.int64)
+    hsize = np.zeros(1, dtype=np.int64)
+    size = 0
+    for v in range(n):
+        mark_id += 1
+        cost, t = _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, v)
+        best_t[v] = t
+        if t >= 0:
+            hcost[size] = cost
+            hvert[size] = v
+            pos[v] = size
+            size += 1
+    hsize[0] = size
+    for i in range((size - 2) // 4, -1, -1):
+        _hsift_down(hcost, hvert, pos, i, size)
 
     alive = np.ones(n, dtype=np.bool_)
-    modified = np.zeros(n, dtype=np.int64)  # stamp of the last change to a vertex's quadric/ring
-    blocked = np.zeros(n, dtype=np.bool_)  # has an edge that was refused since its last re-push
-    mark = np.full(n, -1, dtype=np.int64)  # scratch: neighbour marks
-    stamp = 0
-    nbr = np.empty(n, dtype=np.int64)  # scratch neighbour list
-
-    # initial edges: each undirected edge once (from its smaller end), pushed unsorted then heapified
-    size = _initial_edges(Q, P, F, head, nxt, boundary, mark, hc, hid, ent)
-    hcount[0] = size
-    hcount[1] = size
-    mark_id = n + 1
-    for i in range((size - 2) // 4, -1, -1):
-        _sift_down(hc, hid, ent, i, size)
-
     n_alive = n
     order = np.empty((max(n - target, 0), 2), dtype=np.int64)
     n_done = 0
-    processed = np.full(n, -1, dtype=np.int64)
+    nbr = np.empty(n, dtype=np.int64)  # scratch: the changed vertices of a collapse
+    in_changed = np.full(n, -1, dtype=np.int64)
 
-    while n_alive > target and hcount[0] > 0:
-        # pop the cheapest entry
-        e = hid[0]
-        r = ent[e, 0]
-        k = ent[e, 1]
-        st = ent[e, 2]
-        is_alt = ent[e, 3] != 0
-        hcount[0] -= 1
-        size = hcount[0]
-        if size > 0:
-            hc[0] = hc[size]
-            hid[0] = hid[size]
-            _sift_down(hc, hid, ent, 0, size)
-        if not alive[r] or not alive[k] or st < modified[r] or st < modified[k]:
-            continue  # stale
-
+    while n_alive > target and hsize[0] > 0:
+        r = hvert[0]
+        k = best_t[r]
         ok = _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_id, r, k, min_cos, eps_area)
         mark_id += 2
         if not ok:
-            blocked[r] = True
-            blocked[k] = True
-            if not is_alt and not (boundary[k] and not boundary[r]):
-                # try the other direction later, at its own (higher) cost
-                acost = _qerr(Q, r, k, P[r, 0], P[r, 1], P[r, 2])
-                hc, hid, ent = _push(hc, hid, ent, hcount, acost, k, r, stamp, 1)
+            # remember the refusal and offer r's next-best collapse
+            if nrej[r] < RMAX:
+                rej[r, nrej[r]] = k
+                nrej[r] += 1
+                mark_id += 1
+                cost, t = _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, r)
+            else:
+                cost = np.inf
+                t = -1
+            best_t[r] = t
+            _hset(hcost, hvert, pos, hsize, r, cost)
             continue
 
         # --- collapse r -> k
@@ -369,11 +382,9 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area):
         order[n_done, 0] = r
         order[n_done, 1] = k
         n_done += 1
-        stamp += 1
-        modified[k] = stamp
-        modified[r] = stamp
+        _hset(hcost, hvert, pos, hsize, r, np.inf)
 
-        # compact k's corner list (drop dead faces) and gather k's ring
+        # compact k's corner list (drop dead faces) and gather k's ring: the changed vertices
         cnt = 0
         mark_id += 1
         prev = -1
@@ -395,7 +406,6 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area):
                         nbr[cnt] = w
                         cnt += 1
             c = cn
-        # neighbours lost faces too: drop dead corners from their lists
         for i in range(cnt):
             w = nbr[i]
             prev = -1
@@ -410,82 +420,81 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area):
                 else:
                     prev = c
                 c = cn
+        nbr[cnt] = k
+        cnt += 1
+        for i in range(cnt):
+            in_changed[nbr[i]] = n_done
 
-        # re-push k's edges with their new costs; re-push the edges of blocked neighbours
-        processed[k] = stamp
+        # changed vertices: forget their refusals and re-evaluate (k's quadric changed, rings changed)
         for i in range(cnt):
             w = nbr[i]
-            hc, hid, ent = _push_edge(Q, P, boundary, k, w, stamp, hc, hid, ent, hcount)
+            nrej[w] = 0
+            mark_id += 1
+            cost, t = _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, w)
+            best_t[w] = t
+            _hset(hcost, hvert, pos, hsize, w, cost)
+        # unchanged vertices that refused a collapse into a changed vertex: forget that refusal
         for i in range(cnt):
             w = nbr[i]
-            if blocked[w]:
-                blocked[w] = False
-                modified[w] = stamp
-                processed[w] = stamp
-                mark_id += 1
-                c = head[w]
-                while c >= 0:
-                    g = c // 3
-                    for t in range(3):
-                        x = F[g, t]
-                        if x != w and mark[x] != mark_id:
-                            mark[x] = mark_id
-                            if processed[x] != stamp:
-                                hc, hid, ent = _push_edge(Q, P, boundary, w, x, stamp, hc, hid, ent, hcount)
-                    c = nxt[c]
-        blocked[k] = False
+            c = head[w]
+            while c >= 0:
+                g = c // 3
+                for t in range(3):
+                    x = F[g, t]
+                    if nrej[x] > 0 and in_changed[x] != n_done:
+                        j = 0
+                        found = False
+                        while j < nrej[x]:
+                            if in_changed[rej[x, j]] == n_done:
+                                rej[x, j] = rej[x, nrej[x] - 1]
+                                nrej[x] -= 1
+                                found = True
+                            else:
+                                j += 1
+                        if found:
+                            mark_id += 1
+                            cost, tt = _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, x)
+                            best_t[x] = tt
+                            _hset(hcost, hvert, pos, hsize, x, cost)
+                c = nxt[c]
 
     return alive, F, face_alive, n_alive, order[:n_done]
 
 
 @njit(cache=True)
-def _initial_edges(Q, P, F, head, nxt, boundary, mark, hc, hid, ent):
-    """Fill the heap arrays (unordered) with every undirected edge once, from its smaller end;
-    mark[v] is set to v while scanning v. Returns the number of entries."""
-    n = P.shape[0]
-    size = 0
-    for a in range(n):
-        c = head[a]
-        while c >= 0:
-            g = c // 3
+def _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, v):
+    """Cheapest allowed collapse removing v: (cost, target), (inf, -1) if none.
+
+    Over v's neighbours x: cost (Q_v + Q_x)(x_x), skipping x in v's rejected list and, when v is
+    on the boundary, interior x (a boundary vertex never moves into the interior). Equal costs:
+    the smaller x. Uses mark[] with mark_id to visit each neighbour once.
+    """
+    bc = np.inf
+    bt = -1
+    bv = boundary[v]
+    c = head[v]
+    while c >= 0:
+        g = c // 3
+        if face_alive[g]:
             for t in range(3):
-                b = F[g, t]
-                if b > a and mark[b] != a:
-                    mark[b] = a
-                    cost, r, k = _direction(Q, P, boundary, a, b)
-                    hc[size] = cost
-                    hid[size] = size
-                    ent[size, 0] = r
-                    ent[size, 1] = k
-                    ent[size, 2] = 0
-                    ent[size, 3] = 0
-                    size += 1
-            c = nxt[c]
-    return size
-
-
-@njit(cache=True, inline="always")
-def _direction(Q, P, boundary, a, b):
-    """Preferred direction of edge (a, b): (cost, remove, keep). The end of lower error is kept,
-    ties keep the smaller index; a boundary vertex never collapses into an interior one."""
-    ba = boundary[a]
-    bb = boundary[b]
-    if ba and not bb:
-        return _qerr(Q, a, b, P[a, 0], P[a, 1], P[a, 2]), b, a
-    if bb and not ba:
-        return _qerr(Q, a, b, P[b, 0], P[b, 1], P[b, 2]), a, b
-    ca = _qerr(Q, a, b, P[a, 0], P[a, 1], P[a, 2])
-    cb = _qerr(Q, a, b, P[b, 0], P[b, 1], P[b, 2])
-    if ca < cb or (ca == cb and a < b):
-        return ca, b, a
-    return cb, a, b
-
-
-@njit(cache=True)
-def _push_edge(Q, P, boundary, a, b, stamp, hc, hid, ent, hcount):
-    """Push edge (a, b) in its preferred direction."""
-    cost, r, k = _direction(Q, P, boundary, a, b)
-    return _push(hc, hid, ent, hcount, cost, r, k, stamp, 0)
+                x = F[g, t]
+                if x != v and mark[x] != mark_id:
+                    mark[x] = mark_id
+                    if bv and not boundary[x]:
+                        continue
+                    skip = False
+                    for j in range(nrej[v]):
+                        if rej[v, j] == x:
+                            skip = True
+                            break
+                    if skip:
+                        continue
+                    cost = _qerr(Q, v, x, P[x, 0], P[x, 1], P[x, 2])
+                    if cost < bc or (cost == bc and x < bt):
+                        bc = cost
+                        bt = x
+        c = nxt[c]
+    return bc, bt
 
 
 @njit(cache=True)
