@@ -122,6 +122,38 @@ def test_rasterize_matches_brute_force(seed):
     assert (frag.barycentric.reshape(-1, 3)[~drawn] == 0).all()
 
 
+def check_against_brute_force(v, f, h, w, min_clear=50):
+    frag = R.rasterize(v, f, h, w)
+    strict, incl, depth = reference_raster(v, f, h, w)
+    fid = frag.face_index.ravel()
+    drawn = fid >= 0
+    assert (fid[~incl.any(1)] == -1).all()
+    assert incl[np.arange(h * w)[drawn], fid[drawn]].all()
+    assert drawn[strict.any(1)].all()
+    sd = np.where(strict, depth, -np.inf)
+    top2 = np.sort(sd, axis=1)[:, -2:]
+    with np.errstate(invalid="ignore"):
+        clear = (incl == strict).all(1) & strict.any(1) & ((top2[:, 1] - top2[:, 0]) > 1e-4)
+    assert clear.sum() >= min_clear
+    ref_id = np.argmax(sd, axis=1)
+    np.testing.assert_array_equal(fid[clear], ref_id[clear])
+    np.testing.assert_allclose(frag.depth.ravel()[clear], sd[clear, ref_id[clear]], atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_tiny_triangles_match_brute_force(seed):
+    # sub-pixel triangles (at most one pixel centre in their box: the rasterizer's fast path),
+    # many of them straddling the image border
+    rng = np.random.default_rng(100 + seed)
+    h, w = 12, 16
+    centres = rng.integers(-2 * 256, 18 * 256, size=(400, 1, 2))
+    offsets = rng.integers(-200, 200, size=(400, 3, 2))
+    xy = ((centres + offsets) / 256.0).reshape(-1, 2)
+    v = np.c_[xy, rng.uniform(-5, 5, len(xy))]
+    f = np.arange(len(v)).reshape(-1, 3)
+    check_against_brute_force(v, f, h, w, min_clear=20)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_near_is_larger_false_is_the_mirror(seed):
     h, w = 20, 20
@@ -375,6 +407,25 @@ def test_interpolate_matches_numpy_reference(small_face):
     np.testing.assert_allclose(one[m], ref[:, 0], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("size", [24, 96])
+def test_both_interpolation_kernels_match_numpy(size):
+    # few pixels per triangle -> per-pixel barycentrics; many -> per-triangle planes
+    from meshkit._kernels import render as K
+
+    v, f, _ = sphere_in_image(size, subdivisions=2)
+    frag = R.rasterize(v, f, size, size)
+    attr = np.random.default_rng(size).normal(size=(len(v), 4))
+    m = frag.mask
+    ref = np.einsum("nk,nkc->nc", frag.barycentric[m].astype(np.float64), attr[f[frag.face_index[m]]])
+    scratch = (np.zeros(len(f) + 3, bool), np.empty((len(f) + 3, 14)))  # larger than needed, reused
+    for kernel, extra in ((K.interpolate_fused, ()), (K.interpolate_planes, scratch), (K.interpolate_planes, scratch)):
+        out = np.empty((size, size, 4), np.float32)
+        kernel(frag.snapped_xy, f, frag.face_index, attr, np.full(4, 9.0), out, *extra)
+        np.testing.assert_allclose(out[m], ref, rtol=1e-5, atol=1e-5)
+        assert (out[~m] == 9.0).all()
+    np.testing.assert_allclose(R.interpolate(frag, f, attr)[m], ref, rtol=1e-5, atol=1e-5)
+
+
 def test_constant_colour_mesh_renders_that_colour(small_face):
     v, f = small_face
     vi = R.frame_vertices(v, 64, 64)
@@ -572,6 +623,33 @@ def test_batch_equals_single(small_face):
         np.testing.assert_array_equal(o.depth, one.depth)
         col = rng.random((len(mv), 3))
         np.testing.assert_array_equal(R.interpolate(o, mf, col), R.interpolate(one, mf, col))
+
+
+def test_rasterizer_reuses_buffers_and_matches_rasterize(small_face):
+    v, f = small_face
+    r = R.Rasterizer(40, 56, cull_backfaces=True)
+    out = np.empty((40, 56, 3), np.float32)
+    col = np.random.default_rng(0).random((len(v), 3))
+    first = None
+    for k, scale in enumerate((1.0, 0.7, 0.4)):
+        vi = R.frame_vertices(v, 40, 56) * [scale, scale, 1]
+        frag = r(vi, f)
+        one = R.rasterize(vi, f, 40, 56, cull_backfaces=True)
+        np.testing.assert_array_equal(frag.face_index, one.face_index)
+        np.testing.assert_array_equal(frag.depth, one.depth)
+        img = R.interpolate(frag, f, col, out=out)
+        assert img is out
+        np.testing.assert_array_equal(img, R.interpolate(one, f, col))
+        if k == 0:
+            first = frag
+    assert first.face_index is frag.face_index  # the same buffer, overwritten by each frame
+    # a bigger mesh after a smaller one grows the scratch
+    s, sf, _ = sphere_in_image(40, subdivisions=4)
+    np.testing.assert_array_equal(r(s, sf).face_index, R.rasterize(s, sf, 40, 56, cull_backfaces=True).face_index)
+    with pytest.raises(ValueError, match=r"out: expected shape \(40, 56, 3\)"):
+        R.interpolate(frag, f, col, out=np.empty((40, 56, 4), np.float32))
+    with pytest.raises(TypeError, match="out: expected a C-contiguous float32"):
+        R.interpolate(frag, f, col, out=np.empty((40, 56, 3)))
 
 
 def test_frame_vertices_fits_and_flips(small_face):

@@ -1,8 +1,9 @@
 """Numba kernels of the z-buffer rasterizer (see meshkit.render.rasterize for the conventions).
 
-Holds: vertex snapping to fixed point, the per-triangle coverage + depth-test scan, the deferred
-barycentric pass over the winning triangle of each pixel, the single-image and batched (prange)
-drivers, and attribute interpolation over fragments.
+Holds: vertex snapping to fixed point, the per-triangle coverage + depth-test scan (which keeps
+only the winning triangle and depth per pixel), the single-image and batched (prange) drivers,
+and the deferred passes over the final face-index buffer: barycentrics, and attribute
+interpolation (per pixel, or per-triangle planes when triangles cover many pixels).
 
 Fixed point: x and y are snapped to 1/256 pixel (SUBPIXEL_BITS = 8, as GPUs do) and held in
 int64, so every edge function is an exact integer: a pixel on an edge shared by two triangles sees
@@ -19,18 +20,12 @@ HALF = SUBPIXEL // 2  # the pixel centre offset, in fixed point
 
 
 @njit(cache=True)
-def snap(vertices, sign, xs, ys, zs):
+def snap(vertices, sign, xy, zs):
     """Fixed-point x, y (round half to even at 1/256 px) and signed depth sign * z (near = larger)."""
     for v in range(vertices.shape[0]):
-        xs[v] = np.int64(np.rint(vertices[v, 0] * SUBPIXEL))
-        ys[v] = np.int64(np.rint(vertices[v, 1] * SUBPIXEL))
+        xy[v, 0] = np.int64(np.rint(vertices[v, 0] * SUBPIXEL))
+        xy[v, 1] = np.int64(np.rint(vertices[v, 1] * SUBPIXEL))
         zs[v] = sign * vertices[v, 2]
-
-
-@njit(cache=True, inline="always")
-def _oriented(xs, ys, a, b, c):
-    """Twice the signed area of (a, b, c) in image axes (y down): > 0 means clockwise on screen."""
-    return (xs[b] - xs[a]) * (ys[c] - ys[a]) - (ys[b] - ys[a]) * (xs[c] - xs[a])
 
 
 @njit(cache=True, inline="always")
@@ -40,57 +35,62 @@ def _bias(dx, dy):
     For an edge a -> b of a positively oriented triangle the interior lies where
     E(p) = dx (py - ay) - dy (px - ax) >= 0, i.e. along the gradient (-dy, dx): a top edge is
     horizontal with the interior below (dy == 0, dx > 0), a left edge has the interior to its
-    right (-dy > 0).
+    right (-dy > 0). Computed without branches (the signs are data, not predictable).
     """
-    if dy < 0 or (dy == 0 and dx > 0):
-        return 0
-    return -1
+    return np.int64((dy < 0) | ((dy == 0) & (dx > 0))) - 1
 
 
 @njit(cache=True)
-def scan(xs, ys, zs, faces, f_start, f_end, v_off, height, width, cull, fbuf, zbuf):
-    """Coverage + depth test of faces[f_start:f_end] (vertex ids offset by v_off) into fbuf/zbuf.
+def max_abs_xy(vertices):
+    """max |x|, |y| over the vertices (for the guard-band check, without temporaries)."""
+    m = 0.0
+    for v in range(vertices.shape[0]):
+        m = max(m, abs(vertices[v, 0]), abs(vertices[v, 1]))
+    return m
+
+
+@njit(cache=True)
+def scan(xy, zs, faces, f_start, f_end, height, width, cull, fbuf, zbuf):
+    """Coverage + depth test of faces[f_start:f_end] into fbuf/zbuf; fbuf gets f - f_start.
 
     fbuf (H, W) int32 must hold -1 and zbuf (H, W) float32 NaN on entry (NaN = empty: every
     comparison with it is false, so ``not z <= zbuf`` takes the first triangle). A pixel takes a
     triangle when its signed depth is strictly larger (nearer): on equal depth the lower face
     index, drawn first, stays. Depth is interpolated with the same integer edge functions as the
     coverage test. Returns nothing; the buffers are updated in place.
+
+    Two paths give identical results: a triangle whose bounding box holds at most one pixel
+    centre (most triangles of a dense mesh in a small image) is tested at that centre without
+    data-dependent branches; larger ones are scanned over their clipped bounding box with exact
+    incremental edge functions.
     """
     for f in range(f_start, f_end):
-        a = faces[f, 0] + v_off
-        b = faces[f, 1] + v_off
-        c = faces[f, 2] + v_off
-        area = _oriented(xs, ys, a, b, c)
-        if area == 0:
-            continue  # degenerate after snapping: covers no sample point
-        if area > 0:
-            if cull:
-                continue  # clockwise on screen = back face (see rasterize's docstring)
-        else:
-            b, c = c, b  # rasterize both windings: make the orientation positive
-            area = -area
-        x0 = xs[a]
-        y0 = ys[a]
-        x1 = xs[b]
-        y1 = ys[b]
-        x2 = xs[c]
-        y2 = ys[c]
-        # bounding box in pixel indices: sample 256 i + 128 within [min, max], clipped to the image
+        a = faces[f, 0]
+        b = faces[f, 1]
+        c = faces[f, 2]
+        x0 = xy[a, 0]
+        y0 = xy[a, 1]
+        x1 = xy[b, 0]
+        y1 = xy[b, 1]
+        x2 = xy[c, 0]
+        y2 = xy[c, 1]
+        # bounding box in pixel indices: centres 256 i + 128 within [min, max] (before clipping)
         i0 = (min(x0, min(x1, x2)) - HALF + SUBPIXEL - 1) >> SUBPIXEL_BITS
         i1 = (max(x0, max(x1, x2)) - HALF) >> SUBPIXEL_BITS
         j0 = (min(y0, min(y1, y2)) - HALF + SUBPIXEL - 1) >> SUBPIXEL_BITS
         j1 = (max(y0, max(y1, y2)) - HALF) >> SUBPIXEL_BITS
-        if i0 < 0:
-            i0 = 0
-        if j0 < 0:
-            j0 = 0
-        if i1 > width - 1:
-            i1 = width - 1
-        if j1 > height - 1:
-            j1 = height - 1
-        if i0 > i1 or j0 > j1:
-            continue  # no sample point inside the (clipped) box
+        area = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)
+        za = zs[a]
+        zb = zs[b]
+        zc = zs[c]
+        if area < 0:
+            # counter-clockwise on screen (front face): swap b and c to rasterize it positively
+            x1, x2 = x2, x1
+            y1, y2 = y2, y1
+            zb, zc = zc, zb
+            area = -area
+        elif cull:
+            continue  # clockwise on screen = back face (or degenerate)
         # edge k is opposite vertex k: w0 over b -> c, w1 over c -> a, w2 over a -> b
         dx0 = x2 - x1
         dy0 = y2 - y1
@@ -102,10 +102,39 @@ def scan(xs, ys, zs, faces, f_start, f_end, v_off, height, width, cull, fbuf, zb
         bias1 = _bias(dx1, dy1)
         bias2 = _bias(dx2, dy2)
         # depth as a barycentric combination: z = (w0 z0 + w1 z1 + w2 z2) / area
-        inv = 1.0 / area
-        c0 = zs[a] * inv
-        c1 = zs[b] * inv
-        c2 = zs[c] * inv
+        inv = 1.0 / max(area, 1)
+        c0 = za * inv
+        c1 = zb * inv
+        c2 = zc * inv
+        if i1 <= i0 and j1 <= j0:
+            # at most one centre in the box: evaluate it, store under a mask (no branch on the outcome)
+            ok = (i0 == i1) & (j0 == j1) & (i0 >= 0) & (i0 < width) & (j0 >= 0) & (j0 < height) & (area != 0)
+            i = min(max(i0, 0), width - 1)
+            j = min(max(j0, 0), height - 1)
+            px = (i << SUBPIXEL_BITS) + HALF
+            py = (j << SUBPIXEL_BITS) + HALF
+            w0 = dx0 * (py - y1) - dy0 * (px - x1)
+            w1 = dx1 * (py - y2) - dy1 * (px - x2)
+            w2 = dx2 * (py - y0) - dy2 * (px - x0)
+            inside = ((w0 + bias0) | (w1 + bias1) | (w2 + bias2)) >= 0
+            z = np.float32(w0 * c0 + w1 * c1 + w2 * c2)
+            old = zbuf[j, i]
+            take = ok & inside & (not z <= old)
+            zbuf[j, i] = z if take else old
+            fbuf[j, i] = np.int32(f - f_start) if take else fbuf[j, i]
+            continue
+        if area == 0:
+            continue  # degenerate after snapping: covers no sample point
+        if i0 < 0:
+            i0 = 0
+        if j0 < 0:
+            j0 = 0
+        if i1 > width - 1:
+            i1 = width - 1
+        if j1 > height - 1:
+            j1 = height - 1
+        if i0 > i1 or j0 > j1:
+            continue  # no sample point inside the clipped box
         px0 = (i0 << SUBPIXEL_BITS) + HALF
         for j in range(j0, j1 + 1):
             py = (j << SUBPIXEL_BITS) + HALF
@@ -125,19 +154,19 @@ def scan(xs, ys, zs, faces, f_start, f_end, v_off, height, width, cull, fbuf, zb
 
 
 @njit(cache=True, inline="always")
-def _weights(xs, ys, a, b, c, px, py):
+def _weights(xy, a, b, c, px, py):
     """Barycentric weights of the sample (px, py) (fixed point) in triangle (a, b, c), from the
     exact integer edge functions of the coverage test: >= 0 inside, summing to 1 (rounding)."""
-    wa = (xs[c] - xs[b]) * (py - ys[b]) - (ys[c] - ys[b]) * (px - xs[b])
-    wb = (xs[a] - xs[c]) * (py - ys[c]) - (ys[a] - ys[c]) * (px - xs[c])
-    wc = (xs[b] - xs[a]) * (py - ys[a]) - (ys[b] - ys[a]) * (px - xs[a])
+    wa = (xy[c, 0] - xy[b, 0]) * (py - xy[b, 1]) - (xy[c, 1] - xy[b, 1]) * (px - xy[b, 0])
+    wb = (xy[a, 0] - xy[c, 0]) * (py - xy[c, 1]) - (xy[a, 1] - xy[c, 1]) * (px - xy[c, 0])
+    wc = (xy[b, 0] - xy[a, 0]) * (py - xy[a, 1]) - (xy[b, 1] - xy[a, 1]) * (px - xy[a, 0])
     # a negatively oriented face has all three <= 0: the ratios are still right
     inv = 1.0 / float(wa + wb + wc)
     return wa * inv, wb * inv, wc * inv
 
 
 @njit(cache=True)
-def barycentric(xs, ys, faces, fbuf):
+def barycentric(xy, faces, fbuf):
     """(H, W, 3) float32 barycentrics of each pixel centre in its triangle (faces' vertex order), 0 where empty."""
     height, width = fbuf.shape
     bary = np.zeros((height, width, 3), dtype=np.float32)
@@ -147,7 +176,7 @@ def barycentric(xs, ys, faces, fbuf):
             f = fbuf[j, i]
             if f < 0:
                 continue
-            ba, bb, bc = _weights(xs, ys, faces[f, 0], faces[f, 1], faces[f, 2], (i << SUBPIXEL_BITS) + HALF, py)
+            ba, bb, bc = _weights(xy, faces[f, 0], faces[f, 1], faces[f, 2], (i << SUBPIXEL_BITS) + HALF, py)
             bary[j, i, 0] = ba
             bary[j, i, 1] = bb
             bary[j, i, 2] = bc
@@ -155,7 +184,7 @@ def barycentric(xs, ys, faces, fbuf):
 
 
 @njit(cache=True)
-def interpolate_fused(xs, ys, faces, fbuf, attributes, background, out):
+def interpolate_fused(xy, faces, fbuf, attributes, background, out):
     """out[j, i, :] = barycentric interpolation of attributes (V, C) over each pixel's triangle,
     barycentrics recomputed on the fly (never stored); background (C,) where empty."""
     height, width = fbuf.shape
@@ -171,9 +200,54 @@ def interpolate_fused(xs, ys, faces, fbuf, attributes, background, out):
             a = faces[f, 0]
             b = faces[f, 1]
             d = faces[f, 2]
-            ba, bb, bc = _weights(xs, ys, a, b, d, (i << SUBPIXEL_BITS) + HALF, py)
+            ba, bb, bc = _weights(xy, a, b, d, (i << SUBPIXEL_BITS) + HALF, py)
             for c in range(n_ch):
                 out[j, i, c] = ba * attributes[a, c] + bb * attributes[b, c] + bc * attributes[d, c]
+
+
+@njit(cache=True)
+def interpolate_planes(xy, faces, fbuf, attributes, background, out, done, coef):
+    """As interpolate_fused, for images with many pixels per triangle: on its first pixel each
+    triangle's attributes are turned into planes over the image, value = A + gx dx + gy dy with
+    (dx, dy) the fixed-point offset from its first vertex; its other pixels then cost two
+    multiply-adds per channel. Same values as the barycentric form up to float rounding.
+    done (>= F,) bool and coef (>= F, >= 3 C) float64 are scratch (reused across calls)."""
+    height, width = fbuf.shape
+    n_ch = attributes.shape[1]
+    done[: faces.shape[0]] = False
+    for j in range(height):
+        py = (j << SUBPIXEL_BITS) + HALF
+        for i in range(width):
+            f = fbuf[j, i]
+            if f < 0:
+                for c in range(n_ch):
+                    out[j, i, c] = background[c]
+                continue
+            a = faces[f, 0]
+            if not done[f]:
+                b = faces[f, 1]
+                d = faces[f, 2]
+                xa = xy[a, 0]
+                ya = xy[a, 1]
+                xb = xy[b, 0] - xa
+                yb = xy[b, 1] - ya
+                xc = xy[d, 0] - xa
+                yc = xy[d, 1] - ya
+                # value = A + (w_b (B - A) + w_c (C - A)) / area, with w_b = yc dx - xc dy and
+                # w_c = xb dy - yb dx the edge functions of the edges through a
+                inv = 1.0 / float(xb * yc - yb * xc)
+                for c in range(n_ch):
+                    va = attributes[a, c]
+                    db = attributes[b, c] - va
+                    dc = attributes[d, c] - va
+                    coef[f, 3 * c] = va
+                    coef[f, 3 * c + 1] = (yc * db - yb * dc) * inv
+                    coef[f, 3 * c + 2] = (xb * dc - xc * db) * inv
+                done[f] = True
+            dx = float((i << SUBPIXEL_BITS) + HALF - xy[a, 0])
+            dy = float(py - xy[a, 1])
+            for c in range(n_ch):
+                out[j, i, c] = coef[f, 3 * c] + dx * coef[f, 3 * c + 1] + dy * coef[f, 3 * c + 2]
 
 
 @njit(cache=True)
@@ -199,20 +273,28 @@ def interpolate(fbuf, bary, faces, attributes, background, out):
 
 
 @njit(cache=True)
-def rasterize_one(vertices, faces, height, width, sign, cull):
-    """Rasterize one mesh: returns (face_index (H,W) int32, depth (H,W) float32 input z / NaN,
-    xs (V,) int64, ys (V,) int64 the snapped positions)."""
-    n = vertices.shape[0]
-    xs = np.empty(n, dtype=np.int64)
-    ys = np.empty(n, dtype=np.int64)
-    zs = np.empty(n, dtype=np.float64)
-    snap(vertices, sign, xs, ys, zs)
-    fbuf = np.full((height, width), -1, dtype=np.int32)
-    zbuf = np.full((height, width), np.nan, dtype=np.float32)
-    scan(xs, ys, zs, faces, 0, faces.shape[0], 0, height, width, cull, fbuf, zbuf)
+def rasterize_into(vertices, faces, sign, cull, fbuf, zbuf, xy, zs):
+    """Rasterize one mesh into given buffers: fbuf (H,W) int32, zbuf (H,W) float32 (signed depth,
+    NaN empty), xy (V,2) int64 and zs (V,) float64 scratch for the snapped vertices."""
+    snap(vertices, sign, xy, zs)
+    fbuf[:, :] = -1
+    zbuf[:, :] = np.nan
+    scan(xy, zs, faces, 0, faces.shape[0], fbuf.shape[0], fbuf.shape[1], cull, fbuf, zbuf)
     if sign < 0:
         zbuf *= np.float32(-1.0)
-    return fbuf, zbuf, xs, ys
+
+
+@njit(cache=True)
+def rasterize_one(vertices, faces, height, width, sign, cull):
+    """Rasterize one mesh: returns (face_index (H,W) int32, depth (H,W) float32 input z / NaN,
+    xy (V, 2) int64 the snapped positions)."""
+    n = vertices.shape[0]
+    xy = np.empty((n, 2), dtype=np.int64)
+    zs = np.empty(n, dtype=np.float64)
+    fbuf = np.empty((height, width), dtype=np.int32)
+    zbuf = np.empty((height, width), dtype=np.float32)
+    rasterize_into(vertices, faces, sign, cull, fbuf, zbuf, xy, zs)
+    return fbuf, zbuf, xy
 
 
 @njit(cache=True, parallel=True)
@@ -222,26 +304,24 @@ def rasterize_many(vertices, faces, v_start, f_start, f_end, height, width, sign
     vertices (sum V, 3) and faces (sum F or F, 3) are stacked; image b uses vertices
     v_start[b]:v_start[b+1] and faces f_start[b]:f_end[b] (indices local to its vertices).
     Returns (face_index (B,H,W) int32 local to each image's faces, depth (B,H,W) float32,
-    xs (sum V,), ys (sum V,) snapped positions).
+    xy (sum V, 2) snapped positions).
     """
     n_img = f_start.shape[0]
     fidx = np.empty((n_img, height, width), dtype=np.int32)
     depth = np.empty((n_img, height, width), dtype=np.float32)
     n_all = vertices.shape[0]
-    xs = np.empty(n_all, dtype=np.int64)
-    ys = np.empty(n_all, dtype=np.int64)
+    xy = np.empty((n_all, 2), dtype=np.int64)
     for k in prange(n_img):
         lo = v_start[k]
         hi = v_start[k + 1]
         zs = np.empty(hi - lo, dtype=np.float64)
-        xk = xs[lo:hi]
-        yk = ys[lo:hi]
-        snap(vertices[lo:hi], sign, xk, yk, zs)
+        xyk = xy[lo:hi]
+        snap(vertices[lo:hi], sign, xyk, zs)
         fbuf = fidx[k]
         zbuf = depth[k]
         fbuf[:, :] = -1
         zbuf[:, :] = np.nan
-        scan(xk, yk, zs, faces, f_start[k], f_end[k], 0, height, width, cull, fbuf, zbuf)
+        scan(xyk, zs, faces, f_start[k], f_end[k], height, width, cull, fbuf, zbuf)
         if sign < 0:
             zbuf *= np.float32(-1.0)
-    return fidx, depth, xs, ys
+    return fidx, depth, xy

@@ -1,7 +1,8 @@
 """Fast CPU rendering of triangle meshes (numba z-buffer rasterizer) for face-mesh research.
 
 rasterize.py   ``rasterize`` / ``rasterize_batch`` -> ``Fragments`` (conventions: image axes,
-               pixel centres at integer + 0.5, depth sign, fill rule, winding)
+               pixel centres at integer + 0.5, depth sign, fill rule, winding); ``Rasterizer``
+               reuses its buffers over many frames
 shading.py     ``interpolate`` and ``render_colors`` / ``render_depth`` / ``render_normals`` /
                ``render_pncc`` (``pncc_code``) / ``render_texture``
 lighting.py    ``lambertian``, spherical-harmonics lighting (``sh_basis``, ``sh_irradiance``,
@@ -22,12 +23,13 @@ Example::
 from .camera import frame_vertices
 from .image import overlay, save_png, to_uint8
 from .lighting import SH_BAND_FACTORS, lambertian, sh_basis, sh_irradiance, sh_lighting
-from .rasterize import Fragments, rasterize, rasterize_batch
+from .rasterize import Fragments, Rasterizer, rasterize, rasterize_batch
 from .shading import interpolate, pncc_code, render_colors, render_depth, render_normals, render_pncc, render_texture
 from .visibility import visible_vertices
 
 __all__ = [
     "Fragments",
+    "Rasterizer",
     "rasterize",
     "rasterize_batch",
     "interpolate",

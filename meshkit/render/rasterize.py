@@ -28,7 +28,7 @@ import numpy as np
 
 from .._validate import check_faces, check_int, check_mesh, check_vertices
 
-__all__ = ["Fragments", "rasterize", "rasterize_batch", "GUARD_BAND", "SUBPIXEL"]
+__all__ = ["Fragments", "Rasterizer", "rasterize", "rasterize_batch", "GUARD_BAND", "SUBPIXEL"]
 
 #: Vertices are snapped to 1/SUBPIXEL of a pixel before the (exact, integer) coverage test.
 SUBPIXEL = 256
@@ -67,7 +67,7 @@ class Fragments:
     def barycentric(self) -> np.ndarray:
         from .._kernels import render as K
 
-        return K.barycentric(self.snapped_xy[:, 0], self.snapped_xy[:, 1], self.faces, self.face_index)
+        return K.barycentric(self.snapped_xy, self.faces, self.face_index)
 
     @property
     def mask(self) -> np.ndarray:
@@ -88,7 +88,9 @@ def _check_size(height, width) -> tuple[int, int]:
 
 def _check_guard(v: np.ndarray, name: str) -> None:
     """Refuse x/y beyond the fixed-point guard band (a sign of un-projected model coordinates)."""
-    m = float(np.abs(v[..., :2]).max()) if v.size else 0.0
+    from .._kernels import render as K
+
+    m = float(K.max_abs_xy(v)) if v.size else 0.0
     if m > GUARD_BAND:
         raise ValueError(
             f"{name}: expected image-space x and y within +-{GUARD_BAND:.0f} pixels (the rasterizer's "
@@ -142,13 +144,59 @@ def rasterize(vertices, faces, height: int, width: int, *, near_is_larger: bool 
         ``face_index`` (H, W) int32 (-1 empty), ``depth`` (H, W) float32 (input z, NaN empty),
         ``barycentric`` (H, W, 3) float32 (computed when first read).
     """
+    v, f, h, w = _check_image_mesh(vertices, faces, height, width)
+    return _rasterize(v, f, h, w, _check_flag(near_is_larger, "near_is_larger"), _check_flag(cull_backfaces, "cull_backfaces"))
+
+
+def _rasterize(v: np.ndarray, f: np.ndarray, h: int, w: int, near: bool, cull: bool) -> Fragments:
+    """rasterize on validated input (float64 vertices, int64 faces, checked sizes and flags)."""
     from .._kernels import render as K
 
-    v, f, h, w = _check_image_mesh(vertices, faces, height, width)
-    sign = 1.0 if _check_flag(near_is_larger, "near_is_larger") else -1.0
-    cull = _check_flag(cull_backfaces, "cull_backfaces")
-    fidx, depth, xs, ys = K.rasterize_one(v, f, h, w, sign, cull)
-    return Fragments(fidx, depth, np.stack([xs, ys], axis=1), f)
+    fidx, depth, xy = K.rasterize_one(v, f, h, w, 1.0 if near else -1.0, cull)
+    return Fragments(fidx, depth, xy, f)
+
+
+class Rasterizer:
+    """``rasterize`` for many frames of one size, reusing its buffers (no per-frame allocation).
+
+    Large images spend more time getting fresh memory pages from the system than rasterizing;
+    this holds the face-index and depth buffers and the vertex scratch between calls. The
+    returned Fragments' arrays ARE those buffers: the next call overwrites them (copy what you
+    keep). Pair it with ``interpolate(..., out=image)`` to reuse the output image too.
+
+    >>> r = Rasterizer(1024, 1024)
+    >>> for v in frames:                                    # doctest: +SKIP
+    ...     frag = r(v, faces)
+    ...     interpolate(frag, faces, colors, out=image)
+
+    Parameters
+    ----------
+    height, width : int
+    near_is_larger, cull_backfaces : as in ``rasterize``.
+    """
+
+    def __init__(self, height: int, width: int, *, near_is_larger: bool = True, cull_backfaces: bool = False):
+        self.height, self.width = _check_size(height, width)
+        self.near_is_larger = _check_flag(near_is_larger, "near_is_larger")
+        self.cull_backfaces = _check_flag(cull_backfaces, "cull_backfaces")
+        self._fbuf = np.empty((self.height, self.width), dtype=np.int32)
+        self._zbuf = np.empty((self.height, self.width), dtype=np.float32)
+        self._xy = np.empty((0, 2), dtype=np.int64)
+        self._zs = np.empty(0, dtype=np.float64)
+
+    def __call__(self, vertices, faces) -> Fragments:
+        """Rasterize one frame (see ``rasterize``); the result lives in this object's buffers."""
+        from .._kernels import render as K
+
+        v, f = check_mesh(vertices, faces)
+        _check_guard(v, "vertices")
+        n = v.shape[0]
+        if self._xy.shape[0] < n:
+            self._xy = np.empty((n, 2), dtype=np.int64)
+            self._zs = np.empty(n, dtype=np.float64)
+        xy, zs = self._xy[:n], self._zs[:n]
+        K.rasterize_into(v, f, 1.0 if self.near_is_larger else -1.0, self.cull_backfaces, self._fbuf, self._zbuf, xy, zs)
+        return Fragments(self._fbuf, self._zbuf, xy, f)
 
 
 def rasterize_batch(vertices, faces=None, height: int = 256, width: int = 256, *, near_is_larger: bool = True,
@@ -208,7 +256,6 @@ def rasterize_batch(vertices, faces=None, height: int = 256, width: int = 256, *
         f_end = np.cumsum([len(x) for x in fs]).astype(np.int64)
         f_start = np.concatenate([[0], f_end[:-1]]).astype(np.int64)
     _check_guard(flat, "vertices")
-    fidx, depth, xs, ys = K.rasterize_many(flat, stacked_f, v_start, f_start, f_end, h, w, sign, cull)
-    xy = np.stack([xs, ys], axis=1)
+    fidx, depth, xy = K.rasterize_many(flat, stacked_f, v_start, f_start, f_end, h, w, sign, cull)
     return [Fragments(fidx[k], depth[k], xy[v_start[k]:v_start[k + 1]], stacked_f[f_start[k]:f_end[k]])
             for k in range(len(f_start))]

@@ -9,11 +9,13 @@ one-call renders built on it: ``render_colors``, ``render_depth``, ``render_norm
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .._validate import check_faces, check_float, check_vertices
 from ..mesh import _vertex_normals
-from .rasterize import Fragments, _check_flag, _check_image_mesh, rasterize
+from .rasterize import Fragments, _check_flag, _check_image_mesh, _rasterize
 
 __all__ = [
     "interpolate",
@@ -49,7 +51,7 @@ def _check_background(background, n_ch: int) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(b.reshape(-1), (n_ch,)))
 
 
-def interpolate(fragments: Fragments, faces, attributes, *, background=0.0) -> np.ndarray:
+def interpolate(fragments: Fragments, faces, attributes, *, background=0.0, out=None) -> np.ndarray:
     """Interpolate a per-vertex attribute over the pixels with the fragments' barycentrics.
 
     ``out[j, i] = sum_k b_k * attributes[faces[face_index[j, i], k]]`` where b are the pixel's
@@ -66,27 +68,64 @@ def interpolate(fragments: Fragments, faces, attributes, *, background=0.0) -> n
         Any per-vertex quantity: colours, normals, UVs, coordinates, labels as floats.
     background : float or (C,) float
         Value of empty pixels.
+    out : (H, W, C) float32 C-contiguous array or None
+        Write the result here (reused between frames: no new image allocated), and return it.
 
     Returns
     -------
-    (H, W, C) float32, or (H, W) for a (V,) attribute.
+    (H, W, C) float32, or (H, W) for a (V,) attribute (a view of ``out`` when given).
     """
-    from .._kernels import render as K
-
     if not isinstance(fragments, Fragments):
         raise TypeError(f"fragments: expected a Fragments from rasterize, got {type(fragments).__name__}")
     n_v = fragments.snapped_xy.shape[0]
-    f = check_faces(faces, n_v, "faces")
+    # the very array that was rasterized (and validated then) needs no second check
+    f = fragments.faces if faces is fragments.faces else check_faces(faces, n_v, "faces")
     if f.shape != fragments.faces.shape:
         raise ValueError(f"faces: expected the {fragments.faces.shape[0]} faces that were rasterized, got {f.shape[0]}")
     a, one_d = _check_attributes(attributes, n_v, "attributes")
     bg = _check_background(background, a.shape[1])
-    h, w = fragments.shape
-    out = np.empty((h, w, a.shape[1]), dtype=np.float32)
-    xy = fragments.snapped_xy
-    K.interpolate_fused(np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1]), f, fragments.face_index,
-                        a, bg, out)
+    if out is not None:
+        want = fragments.shape + (a.shape[1],)
+        if not isinstance(out, np.ndarray) or out.dtype != np.float32 or not out.flags.c_contiguous:
+            raise TypeError(f"out: expected a C-contiguous float32 array of shape {want}, got {type(out).__name__}"
+                            + (f" of dtype {out.dtype}" if isinstance(out, np.ndarray) else ""))
+        if out.shape != want and not (one_d and out.shape == want[:2]):
+            raise ValueError(f"out: expected shape {want}, got {out.shape}")
+        if out.shape != want:
+            out = out.reshape(want)
+    out = _interpolate(fragments, f, a, bg, out)
     return out[..., 0] if one_d else out
+
+
+_scratch = threading.local()
+
+
+def _plane_scratch(n_faces: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-thread scratch of interpolate_planes, kept between calls (fresh pages cost more than the work)."""
+    done = getattr(_scratch, "done", None)
+    coef = getattr(_scratch, "coef", None)
+    if done is None or done.shape[0] < n_faces:
+        done = _scratch.done = np.zeros(n_faces, dtype=np.bool_)
+    if coef is None or coef.shape[0] < n_faces or coef.shape[1] < n_cols:
+        coef = _scratch.coef = np.empty((n_faces, n_cols), dtype=np.float64)
+    return done, coef
+
+
+def _interpolate(fragments: Fragments, f: np.ndarray, a: np.ndarray, bg: np.ndarray, out: np.ndarray | None = None
+                 ) -> np.ndarray:
+    """interpolate on validated input: (V, C) float64 attributes, (C,) background -> (H, W, C) float32."""
+    from .._kernels import render as K
+
+    h, w = fragments.shape
+    if out is None:
+        out = np.empty((h, w, a.shape[1]), dtype=np.float32)
+    # many pixels per triangle: per-triangle planes pay off; else barycentrics per pixel
+    if h * w >= 2 * f.shape[0]:
+        done, coef = _plane_scratch(f.shape[0], 3 * a.shape[1])
+        K.interpolate_planes(fragments.snapped_xy, f, fragments.face_index, a, bg, out, done, coef)
+    else:
+        K.interpolate_fused(fragments.snapped_xy, f, fragments.face_index, a, bg, out)
+    return out
 
 
 def render_colors(vertices, faces, colors, height: int, width: int, *, background=0.0, near_is_larger: bool = True,
@@ -107,10 +146,11 @@ def render_colors(vertices, faces, colors, height: int, width: int, *, backgroun
     (H, W, C) float32 image.
     """
     v, f, h, w = _check_image_mesh(vertices, faces, height, width)
-    c, _ = _check_attributes(colors, v.shape[0], "colors")
-    _check_background(background, c.shape[1])
-    frag = rasterize(v, f, h, w, near_is_larger=near_is_larger, cull_backfaces=cull_backfaces)
-    return interpolate(frag, f, colors, background=background)
+    c, one_d = _check_attributes(colors, v.shape[0], "colors")
+    bg = _check_background(background, c.shape[1])
+    frag = _rasterize(v, f, h, w, _check_flag(near_is_larger, "near_is_larger"), _check_flag(cull_backfaces, "cull_backfaces"))
+    out = _interpolate(frag, f, c, bg)
+    return out[..., 0] if one_d else out
 
 
 def render_depth(vertices, faces, height: int, width: int, *, background: float = 0.0, normalize: bool = False,
@@ -133,7 +173,7 @@ def render_depth(vertices, faces, height: int, width: int, *, background: float 
     v, f, h, w = _check_image_mesh(vertices, faces, height, width)
     bg = check_float(background, "background")
     norm = _check_flag(normalize, "normalize")
-    frag = rasterize(v, f, h, w, near_is_larger=near_is_larger, cull_backfaces=cull_backfaces)
+    frag = _rasterize(v, f, h, w, _check_flag(near_is_larger, "near_is_larger"), _check_flag(cull_backfaces, "cull_backfaces"))
     d = frag.depth
     mask = frag.mask
     if norm and mask.any():
@@ -167,8 +207,8 @@ def render_normals(vertices, faces, height: int, width: int, *, background=0.0, 
     # front face then points away from the viewer, so flip it to get outward normals
     vz = v if near else v * np.array([1.0, 1.0, -1.0])
     n = -_vertex_normals(vz, f)
-    frag = rasterize(v, f, h, w, near_is_larger=near, cull_backfaces=cull_backfaces)
-    img = interpolate(frag, f, n)
+    frag = _rasterize(v, f, h, w, near, _check_flag(cull_backfaces, "cull_backfaces"))
+    img = _interpolate(frag, f, n, np.zeros(3))
     length = np.linalg.norm(img, axis=2, keepdims=True)
     np.divide(img, length, out=img, where=length > 0)
     img[~frag.mask] = bg
@@ -255,9 +295,9 @@ def render_texture(vertices, faces, uv, texture, height: int, width: int, *, bac
     if not np.isfinite(t).all():
         raise ValueError("texture: expected finite values, got NaN/inf")
     bg = _check_background(background, t.shape[2])
-    frag = rasterize(v, f, h, w, near_is_larger=near_is_larger, cull_backfaces=cull_backfaces)
+    frag = _rasterize(v, f, h, w, _check_flag(near_is_larger, "near_is_larger"), _check_flag(cull_backfaces, "cull_backfaces"))
     mask = frag.mask
-    uvs = interpolate(frag, f, uv_)[mask].astype(np.float64)
+    uvs = _interpolate(frag, f, uv_, np.zeros(2))[mask].astype(np.float64)
     ht, wt = t.shape[:2]
     # continuous texel coordinates, texel centres at integers
     cx = np.clip(uvs[:, 0] * wt - 0.5, 0.0, wt - 1.0)

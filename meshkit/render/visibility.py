@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import check_float
-from .rasterize import _check_flag, _check_image_mesh, rasterize
+from .rasterize import _check_flag, _check_image_mesh, _rasterize
 
 __all__ = ["visible_vertices"]
 
@@ -41,7 +41,7 @@ def visible_vertices(vertices, faces, height: int, width: int, *, tolerance: flo
         tol = 0.01 * float(np.ptp(v[:, 2])) + 1.0
     else:
         tol = check_float(tolerance, "tolerance", minimum=0.0)
-    frag = rasterize(v, f, h, w, near_is_larger=near, cull_backfaces=cull)
+    frag = _rasterize(v, f, h, w, near, cull)
     inside = (v[:, 0] >= 0) & (v[:, 0] < w) & (v[:, 1] >= 0) & (v[:, 1] < h)
     idx = np.flatnonzero(inside)
     x, y, z = v[idx, 0], v[idx, 1], v[idx, 2]

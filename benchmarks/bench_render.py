@@ -1,0 +1,180 @@
+"""Rasterizer: depth + colour of the 53,215-vertex / 105,840-triangle face filling the frame.
+
+Rows (steady state after warm-up; the first call is reported apart):
+- meshkit: ``rasterize`` (face index + depth) then ``interpolate`` of per-vertex RGB, the one
+  single-threaded numba kernel each; also the validated one-call ``render_colors``.
+- face3d / Sim3DR: their C++ rasterization loops (face3d ``_render_colors_core``, Sim3DR
+  ``_rasterize``) with the array preparation their Python wrappers do on every call. They are not
+  on PyPI and need Cython to build, so they are timed only when a local build is pointed to by
+  ``MESHKIT_RENDER_PEERS=/path/libpeers.so`` (C-linkage build of those two functions,
+  ``g++ -O3 -fwrapv -std=c++11 -shared -fPIC``, see benchmarks/README.md); else skipped.
+- pyvista/VTK off-screen (``pv.Plotter(off_screen=True)``, parallel projection, no lighting):
+  update the points, render, read back the colour image and the depth buffer. Mesa llvmpipe,
+  LP_NUM_THREADS=1 so that it is single-threaded too.
+- batches: ``rasterize_batch`` of B frames (numba prange over images, 1 vs 2 threads) followed by
+  ``interpolate`` per frame, against a loop of single renders.
+
+Run: .venv/bin/python benchmarks/bench_render.py [--quick]
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+os.environ.setdefault("LP_NUM_THREADS", "1")  # before VTK loads Mesa: single-threaded llvmpipe
+
+import numba
+import numpy as np
+from _runner import Bench, optional
+
+from bfm.synthetic import face_template
+from meshkit import render as R
+
+
+def frame(v, size):
+    return R.frame_vertices(v, size, size, margin=0.02)
+
+
+def peers_library():
+    path = os.environ.get("MESHKIT_RENDER_PEERS")
+    if not path or not os.path.exists(path):
+        return None
+    lib = ctypes.CDLL(path)
+    fp, ip, up = (np.ctypeslib.ndpointer(t, flags="C_CONTIGUOUS") for t in (np.float32, np.int32, np.uint8))
+    lib.face3d_render_colors_core.argtypes = [fp, fp, ip, fp, fp] + [ctypes.c_int] * 5
+    lib.sim3dr_rasterize.argtypes = [up, fp, ip, fp, fp] + [ctypes.c_int] * 4 + [ctypes.c_float, ctypes.c_bool]
+    return lib
+
+
+def face3d_render_colors(lib, vertices, triangles, colors, h, w):
+    """As face3d.mesh_cython.render.render_colors: float32 copies, depth buffer -999999, float image."""
+    image = np.zeros((h, w, 3), dtype=np.float32)
+    depth = np.zeros((h, w), dtype=np.float32) - 999999.0
+    v = vertices.astype(np.float32).copy()
+    t = triangles.astype(np.int32).copy()
+    c = colors.astype(np.float32).copy()
+    lib.face3d_render_colors_core(image, v, t, c, depth, v.shape[0], t.shape[0], h, w, 3)
+    return image, depth
+
+
+def sim3dr_rasterize(lib, vertices, triangles, colors, h, w):
+    """As Sim3DR.rasterize: uint8 background, depth buffer -1e8, float32 colours."""
+    image = np.zeros((h, w, 3), dtype=np.uint8)
+    depth = np.zeros((h, w), dtype=np.float32) - 1e8
+    v = np.ascontiguousarray(vertices, dtype=np.float32)
+    t = np.ascontiguousarray(triangles, dtype=np.int32)
+    c = np.ascontiguousarray(colors, dtype=np.float32)
+    lib.sim3dr_rasterize(image, v, t, c, depth, t.shape[0], h, w, 3, 1.0, False)
+    return image, depth
+
+
+def vtk_renderer(pv, vertices, faces, colors, size):
+    """An off-screen plotter showing the mesh orthographically, like the image-space rasterizers."""
+    cells = np.hstack([np.full((len(faces), 1), 3), faces]).ravel()
+    mesh = pv.PolyData(vertices * [1, -1, 1], cells)  # image y down -> VTK y up
+    mesh["rgb"] = (colors * 255).astype(np.uint8)
+    pl = pv.Plotter(off_screen=True, window_size=(size, size))
+    pl.add_mesh(mesh, scalars="rgb", rgb=True, lighting=False)
+    pl.enable_parallel_projection()
+    pl.view_xy()
+    pl.reset_camera()
+
+    def render(new_vertices):
+        mesh.points = new_vertices * [1, -1, 1]
+        pl.render()
+        img = pl.screenshot(return_img=True)
+        depth = pl.get_image_depth()
+        return img, depth
+
+    return render, pl
+
+
+def bench_size(size, v, f, colors, lib, pv, repeat):
+    """One table: depth + colour of the framed face at size x size, single thread."""
+    vi = frame(v, size)
+    frag = R.rasterize(vi, f, size, size)
+    print(f"{size}x{size}: the face covers {frag.mask.mean():.1%} of the frame "
+          f"({frag.mask.sum()} pixels, {np.unique(frag.face_index[frag.mask]).size} visible triangles)")
+    rast = R.Rasterizer(size, size)
+    out = np.empty((size, size, 3), np.float32)
+
+    def depth_colour():
+        fr = R.rasterize(vi, f, size, size)
+        return fr.depth, R.interpolate(fr, f, colors)
+
+    def depth_colour_reused():
+        fr = rast(vi, f)
+        return fr.depth, R.interpolate(fr, f, colors, out=out)
+
+    numba.set_num_threads(1)
+    b = Bench(f"depth + colour, {size}x{size}, single thread")
+    b.time("meshkit rasterize + interpolate", depth_colour, repeat=repeat)
+    b.time("meshkit Rasterizer + interpolate(out=) (buffers reused)", depth_colour_reused, repeat=repeat)
+    b.time("meshkit rasterize only (face index + depth)", lambda: R.rasterize(vi, f, size, size), repeat=repeat)
+    b.time("meshkit render_colors (one call)", lambda: R.render_colors(vi, f, colors, size, size), repeat=repeat)
+    if lib is not None:
+        b.time("face3d C++ core (+ its wrapper's copies)", lambda: face3d_render_colors(lib, vi, f, colors, size, size),
+               repeat=repeat, note="local build of the published source")
+        b.time("Sim3DR C++ (+ its wrapper's copies)", lambda: sim3dr_rasterize(lib, vi, f, colors, size, size),
+               repeat=repeat, note="local build of the published source")
+    else:
+        b.skip("face3d C++ core", "not installable from PyPI; set MESHKIT_RENDER_PEERS to a local build")
+        b.skip("Sim3DR C++", "not installable from PyPI; set MESHKIT_RENDER_PEERS to a local build")
+    if pv is not None:
+        render, pl = vtk_renderer(pv, vi, f, colors, size)
+        b.time("pyvista/VTK off-screen (render + read colour + depth)", lambda: render(vi), repeat=max(3, repeat // 3),
+               note="Mesa llvmpipe, LP_NUM_THREADS=1")
+        pl.close()
+    else:
+        b.skip("pyvista/VTK off-screen", "pyvista not installed")
+    b.report(reference="meshkit rasterize + interpolate")
+
+
+def main(quick: bool = False) -> None:
+    v, f = face_template()
+    colors = R.pncc_code(v)  # any per-vertex RGB in [0, 1]
+    lib = peers_library()
+    pv = optional("pyvista")
+    repeat = 5 if quick else 30
+    print(f"mesh: {len(v)} vertices, {len(f)} triangles; numba threads available: {numba.config.NUMBA_NUM_THREADS}\n")
+    for size in (256, 1024):
+        bench_size(size, v, f, colors, lib, pv, repeat)
+
+    # batches: B frames of the face under different poses (yaw, pitch within +-30 degrees), 256x256
+    size, n_img = 256, 8 if quick else 32
+    rng = np.random.default_rng(0)
+
+    def posed(yaw, pitch):
+        cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
+        ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+        rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+        return frame(v @ (rx @ ry).T, size)
+
+    batch = np.stack([posed(*rng.uniform(-np.pi / 6, np.pi / 6, 2)) for _ in range(n_img)])
+
+    def batched():
+        frs = R.rasterize_batch(batch, f, size, size)
+        return [R.interpolate(fr, f, colors) for fr in frs]
+
+    def looped():
+        out = []
+        for k in range(n_img):
+            fr = R.rasterize(batch[k], f, size, size)
+            out.append(R.interpolate(fr, f, colors))
+        return out
+
+    b = Bench(f"batch of {n_img} frames, depth + colour, {size}x{size}")
+    numba.set_num_threads(1)
+    t1 = b.time("loop of single renders (1 thread)", looped, repeat=max(3, repeat // 5))
+    t_b1 = b.time("rasterize_batch, 1 thread", batched, repeat=max(3, repeat // 5))
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    t_b2 = b.time(f"rasterize_batch, {numba.get_num_threads()} threads", batched, repeat=max(3, repeat // 5))
+    b.report(reference="loop of single renders (1 thread)")
+    for name, t in (("loop, 1 thread", t1), ("batch, 1 thread", t_b1), (f"batch, {numba.get_num_threads()} threads", t_b2)):
+        print(f"throughput {name}: {n_img / t.median:.0f} frames/s")
+
+
+if __name__ == "__main__":
+    main(quick="--quick" in sys.argv)
