@@ -84,6 +84,31 @@ class Decimation:
         return self.down.shape[0]
 
 
+def _up_matrix(n: int, kept: np.ndarray, rem: np.ndarray, corners: np.ndarray, bary: np.ndarray) -> sp.csr_matrix:
+    """CSR (n, n_coarse): row kept[j] = e_j; row rem[i] = the positive weights bary[i] on the coarse
+    vertices corners[i] (renormalised to sum to 1), columns ascending."""
+    nc = len(kept)
+    w = np.clip(bary, 0.0, None)
+    w /= w.sum(axis=1, keepdims=True)
+    order = np.argsort(corners, axis=1, kind="stable")
+    cols = np.take_along_axis(corners, order, axis=1)
+    w = np.take_along_axis(w, order, axis=1)
+    nz = w > 0
+    counts = np.ones(n, dtype=np.int64)
+    counts[rem] = nz.sum(axis=1)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    indices = np.empty(indptr[-1], dtype=np.int64)
+    data = np.empty(indptr[-1])
+    indices[indptr[kept]] = np.arange(nc)
+    data[indptr[kept]] = 1.0
+    # removed rows: their non-zeros in order, placed after each row start
+    slot = indptr[rem][:, None] + np.cumsum(nz, axis=1) - 1
+    indices[slot[nz]] = cols[nz]
+    data[slot[nz]] = w[nz]
+    return sp.csr_matrix((data, indices, indptr), shape=(n, nc))
+
+
 def _target(n: int, factor, n_vertices) -> int:
     if (factor is None) == (n_vertices is None):
         raise ValueError(
@@ -102,40 +127,26 @@ def _target(n: int, factor, n_vertices) -> int:
 
 
 def _check_input(v: np.ndarray, f: np.ndarray) -> None:
-    """Refuse unreferenced vertices, degenerate faces and non-manifold or inconsistently wound input."""
-    from . import topology
+    """Refuse unreferenced vertices, degenerate faces and non-manifold or inconsistently wound input
+    (one numba pass; the tests check it against meshkit.topology)."""
     from ._kernels import decimate as _k
 
-    n = len(v)
-    used = np.zeros(n, dtype=bool)
-    used[f.ravel()] = True
-    if not used.all():
-        bad = np.flatnonzero(~used)
+    code, a, b = _k.check_input(v, f, EPS_DEGENERATE)
+    if code == 1:
+        raise ValueError(f"faces: every vertex must belong to a face, got unreferenced vertex {a} (remove such vertices first)")
+    if code == 2:
         raise ValueError(
-            f"faces: every vertex must belong to a face, got {bad.size} unreferenced vertex(es), first {bad[0]} "
-            "(remove them first)"
+            f"faces: expected non-degenerate triangles, got {b} zero-area face(s), first face {a} {f[a].tolist()} "
+            "(remove or repair them first)"
         )
-    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
-    cr = np.linalg.norm(np.cross(b - a, c - a), axis=1)
-    l2 = np.maximum(np.maximum(((b - a) ** 2).sum(1), ((c - b) ** 2).sum(1)), ((a - c) ** 2).sum(1))
-    deg = cr <= EPS_DEGENERATE * l2
-    if deg.any():
-        i = np.flatnonzero(deg)
+    if code == 3:
         raise ValueError(
-            f"faces: expected non-degenerate triangles, got {i.size} zero-area face(s), first face {i[0]} "
-            f"{f[i[0]].tolist()} (remove or repair them first)"
-        )
-    s, t = _k.check_halfedges(f, n)
-    if s >= 0:
-        raise ValueError(
-            f"faces: expected a manifold, consistently wound mesh, got the directed edge ({s}, {t}) in two faces "
+            f"faces: expected a manifold, consistently wound mesh, got the directed edge ({a}, {b}) in two faces "
             "(an edge with more than two faces, or two faces wound against each other)"
         )
-    bad = topology.nonmanifold_vertices(f, n)
-    if bad.size:
+    if code == 4:
         raise ValueError(
-            f"faces: expected a manifold mesh, got {bad.size} non-manifold vertex(es) (faces not forming one fan), "
-            f"first vertex {bad[0]}"
+            f"faces: expected a manifold mesh, got a non-manifold vertex {a} (its faces do not form one fan)"
         )
 
 
@@ -168,7 +179,7 @@ def decimate(vertices, faces, factor=None, n_vertices=None) -> Decimation:
     >>> back = d.up @ coarse       # fine vertices projected onto the coarse surface
     """
     from ._kernels import decimate as _k
-    from .transfer import _closest, _transfer_matrix
+    from .transfer import _closest
 
     v, f = check_mesh(vertices, faces)
     # numba compiles a separate specialisation for read-only arrays (e.g. a previous level's output)
@@ -207,15 +218,7 @@ def decimate(vertices, faces, factor=None, n_vertices=None) -> Decimation:
     removed[kept] = False
     rem = np.flatnonzero(removed)
     face, bary, _ = _closest(cv, cf, v[rem])
-    up_rem = _transfer_matrix(cf, face, bary, nc)  # rows: removed vertices
-    rows = np.empty(n, dtype=np.int64)  # row of each fine vertex in the stacked [up_rem; identity]
-    rows[rem] = np.arange(len(rem))
-    rows[kept] = len(rem) + np.arange(nc)
-    stacked = sp.vstack([up_rem, sp.csr_matrix((np.ones(nc), np.arange(nc), np.arange(nc + 1)), shape=(nc, nc))],
-                        format="csr")
-    up = stacked[rows]
-    up.sort_indices()
-
+    up = _up_matrix(n, kept, rem, cf[face], bary)
     for a in (cv, cf, kept, collapses):
         a.flags.writeable = False
     return Decimation(vertices=cv, faces=cf, kept=kept, down=down, up=up, collapses=np.asarray(collapses))

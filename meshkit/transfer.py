@@ -8,7 +8,7 @@
   ``up`` matrix of a decimation (CoMA semantics), with the coarse mesh as source.
 
 Distances are Euclidean; the search is exact (no approximation), accelerated by a uniform grid
-over the triangles and run in parallel over the points with numba.
+over the triangles, in numba.
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ __all__ = ["closest_points", "barycentric_transfer"]
 
 
 def _grid_params(v: np.ndarray, f: np.ndarray):
-    """Origin, cell size and dims of the acceleration grid: cells about twice the mean edge
-    length, coarsened so that there are at most ~8 cells per triangle."""
-    tri = v[f]  # (F, 3 corners, 3)
-    lo = tri.min(axis=(0, 1))
-    ext = tri.max(axis=(0, 1)) - lo
-    e = tri[:, [1, 2, 0]] - tri
-    mean_edge = float(np.sqrt((e * e).sum(axis=2)).mean())
-    h = 2.0 * mean_edge
+    """Origin, cell size and dims of the acceleration grid: cells about the mean edge length,
+    coarsened so that there are at most ~8 cells per triangle."""
+    from ._kernels import transfer as _k
+
+    lo, hi, mean_edge = _k.grid_stats(v, f)
+    ext = hi - lo
+    h = float(mean_edge)
     if not h > 0.0:
         h = float(ext.max()) or 1.0
     dims = np.floor(ext / h).astype(np.int64) + 1
@@ -38,7 +37,7 @@ def _grid_params(v: np.ndarray, f: np.ndarray):
     if total > budget:
         h *= (total / budget) ** (1.0 / 3.0)
         dims = np.floor(ext / h).astype(np.int64) + 1
-    return lo.astype(np.float64), float(h), dims
+    return lo, h, dims
 
 
 def _closest(v: np.ndarray, f: np.ndarray, p: np.ndarray):

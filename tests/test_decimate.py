@@ -515,3 +515,40 @@ def test_unreachable_target_says_how_far_it_got():
     f = np.r_[f1, f1 + 4]
     with pytest.raises(ValueError, match=r"no valid collapse left at 8 vertices, target 6"):
         decimate(v, f, n_vertices=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 100_000))
+def test_input_check_agrees_with_topology(seed):
+    """The one-pass numba input check refuses exactly the meshes meshkit.topology calls non-manifold
+    (edges with more than two faces, several fans at a vertex, inconsistent winding)."""
+    rng = np.random.default_rng(seed)
+    parts, off = [], 0
+    for k in range(int(rng.integers(1, 3))):
+        if k == 0:
+            m = trimesh.creation.icosphere(subdivisions=1)
+            v, f = np.asarray(m.vertices), np.asarray(m.faces, dtype=np.int64)
+        else:
+            v, f = grid_mesh(int(rng.integers(3, 6)), int(rng.integers(3, 6)))
+            v = v + [3.0, 0.0, 0.3]
+        if rng.random() < 0.5:  # holes, often with non-manifold (bowtie) vertices
+            f = f[rng.random(len(f)) > rng.uniform(0.0, 0.3)]
+        parts.append((v, f + off))
+        off += len(v)
+    v = np.concatenate([p[0] for p in parts])
+    f = np.concatenate([p[1] for p in parts])
+    if rng.random() < 0.3:  # flip one face
+        i = rng.integers(len(f))
+        f[i] = f[i, ::-1]
+    if rng.random() < 0.3:  # an extra face on three sphere vertices (maybe an existing edge's third face)
+        f = np.r_[f, [rng.choice(42, size=3, replace=False)]]
+        f = np.unique(f, axis=0)
+    v, f = compact(v, f)
+    expect_ok = topology.is_manifold(f, len(v))
+    try:
+        _dec._check_input(v, f)
+        ok = True
+    except ValueError as e:
+        assert "manifold" in str(e)
+        ok = False
+    assert ok == expect_ok

@@ -1,7 +1,8 @@
 """Numba kernels for quadric-error edge-collapse decimation (Garland & Heckbert 1997).
 
 What is here:
-- ``check_halfedges``: every directed half-edge used once (no edge with > 2 faces, consistent winding).
+- ``check_input``: unreferenced vertices, degenerate faces, edges with > 2 faces or inconsistent
+  winding, non-manifold vertices, in one pass.
 - ``qem_decimate``: the whole decimation loop: quadrics, boundary constraint planes, a priority
   queue, the collapse checks (link condition, boundary rules, normal flips, degenerate and
   duplicate faces) and the collapses themselves on a corner-based vertex -> face incidence
@@ -30,33 +31,107 @@ from numba import njit
 
 
 @njit(cache=True)
-def check_halfedges(faces, n_vertices):
-    """Return (-1, -1) when every directed half-edge (a -> b) occurs in at most one face, else the
-    first repeated half-edge. A repeat means an edge with more than two faces or two faces on one
-    edge wound inconsistently."""
+def check_input(vertices, faces, eps_area):
+    """One pass over a mesh for the conditions decimation needs. Returns (code, a, b):
+
+    0: fine; 1: vertex a is in no face; 2: face a is degenerate (twice its area <= eps_area *
+    (longest edge)^2; b = number of such faces); 3: the directed edge (a, b) is in two faces (an edge
+    with more than two faces, or two faces wound against each other); 4: the faces around vertex a
+    do not form one fan (a non-manifold vertex). The first problem found, in that order.
+    """
+    n = vertices.shape[0]
     m = faces.shape[0]
-    # counting sort of half-edges by source vertex, then a per-source scan of targets
-    cnt = np.zeros(n_vertices + 1, dtype=np.int64)
+    # vertex -> corners, by counting sort
+    ptr = np.zeros(n + 1, dtype=np.int64)
     for f in range(m):
         for k in range(3):
-            cnt[faces[f, k] + 1] += 1
-    for v in range(n_vertices):
-        cnt[v + 1] += cnt[v]
-    pos = cnt[:-1].copy()
-    tgt = np.empty(3 * m, dtype=np.int64)
+            ptr[faces[f, k] + 1] += 1
+    for v in range(n):
+        if ptr[v + 1] == 0:
+            return 1, v, 0
+        ptr[v + 1] += ptr[v]
+    fill = ptr[:-1].copy()
+    corner = np.empty(3 * m, dtype=np.int64)
     for f in range(m):
         for k in range(3):
-            a = faces[f, k]
-            tgt[pos[a]] = faces[f, (k + 1) % 3]
-            pos[a] += 1
-    mark = np.full(n_vertices, -1, dtype=np.int64)
-    for v in range(n_vertices):
-        for i in range(cnt[v], cnt[v + 1]):
-            t = tgt[i]
-            if mark[t] == v:
-                return v, t
-            mark[t] = v
-    return -1, -1
+            v = faces[f, k]
+            corner[fill[v]] = 3 * f + k
+            fill[v] += 1
+    # degenerate faces
+    n_deg = 0
+    first_deg = -1
+    for f in range(m):
+        a = faces[f, 0]
+        b = faces[f, 1]
+        c = faces[f, 2]
+        ux = vertices[b, 0] - vertices[a, 0]
+        uy = vertices[b, 1] - vertices[a, 1]
+        uz = vertices[b, 2] - vertices[a, 2]
+        wx = vertices[c, 0] - vertices[a, 0]
+        wy = vertices[c, 1] - vertices[a, 1]
+        wz = vertices[c, 2] - vertices[a, 2]
+        cx = uy * wz - uz * wy
+        cy = uz * wx - ux * wz
+        cz = ux * wy - uy * wx
+        ex = wx - ux
+        ey = wy - uy
+        ez = wz - uz
+        l2 = max(ux * ux + uy * uy + uz * uz, wx * wx + wy * wy + wz * wz, ex * ex + ey * ey + ez * ez)
+        if np.sqrt(cx * cx + cy * cy + cz * cz) <= eps_area * l2:
+            if first_deg < 0:
+                first_deg = f
+            n_deg += 1
+    if n_deg > 0:
+        return 2, first_deg, n_deg
+    # each directed edge v -> x at most once
+    mark = np.full(n, -1, dtype=np.int64)
+    for v in range(n):
+        for i in range(ptr[v], ptr[v + 1]):
+            c = corner[i]
+            x = faces[c // 3, (c % 3 + 1) % 3]
+            if mark[x] == v:
+                return 3, v, x
+            mark[x] = v
+    # one fan per vertex: the steps (next -> prev) of v's corners chain into one path or one cycle
+    for v in range(n):
+        lo = ptr[v]
+        d = ptr[v + 1] - lo
+        start = -1
+        for i in range(d):
+            c = corner[lo + i]
+            src = faces[c // 3, (c % 3 + 1) % 3]
+            has_in = False
+            for j in range(d):
+                cj = corner[lo + j]
+                if faces[cj // 3, (cj % 3 + 2) % 3] == src:
+                    has_in = True
+                    break
+            if not has_in:
+                if start >= 0:
+                    return 4, v, 0  # two fans (two path starts)
+                start = i
+        i = 0 if start < 0 else start
+        steps = 1
+        c = corner[lo + i]
+        cur = faces[c // 3, (c % 3 + 2) % 3]
+        first_src = faces[c // 3, (c % 3 + 1) % 3]
+        while steps < d:
+            nxt_i = -1
+            for j in range(d):
+                cj = corner[lo + j]
+                if faces[cj // 3, (cj % 3 + 1) % 3] == cur:
+                    nxt_i = j
+                    break
+            if nxt_i < 0:
+                break
+            cj = corner[lo + nxt_i]
+            if start < 0 and faces[cj // 3, (cj % 3 + 1) % 3] == first_src:
+                break  # closed a cycle early
+            cur = faces[cj // 3, (cj % 3 + 2) % 3]
+            steps += 1
+        if steps != d:
+            return 4, v, 0
+    return 0, 0, 0
 
 
 # ------------------------------------------------------------------------------------------------

@@ -7,14 +7,19 @@ What is here:
 - ``build_grid``: a uniform grid over the triangles (each triangle listed in every cell its
   bounding box overlaps), stored as CSR (cell -> triangles).
 - ``query_grid``: for many points, search cells in growing cubic shells around the point's cell
-  until no unvisited cell can hold anything closer than the best triangle found (parallel over points).
+  until no unvisited cell can hold anything closer than the best triangle found.
+- ``grid_stats``: bounding box of the triangles and their mean edge length (for the cell size).
+
+The query loop is serial on purpose: on the 2-core target machine shared with other work, numba's
+statically scheduled parallel loop measured slower than the serial one (one busy core stalls the
+other half of the points).
 
 Barycentric weights (u, v, w) are with respect to the face's corners (faces[f, 0], faces[f, 1],
 faces[f, 2]): closest point = u a + v b + w c, u, v, w >= 0, u + v + w = 1.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
 @njit(cache=True, inline="always")
@@ -130,6 +135,29 @@ def closest_on_triangle(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz):
 
 
 @njit(cache=True)
+def grid_stats(vertices, faces):
+    """(lo (3,), hi (3,), mean edge length) over the triangles' corners."""
+    lo = np.full(3, np.inf)
+    hi = np.full(3, -np.inf)
+    total = 0.0
+    for f in range(faces.shape[0]):
+        for k in range(3):
+            a = faces[f, k]
+            b = faces[f, (k + 1) % 3]
+            dd = 0.0
+            for d in range(3):
+                x = vertices[a, d]
+                if x < lo[d]:
+                    lo[d] = x
+                if x > hi[d]:
+                    hi[d] = x
+                e = vertices[b, d] - x
+                dd += e * e
+            total += np.sqrt(dd)
+    return lo, hi, total / max(3 * faces.shape[0], 1)
+
+
+@njit(cache=True)
 def build_grid(vertices, faces, origin, h, dims):
     """CSR lists of the triangles overlapping each cell (by bounding box): (cell_ptr, cell_tris).
 
@@ -170,7 +198,7 @@ def build_grid(vertices, faces, origin, h, dims):
     return counts, tris
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def query_grid(points, vertices, faces, origin, h, dims, cell_ptr, cell_tris):
     """Closest triangle of each point: (face (P,) int64, bary (P, 3), squared distance (P,)).
 
@@ -186,7 +214,7 @@ def query_grid(points, vertices, faces, origin, h, dims, cell_ptr, cell_tris):
     d0 = dims[0]
     d1 = dims[1]
     d2_ = dims[2]
-    for q in prange(n):
+    for q in range(n):
         px = points[q, 0]
         py = points[q, 1]
         pz = points[q, 2]
