@@ -93,41 +93,40 @@ def check_input(vertices, faces, eps_area):
                 return 3, v, x
             mark[x] = v
     # one fan per vertex: the steps (next -> prev) of v's corners chain into one path or one cycle
+    src = np.empty(3 * m, dtype=np.int64)
+    dst = np.empty(3 * m, dtype=np.int64)
+    for i in range(3 * m):
+        c = corner[i]
+        f = c // 3
+        k = c % 3
+        src[i] = faces[f, (k + 1) % 3]
+        dst[i] = faces[f, (k + 2) % 3]
     for v in range(n):
         lo = ptr[v]
-        d = ptr[v + 1] - lo
+        hi = ptr[v + 1]
+        d = hi - lo
+        # sources are distinct and so are targets (checked above): a start is a source nobody ends at
+        for i in range(lo, hi):
+            mark[dst[i]] = -2 - v
         start = -1
-        for i in range(d):
-            c = corner[lo + i]
-            src = faces[c // 3, (c % 3 + 1) % 3]
-            has_in = False
-            for j in range(d):
-                cj = corner[lo + j]
-                if faces[cj // 3, (cj % 3 + 2) % 3] == src:
-                    has_in = True
-                    break
-            if not has_in:
+        for i in range(lo, hi):
+            if mark[src[i]] != -2 - v:
                 if start >= 0:
                     return 4, v, 0  # two fans (two path starts)
                 start = i
-        i = 0 if start < 0 else start
+        i = lo if start < 0 else start
+        first_src = src[i]
+        cur = dst[i]
         steps = 1
-        c = corner[lo + i]
-        cur = faces[c // 3, (c % 3 + 2) % 3]
-        first_src = faces[c // 3, (c % 3 + 1) % 3]
         while steps < d:
             nxt_i = -1
-            for j in range(d):
-                cj = corner[lo + j]
-                if faces[cj // 3, (cj % 3 + 1) % 3] == cur:
+            for j in range(lo, hi):
+                if src[j] == cur:
                     nxt_i = j
                     break
-            if nxt_i < 0:
-                break
-            cj = corner[lo + nxt_i]
-            if start < 0 and faces[cj // 3, (cj % 3 + 1) % 3] == first_src:
-                break  # closed a cycle early
-            cur = faces[cj // 3, (cj % 3 + 2) % 3]
+            if nxt_i < 0 or (start < 0 and cur == first_src):
+                break  # end of the path, or a cycle closed early
+            cur = dst[nxt_i]
             steps += 1
         if steps != d:
             return 4, v, 0
