@@ -191,6 +191,14 @@ def test_n_vertices_and_factor_give_exact_counts(small_face):
         assert len(decimate(v, f, factor=fac).vertices) == int(np.ceil(len(v) / fac))
 
 
+def test_factor_that_keeps_everything_gives_identity(small_face):
+    v, f = small_face
+    d = decimate(v, f, factor=1.0001)  # ceil(2000 / 1.0001) = 2000: nothing to collapse
+    assert np.array_equal(d.kept, np.arange(2000)) and np.array_equal(d.faces, f)
+    assert (d.down != sp.identity(2000)).nnz == 0 and (d.up != sp.identity(2000)).nnz == 0
+    assert d.collapses.shape == (0, 2)
+
+
 def test_reconstruction_error_small(small_face):
     """``up @ (down @ V)`` is close to V on the face template: mean and max over the bbox diagonal."""
     v, f = small_face
@@ -552,3 +560,29 @@ def test_input_check_agrees_with_topology(seed):
         assert "manifold" in str(e)
         ok = False
     assert ok == expect_ok
+
+
+def test_cli_decimate_writes_mesh_and_matrices(tmp_path, small_face, capsys):
+    from meshkit.cli import main
+    from meshkit.io import read_mesh, write_mesh
+
+    v, f = small_face
+    src = tmp_path / "face.ply"
+    write_mesh(src, v, f)
+    out, mats = tmp_path / "coarse.ply", tmp_path / "m.npz"
+    assert main(["decimate", str(src), str(out), "--factor", "4", "--matrices", str(mats)]) == 0
+    ref = decimate(read_mesh(src).vertices, read_mesh(src).faces, factor=4)
+    m = read_mesh(out)
+    assert m.n_vertices == 500 and np.array_equal(m.faces, ref.faces)
+    np.testing.assert_array_equal(m.vertices, ref.vertices)
+    z = np.load(mats)
+    assert np.array_equal(z["kept"], ref.kept)
+    for name in ("down", "up"):
+        mat = sp.csr_matrix((z[f"{name}_data"], z[f"{name}_indices"], z[f"{name}_indptr"]), shape=tuple(z[f"{name}_shape"]))
+        assert (mat != getattr(ref, name)).nnz == 0
+    # --n-vertices, and a clean error (exit status 2) for a bad factor
+    assert main(["decimate", str(src), str(out), "--n-vertices", "123"]) == 0
+    assert read_mesh(out).n_vertices == 123
+    capsys.readouterr()
+    assert main(["decimate", str(src), str(out), "--factor", "1"]) == 2
+    assert "factor" in capsys.readouterr().err
