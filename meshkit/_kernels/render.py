@@ -298,10 +298,28 @@ def rasterize_one(vertices, faces, height, width, sign, cull):
 
 
 @njit(cache=True, parallel=True)
-def rasterize_many(vertices, faces, v_start, f_start, f_end, height, width, sign, cull):
-    """Rasterize B meshes in parallel (one image per prange iteration).
+def rasterize_stack(vertices, faces, height, width, sign, cull):
+    """Rasterize B poses of one mesh in parallel (one image per prange iteration).
 
-    vertices (sum V, 3) and faces (sum F or F, 3) are stacked; image b uses vertices
+    vertices (B, V, 3) C-contiguous, faces (F, 3) shared. Returns (face_index (B,H,W) int32,
+    depth (B,H,W) float32, xy (B, V, 2) int64). Each image is written in place by the same
+    kernel as ``rasterize_one`` (``vertices[k]`` etc. stay C-contiguous: no copies).
+    """
+    n_img, n_v = vertices.shape[0], vertices.shape[1]
+    fidx = np.empty((n_img, height, width), dtype=np.int32)
+    depth = np.empty((n_img, height, width), dtype=np.float32)
+    xy = np.empty((n_img, n_v, 2), dtype=np.int64)
+    for k in prange(n_img):
+        zs = np.empty(n_v, dtype=np.float64)
+        rasterize_into(vertices[k], faces, sign, cull, fidx[k], depth[k], xy[k], zs)
+    return fidx, depth, xy
+
+
+@njit(cache=True, parallel=True)
+def rasterize_many(vertices, faces, v_start, f_start, f_end, height, width, sign, cull):
+    """Rasterize B different meshes in parallel (one image per prange iteration).
+
+    vertices (sum V, 3) and faces (sum F, 3) are stacked; image b uses vertices
     v_start[b]:v_start[b+1] and faces f_start[b]:f_end[b] (indices local to its vertices).
     Returns (face_index (B,H,W) int32 local to each image's faces, depth (B,H,W) float32,
     xy (sum V, 2) snapped positions).
@@ -309,19 +327,15 @@ def rasterize_many(vertices, faces, v_start, f_start, f_end, height, width, sign
     n_img = f_start.shape[0]
     fidx = np.empty((n_img, height, width), dtype=np.int32)
     depth = np.empty((n_img, height, width), dtype=np.float32)
-    n_all = vertices.shape[0]
-    xy = np.empty((n_all, 2), dtype=np.int64)
+    xy = np.empty((vertices.shape[0], 2), dtype=np.int64)
     for k in prange(n_img):
         lo = v_start[k]
         hi = v_start[k + 1]
+        # contiguous per-mesh copies: the kernels then run on plain C arrays, as in rasterize_one
+        verts = np.ascontiguousarray(vertices[lo:hi])
+        tris = np.ascontiguousarray(faces[f_start[k]:f_end[k]])
+        xyk = np.empty((hi - lo, 2), dtype=np.int64)
         zs = np.empty(hi - lo, dtype=np.float64)
-        xyk = xy[lo:hi]
-        snap(vertices[lo:hi], sign, xyk, zs)
-        fbuf = fidx[k]
-        zbuf = depth[k]
-        fbuf[:, :] = -1
-        zbuf[:, :] = np.nan
-        scan(xyk, zs, faces, f_start[k], f_end[k], height, width, cull, fbuf, zbuf)
-        if sign < 0:
-            zbuf *= np.float32(-1.0)
+        rasterize_into(verts, tris, sign, cull, fidx[k], depth[k], xyk, zs)
+        xy[lo:hi] = xyk
     return fidx, depth, xy

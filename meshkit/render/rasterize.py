@@ -232,29 +232,27 @@ def rasterize_batch(vertices, faces=None, height: int = 256, width: int = 256, *
             raise ValueError(f"vertices: expected shape (B, V, 3), got shape {vertices.shape}")
         flat = check_vertices(vertices.reshape(-1, 3), "vertices")
         f = check_faces(faces, n_v, "faces")
-        v_start = np.arange(b + 1, dtype=np.int64) * n_v
-        f_start = np.zeros(b, dtype=np.int64)
-        f_end = np.full(b, f.shape[0], dtype=np.int64)
-        stacked_f = f
-    else:
-        if faces is not None:
-            raise ValueError("faces: expected None when vertices is a sequence of meshes (each carries its faces)")
-        if isinstance(vertices, np.ndarray):
-            raise ValueError(f"vertices: expected a (B, V, 3) array or a sequence of meshes, got shape {vertices.shape}")
-        meshes = list(vertices)
-        if not meshes:
-            raise ValueError("vertices: expected at least one mesh, got an empty sequence")
-        vs, fs = [], []
-        for k, m in enumerate(meshes):
-            mv, mf = (m.vertices, m.faces) if hasattr(m, "vertices") else m
-            mv, mf = check_mesh(mv, mf, vertices_name=f"vertices[{k}]", faces_name=f"faces[{k}]")
-            vs.append(mv)
-            fs.append(mf)
-        flat = np.concatenate(vs)
-        stacked_f = np.concatenate(fs)
-        v_start = np.concatenate([[0], np.cumsum([len(x) for x in vs])]).astype(np.int64)
-        f_end = np.cumsum([len(x) for x in fs]).astype(np.int64)
-        f_start = np.concatenate([[0], f_end[:-1]]).astype(np.int64)
+        _check_guard(flat, "vertices")
+        fidx, depth, xy = K.rasterize_stack(flat.reshape(b, n_v, 3), f, h, w, sign, cull)
+        return [Fragments(fidx[k], depth[k], xy[k], f) for k in range(b)]
+    if faces is not None:
+        raise ValueError("faces: expected None when vertices is a sequence of meshes (each carries its faces)")
+    if isinstance(vertices, np.ndarray):
+        raise ValueError(f"vertices: expected a (B, V, 3) array or a sequence of meshes, got shape {vertices.shape}")
+    meshes = list(vertices)
+    if not meshes:
+        raise ValueError("vertices: expected at least one mesh, got an empty sequence")
+    vs, fs = [], []
+    for k, m in enumerate(meshes):
+        mv, mf = (m.vertices, m.faces) if hasattr(m, "vertices") else m
+        mv, mf = check_mesh(mv, mf, vertices_name=f"vertices[{k}]", faces_name=f"faces[{k}]")
+        vs.append(mv)
+        fs.append(mf)
+    flat = np.concatenate(vs)
+    stacked_f = np.concatenate(fs)
+    v_start = np.concatenate([[0], np.cumsum([len(x) for x in vs])]).astype(np.int64)
+    f_end = np.cumsum([len(x) for x in fs]).astype(np.int64)
+    f_start = np.concatenate([[0], f_end[:-1]]).astype(np.int64)
     _check_guard(flat, "vertices")
     fidx, depth, xy = K.rasterize_many(flat, stacked_f, v_start, f_start, f_end, h, w, sign, cull)
     return [Fragments(fidx[k], depth[k], xy[v_start[k]:v_start[k + 1]], stacked_f[f_start[k]:f_end[k]])
