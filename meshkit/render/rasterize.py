@@ -1,14 +1,15 @@
 """Z-buffer rasterization of triangle meshes given in image space -> per-pixel fragments.
 
 Holds ``Fragments`` (which triangle each pixel sees, where in it, at what depth), ``rasterize``
-(one mesh) and ``rasterize_batch`` (many meshes, in parallel over images), plus the shared input
-checks of the render package.
+(one mesh), ``Rasterizer`` (many frames of one size with reused buffers) and ``rasterize_batch``
+(many meshes, in parallel over images), plus the shared input checks of the render package.
 
 Image-space conventions (the face3d / 3DDFA ones):
 
 * x points right and y points down, in pixels; pixel (row j, column i) is the unit square
   [i, i + 1) x [j, j + 1) and is sampled at its centre (i + 0.5, j + 0.5). So a vertex at
-  (0, 0) is the top-left corner of the image, not the centre of the top-left pixel.
+  (0, 0) is the top-left corner of the image, not the centre of the top-left pixel. (face3d and
+  3DDFA sample at integer coordinates instead: add 0.5 to their x and y to get the same pixels.)
 * z is depth along the viewing axis, larger = nearer the camera by default (``near_is_larger``);
   pass ``near_is_larger=False`` for camera coordinates where z grows away from the camera.
 * Projection is orthographic (the vertices are already projected): attributes are interpolated
@@ -56,6 +57,8 @@ class Fragments:
         Barycentric coordinates of the pixel centre in its triangle, in the order of the face's
         own vertices ``faces[face_index]``; >= 0, summing to 1 (float rounding). Zero where empty.
         ``interpolate`` recomputes them on the fly instead of reading this array (faster).
+    faces : (F, 3) int64
+        The faces that were rasterized (``face_index`` points into them).
     """
 
     face_index: np.ndarray
