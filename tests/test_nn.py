@@ -271,6 +271,24 @@ def test_pool_equals_dense_matmul_and_gradcheck(hier):
         Pool(hier["down"][0])(torch.zeros(1, 10, 3))
 
 
+def test_pool_selection_gather_equals_dense(hier):
+    down = hier["down"][0]
+    pool = Pool(down).double()
+    assert pool.is_selection and not Pool(hier["up"][0]).is_selection
+    x = torch.randn(2, down.shape[1], 3, dtype=torch.float64, requires_grad=True)
+    np.testing.assert_allclose(pool(x).detach().numpy(), np.einsum("ij,bjc->bic", down.toarray(), x.detach().numpy()),
+                               atol=1e-15)
+    assert torch.autograd.gradcheck(Pool(hier["down"][1]).double(), (torch.randn(1, 162, 2, dtype=torch.float64,
+                                                                                  requires_grad=True),))
+    # a 0/1 matrix with a row of two entries (or a weight != 1) is not a selection: the CSR product is used
+    m = down.tolil()
+    m[0, 5] = 1.0
+    p2 = Pool(m.tocsr()).double()
+    assert not p2.is_selection
+    np.testing.assert_allclose(p2(x).detach().numpy(), np.einsum("ij,bjc->bic", m.toarray(), x.detach().numpy()),
+                               atol=1e-15)
+
+
 def test_buffers_follow_state_dict_and_dtype(hier):
     torch.manual_seed(0)
     ae = SpiralAutoencoder(hier["spirals"], hier["down"], hier["up"], channels=(8, 8), latent_dim=4)
