@@ -79,6 +79,8 @@ def scan(xy, zs, faces, f_start, f_end, height, width, cull, fbuf, zbuf):
         i1 = (max(x0, max(x1, x2)) - HALF) >> SUBPIXEL_BITS
         j0 = (min(y0, min(y1, y2)) - HALF + SUBPIXEL - 1) >> SUBPIXEL_BITS
         j1 = (max(y0, max(y1, y2)) - HALF) >> SUBPIXEL_BITS
+        if i1 < max(i0, 0) or j1 < max(j0, 0) or i0 >= width or j0 >= height:
+            continue  # no pixel centre in the clipped box (a quarter of a dense mesh's triangles)
         area = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)
         za = zs[a]
         zb = zs[b]
