@@ -19,10 +19,11 @@ The algorithm, step by step (kernel: ``meshkit._kernels.decimate.qem_decimate``)
    (the only vertices whose quadrics or faces changed) are recomputed in place. A collapse is
    refused when it would break the link condition (common neighbours of a and b must be exactly
    the opposite vertices of the edge's faces; an interior edge between two boundary vertices is
-   refused, it would pinch the surface), leave a vertex without faces, make a face degenerate or
-   duplicate, or turn a surviving face's normal by more than ``arccos(MIN_COS)`` from its current
-   normal or from its normal on the input (fine) surface. A refused collapse is remembered and the
-   vertex's next-best one is queued instead, until the neighbourhood of either end changes.
+   refused, it would pinch the surface), leave a vertex without faces, make a face degenerate, a
+   new sliver (``MIN_QUALITY``) or a duplicate, or turn a surviving face's normal by more than
+   ``arccos(MIN_COS)`` from its current normal or from its normal on the input (fine) surface. A
+   refused collapse is remembered and the vertex's next-best one is queued instead, until the
+   neighbourhood of either end changes.
 5. Stop at the target count. If the queue runs dry first, ``ValueError`` says how far it got.
 
 Because every coarse vertex is an input vertex, ``down`` is a 0/1 selection (``down @ V == V[kept]``
@@ -41,7 +42,7 @@ import scipy.sparse as sp
 
 from ._validate import check_float, check_int, check_mesh
 
-__all__ = ["Decimation", "decimate", "BOUNDARY_WEIGHT", "MIN_COS", "EPS_DEGENERATE"]
+__all__ = ["Decimation", "decimate", "BOUNDARY_WEIGHT", "MIN_COS", "EPS_DEGENERATE", "MIN_QUALITY"]
 
 #: Weight of the boundary constraint planes, relative to the area-weighted face quadrics.
 BOUNDARY_WEIGHT = 100.0
@@ -51,6 +52,9 @@ MIN_COS = 0.3
 #: A face is degenerate when twice its area is <= EPS_DEGENERATE * (its longest edge)^2
 #: (input faces like that are refused; collapses creating them are refused).
 EPS_DEGENERATE = 1e-10
+#: A collapse may not leave a face thinner than MIN_QUALITY (its height over its longest edge,
+#: i.e. 2 area / longest^2; 0.87 for an equilateral triangle) unless that face was thinner before.
+MIN_QUALITY = 0.1
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,7 +198,7 @@ def decimate(vertices, faces, factor=None, n_vertices=None) -> Decimation:
         diag = float(np.linalg.norm(hi - lo)) or 1.0
         p = (v - 0.5 * (lo + hi)) / diag
         alive, out_f, face_alive, n_alive, collapses = _k.qem_decimate(p, f, target, BOUNDARY_WEIGHT, MIN_COS,
-                                                                       EPS_DEGENERATE)
+                                                                       EPS_DEGENERATE, MIN_QUALITY)
         if n_alive != target:
             raise ValueError(
                 f"decimate: no valid collapse left at {n_alive} vertices, target {target} "

@@ -134,7 +134,7 @@ def check_invariants(v, f, d: Decimation, target: int):
 # invariants on many meshes (hypothesis)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sub=st.integers(1, 3), amp=st.floats(0.0, 0.03), seed=st.integers(0, 1000), factor=st.floats(1.3, 8.0))
 def test_invariants_noisy_icospheres(sub, amp, seed, factor):
     v, f = noisy_sphere(sub, amp, seed)
@@ -148,7 +148,7 @@ def test_invariants_noisy_icospheres(sub, amp, seed, factor):
     assert topology.euler_characteristic(d.faces, len(d.vertices)) == 2
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(nx=st.integers(10, 16), ny=st.integers(10, 14), n_holes=st.integers(0, 3), seed=st.integers(0, 1000),
        factor=st.floats(1.5, 4.0))
 def test_invariants_grids_with_holes(nx, ny, n_holes, seed, factor):
@@ -157,7 +157,7 @@ def test_invariants_grids_with_holes(nx, ny, n_holes, seed, factor):
     check_invariants(v, f, d, int(np.ceil(len(v) / factor)))
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(200, 2500), factor=st.sampled_from([2.0, 4.0, 8.0]))
 def test_invariants_face_template(n, factor):
     from bfm.synthetic import face_template
@@ -309,7 +309,7 @@ def test_quality_vs_fast_simplification(name):
 # the kernel against a slow reference of the same greedy algorithm
 
 
-def reference_decimate(v, f, target, boundary_weight, min_cos, eps):
+def reference_decimate(v, f, target, boundary_weight, min_cos, eps, min_quality):
     """Pure-Python greedy QEM with endpoint placement, recomputing every candidate at every step.
 
     Quadrics are 4x4 matrices; the candidates are all directed collapses r -> k (r removed, k kept
@@ -386,6 +386,9 @@ def reference_decimate(v, f, target, boundary_weight, min_cos, eps):
             edges2 = [np.sum((p[new[j]] - p[new[(j + 1) % 3]]) ** 2) for j in range(3)]
             if ln <= eps * max(edges2):
                 return False
+            q_old = np.linalg.norm(n_old) / max(np.sum((p[old[j]] - p[old[(j + 1) % 3]]) ** 2) for j in range(3))
+            if ln / max(edges2) < min_quality and ln / max(edges2) < q_old:
+                return False
             if n_old @ n_new < min_cos * np.linalg.norm(n_old) * ln or fn0[i] @ n_new < min_cos * ln:
                 return False
             if any({x, y} <= set(faces[g]) for g in vf[k]):
@@ -432,7 +435,8 @@ def test_kernel_matches_reference(mesh):
     v = v + 1e-3 * bbox_diag(v) * np.random.default_rng(0).standard_normal(v.shape)
     target = int(np.ceil(len(v) / 3))
     d = decimate(v, f, n_vertices=target)
-    ref_collapses, ref_faces = reference_decimate(v, f, target, _dec.BOUNDARY_WEIGHT, _dec.MIN_COS, _dec.EPS_DEGENERATE)
+    ref_collapses, ref_faces = reference_decimate(v, f, target, _dec.BOUNDARY_WEIGHT, _dec.MIN_COS, _dec.EPS_DEGENERATE,
+                                                  _dec.MIN_QUALITY)
     assert np.array_equal(d.collapses, ref_collapses)
     remap = np.full(len(v), -1)
     remap[d.kept] = np.arange(len(d.kept))

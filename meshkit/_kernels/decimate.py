@@ -268,7 +268,7 @@ def _hset(hcost, hvert, pos, hsize, v, cost):
 
 
 @njit(cache=True)
-def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, rej_capacity=32):
+def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, min_quality, rej_capacity=32):
     """Collapse edges of the (validated, manifold, consistently wound) mesh until ``target``
     vertices remain.
 
@@ -282,6 +282,8 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, re
         arccos(min_cos) from its current normal, or by more than arccos(min_cos) from its normal
         in the input mesh (the fine surface)
     eps_area : float, a face whose doubled area is <= eps_area * (longest edge)^2 counts as degenerate
+    min_quality : float, a collapse may not make a face thinner than this (height over longest edge,
+        = 2 area / longest edge^2; an equilateral triangle has 0.87) unless it was thinner already
     rej_capacity : int, refusals remembered per vertex; a vertex with more refusals drops out of
         the queue until its neighbourhood changes
 
@@ -415,7 +417,8 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, re
     while n_alive > target and hsize[0] > 0:
         r = hvert[0]
         k = best_t[r]
-        ok = _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_id, r, k, min_cos, eps_area)
+        ok = _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_id, r, k, min_cos, eps_area,
+                           min_quality)
         mark_id += 2
         if not ok:
             # remember the refusal and offer r's next-best collapse
@@ -572,14 +575,14 @@ def _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, v)
 
 
 @njit(cache=True)
-def _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_id, r, k, min_cos, eps_area):
+def _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_id, r, k, min_cos, eps_area, min_quality):
     """Whether removing r into k (k stays in place) keeps a valid manifold without flips.
 
     Checks, in order of cost: the faces shared by the edge (1 = boundary edge, 2 = interior);
     boundary rules (r on the boundary may only move along a boundary edge; an interior edge whose
     ends are both on the boundary would pinch the surface); no vertex left without faces; the link
     condition (the common neighbours of r and k are exactly the opposite vertices of the shared
-    faces); then per surviving face of r: not degenerate, normal not turned by more than
+    faces); then per surviving face of r: not degenerate, not a new sliver, normal not turned by more than
     arccos(min_cos) from its current normal nor from its input normal, and no duplicate of a face of k.
     """
     # faces around r: shared with k, and the rest; neighbours of r marked with mark_id
@@ -658,6 +661,11 @@ def _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_
             ox = ay * bz - az * by
             oy = az * bx - ax * bz
             oz = ax * by - ay * bx
+            ex = P[y, 0] - P[x, 0]
+            ey = P[y, 1] - P[x, 1]
+            ez = P[y, 2] - P[x, 2]
+            e2 = ex * ex + ey * ey + ez * ez
+            l2_old = max(ax * ax + ay * ay + az * az, bx * bx + by * by + bz * bz, e2)
             ax = P[x, 0] - kx
             ay = P[x, 1] - ky
             az = P[x, 2] - kz
@@ -668,13 +676,13 @@ def _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_
             ny = az * bx - ax * bz
             nz = ax * by - ay * bx
             ln = np.sqrt(nx * nx + ny * ny + nz * nz)
-            ex = P[y, 0] - P[x, 0]
-            ey = P[y, 1] - P[x, 1]
-            ez = P[y, 2] - P[x, 2]
-            l2 = max(ax * ax + ay * ay + az * az, bx * bx + by * by + bz * bz, ex * ex + ey * ey + ez * ez)
+            l2 = max(ax * ax + ay * ay + az * az, bx * bx + by * by + bz * bz, e2)
             if ln <= eps_area * l2:
                 return False  # degenerate
             lo = np.sqrt(ox * ox + oy * oy + oz * oz)
+            # sliver: height over longest edge (= 2 area / longest^2) below min_quality, and thinner than before
+            if ln < min_quality * l2 and ln * l2_old < lo * l2:
+                return False
             if ox * nx + oy * ny + oz * nz < min_cos * lo * ln:
                 return False  # turned too far from its current normal
             if fn[g, 0] * nx + fn[g, 1] * ny + fn[g, 2] * nz < min_cos * ln:
