@@ -489,3 +489,18 @@ def test_models_from_a_real_hierarchy(padding):
     assert ae(x).shape == (1, sizes[0], 3)
     cheb = ChebAutoencoder.from_hierarchy(h, channels=(4, 4, 4), latent_dim=4, K=3)
     assert cheb(x).shape == (1, sizes[0], 3)
+
+
+# ----------------------------------------------------------------------------------------------- optional torch
+
+
+def test_meshkit_import_does_not_need_torch_and_nn_says_how_to_install():
+    import subprocess
+    import sys
+
+    code = ("import sys; import meshkit, meshkit.metrics; assert 'torch' not in sys.modules, 'torch imported'; "
+            "sys.modules['torch'] = None\n"
+            "try:\n    import meshkit.nn\nexcept ImportError as e:\n    print(e)\nelse:\n    print('no error')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "pip install torch==2.13.0" in out.stdout and "meshkit[torch]" in out.stdout
