@@ -206,6 +206,37 @@ def test_depth_matches_ray_casting_on_the_face_template(small_face):
     assert_ids_agree_off_edges(vi, f, frag, fid_ref, both)
 
 
+def contains(v, tri, px, py):
+    """Exact (grid vertices) inclusive / strict containment of points in given triangles."""
+    a, b, c = v[tri[:, 0]], v[tri[:, 1]], v[tri[:, 2]]
+
+    def edge(p, q):
+        return (q[:, 0] - p[:, 0]) * (py - p[:, 1]) - (q[:, 1] - p[:, 1]) * (px - p[:, 0])
+
+    w = np.stack([edge(b, c), edge(c, a), edge(a, b)], 1) * np.sign(edge(a, b) + edge(b, c) + edge(c, a))[:, None]
+    return (w >= 0).all(1), (w > 0).all(1)
+
+
+def test_full_size_face_matches_ray_casting():
+    from bfm.synthetic import face_template
+
+    v, f = face_template()  # 53,215 vertices, 105,840 triangles
+    size = 128
+    vi = snapped(R.frame_vertices(v, size, size))
+    frag = R.rasterize(vi, f, size, size)
+    fid_ref, z_ref = ray_cast(vi, f, size, size)
+    both = (frag.face_index >= 0) & (fid_ref >= 0)
+    assert both.sum() > 0.4 * size * size
+    assert ((frag.face_index >= 0) ^ (fid_ref >= 0)).sum() <= 0.005 * both.sum()
+    np.testing.assert_allclose(frag.depth[both], z_ref[both], atol=1e-4)
+    dis = both & (frag.face_index != fid_ref)
+    assert dis.sum() <= 0.01 * both.sum()
+    jj, ii = np.nonzero(dis)
+    mine_incl, mine_strict = contains(vi, f[frag.face_index[dis]], ii + 0.5, jj + 0.5)
+    theirs_incl, _ = contains(vi, f[fid_ref[dis]], ii + 0.5, jj + 0.5)
+    assert mine_incl.all() and theirs_incl.all() and not mine_strict.any()  # only centres on shared edges
+
+
 # ---------------------------------------------------------------------------------------------
 # fill rule, watertightness
 
