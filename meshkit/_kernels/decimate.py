@@ -386,6 +386,7 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
     RMAX = rej_capacity
     rej = np.empty((n, RMAX), dtype=np.int64)  # refused targets of each vertex, since its last change
     nrej = np.zeros(n, dtype=np.int64)
+    refused_by = np.zeros(n, dtype=np.int64)  # how many refusals name each vertex as target
     mark = np.full(n, -1, dtype=np.int64)  # scratch: neighbour marks
     mark_id = 0
     best_t = np.full(n, -1, dtype=np.int64)
@@ -425,6 +426,7 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
             if nrej[r] < RMAX:
                 rej[r, nrej[r]] = k
                 nrej[r] += 1
+                refused_by[k] += 1
                 mark_id += 1
                 cost, t = _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, r)
             else:
@@ -502,17 +504,33 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
         for i in range(cnt):
             in_changed[nbr[i]] = n_done
 
-        # changed vertices: forget their refusals and re-evaluate (k's quadric changed, rings changed)
+        # changed vertices: forget their refusals and re-evaluate. Only k's quadric changed, so for
+        # another changed vertex w only the cost of w -> k is new: unless w's best went to r (gone)
+        # or to k (its cost can only have grown), or w had refusals, a min with that one cost is exact.
         for i in range(cnt):
             w = nbr[i]
+            full = w == k or nrej[w] > 0 or best_t[w] == r or best_t[w] == k
+            for j in range(nrej[w]):
+                refused_by[rej[w, j]] -= 1
             nrej[w] = 0
-            mark_id += 1
-            cost, t = _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, w)
+            if full:
+                mark_id += 1
+                cost, t = _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, w)
+            else:
+                cost = hcost[pos[w]] if pos[w] >= 0 else np.inf
+                t = best_t[w]
+                if not (boundary[w] and not boundary[k]):
+                    ck = _qerr(Q, w, k, P[k, 0], P[k, 1], P[k, 2])
+                    if ck < cost or (ck == cost and k < t):
+                        cost = ck
+                        t = k
             best_t[w] = t
             _hset(hcost, hvert, pos, hsize, w, cost)
         # unchanged vertices that refused a collapse into a changed vertex: forget that refusal
         for i in range(cnt):
             w = nbr[i]
+            if refused_by[w] == 0:
+                continue
             c = head[w]
             while c >= 0:
                 g = c // 3
@@ -523,6 +541,7 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
                         found = False
                         while j < nrej[x]:
                             if in_changed[rej[x, j]] == n_done:
+                                refused_by[rej[x, j]] -= 1
                                 rej[x, j] = rej[x, nrej[x] - 1]
                                 nrej[x] -= 1
                                 found = True
