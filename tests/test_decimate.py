@@ -255,6 +255,10 @@ def test_full_template_counts_and_invariants():
     assert len(d.vertices) == 13304
     rel = check_invariants(v, f, d, 13304)
     print(f"\nface_template() / 4: up @ down @ V error / bbox diagonal: mean {rel.mean():.2e}, max {rel.max():.2e}")
+    cv, cf = _fs_same_count(v, f, 13304)
+    theirs = closest_points(cv, cf, v)[3] / bbox_diag(v)
+    print(f"fast-simplification at {len(cv)} vertices: mean {theirs.mean():.2e}, max {theirs.max():.2e}")
+    assert rel.mean() <= 2.0 * theirs.mean() and rel.max() <= 2.0 * theirs.max()
     counts = [13304]
     for n in (3326, 832, 208, 52):
         d = decimate(d.vertices, d.faces, factor=4)
