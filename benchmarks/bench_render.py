@@ -11,8 +11,9 @@ Rows (steady state after warm-up; the first call is reported apart):
 - pyvista/VTK off-screen (``pv.Plotter(off_screen=True)``, parallel projection, no lighting):
   update the points, render, read back the colour image and the depth buffer. Mesa llvmpipe,
   LP_NUM_THREADS=1 so that it is single-threaded too.
-- batches: ``rasterize_batch`` of B frames (numba prange over images, 1 vs 2 threads) followed by
-  ``interpolate`` per frame, against a loop of single renders.
+- batches: B posed frames; ``rasterize_batch`` (numba prange over images) then ``interpolate``
+  per frame, and ``render_colors_batch`` (raster + colour both inside the prange), 1 vs 2
+  threads, against a loop of single renders.
 
 Run: .venv/bin/python benchmarks/bench_render.py [--quick]
 """
@@ -166,13 +167,20 @@ def main(quick: bool = False) -> None:
         return out
 
     b = Bench(f"batch of {n_img} frames, depth + colour, {size}x{size}")
+    threads = min(2, numba.config.NUMBA_NUM_THREADS)
     numba.set_num_threads(1)
-    t1 = b.time("loop of single renders (1 thread)", looped, repeat=max(3, repeat // 5))
-    t_b1 = b.time("rasterize_batch, 1 thread", batched, repeat=max(3, repeat // 5))
-    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-    t_b2 = b.time(f"rasterize_batch, {numba.get_num_threads()} threads", batched, repeat=max(3, repeat // 5))
-    b.report(reference="loop of single renders (1 thread)")
-    for name, t in (("loop, 1 thread", t1), ("batch, 1 thread", t_b1), (f"batch, {numba.get_num_threads()} threads", t_b2)):
+    rows = [("loop of rasterize + interpolate (1 thread)", looped)]
+    rows.append(("rasterize_batch (1 thread) + interpolate per frame", batched))
+    rows.append(("render_colors_batch, 1 thread", lambda: R.render_colors_batch(batch, f, colors, size, size)))
+    timings = []
+    for name, fn in rows:
+        timings.append((name, b.time(name, fn, repeat=max(3, repeat // 5))))
+    numba.set_num_threads(threads)
+    for name, fn in ((f"rasterize_batch ({threads} threads) + interpolate per frame", batched),
+                     (f"render_colors_batch, {threads} threads", lambda: R.render_colors_batch(batch, f, colors, size, size))):
+        timings.append((name, b.time(name, fn, repeat=max(3, repeat // 5))))
+    b.report(reference="loop of rasterize + interpolate (1 thread)")
+    for name, t in timings:
         print(f"throughput {name}: {n_img / t.median:.0f} frames/s")
 
 

@@ -656,6 +656,31 @@ def test_batch_equals_single(small_face):
         np.testing.assert_array_equal(R.interpolate(o, mf, col), R.interpolate(one, mf, col))
 
 
+@pytest.mark.parametrize("size", [32, 200])  # per-pixel and per-triangle-plane interpolation
+def test_render_colors_batch_equals_single_renders(small_face, size):
+    v, f = small_face
+    rng = np.random.default_rng(3)
+    batch = np.stack([R.frame_vertices(v @ np.linalg.qr(rng.normal(size=(3, 3)))[0] * 0.2 + v * 0.8, size, size)
+                      for _ in range(3)])
+    shared = rng.random((len(v), 2))
+    per_image = rng.random((3, len(v), 2))
+    for colors in (shared, per_image):
+        out = R.render_colors_batch(batch, f, colors, size, size, background=[0.5, -1], cull_backfaces=True)
+        assert out.images.shape == (3, size, size, 2)
+        for k in range(3):
+            col = colors if colors.ndim == 2 else colors[k]
+            one = R.rasterize(batch[k], f, size, size, cull_backfaces=True)
+            np.testing.assert_array_equal(out.face_index[k], one.face_index)
+            np.testing.assert_array_equal(out.depth[k], one.depth)
+            np.testing.assert_allclose(out.images[k], R.render_colors(batch[k], f, col, size, size, background=[0.5, -1],
+                                                                      cull_backfaces=True), rtol=1e-6, atol=1e-6)
+            np.testing.assert_array_equal(out.mask[k], one.mask)
+    with pytest.raises(ValueError, match="colors: expected"):
+        R.render_colors_batch(batch, f, per_image[:2], size, size)
+    with pytest.raises(ValueError, match=r"vertices: expected shape \(B, V, 3\)"):
+        R.render_colors_batch(batch[0], f, shared, size, size)
+
+
 def test_rasterizer_reuses_buffers_and_matches_rasterize(small_face):
     v, f = small_face
     r = R.Rasterizer(40, 56, cull_backfaces=True)

@@ -341,3 +341,33 @@ def rasterize_many(vertices, faces, v_start, f_start, f_end, height, width, sign
         rasterize_into(verts, tris, sign, cull, fidx[k], depth[k], xyk, zs)
         xy[lo:hi] = xyk
     return fidx, depth, xy
+
+
+@njit(cache=True, parallel=True)
+def render_stack(vertices, faces, attributes, background, height, width, sign, cull):
+    """Rasterize and interpolate B poses of one mesh in parallel (one image per prange iteration).
+
+    vertices (B, V, 3), faces (F, 3), attributes (A, V, C) with A = 1 (shared) or B (per image),
+    background (C,). Returns (face_index (B,H,W) int32, depth (B,H,W) float32, images
+    (B,H,W,C) float32), each image exactly as rasterize_one + the interpolation kernel give it.
+    """
+    n_img, n_v = vertices.shape[0], vertices.shape[1]
+    n_att = attributes.shape[0]
+    n_ch = attributes.shape[2]
+    n_f = faces.shape[0]
+    fidx = np.empty((n_img, height, width), dtype=np.int32)
+    depth = np.empty((n_img, height, width), dtype=np.float32)
+    images = np.empty((n_img, height, width, n_ch), dtype=np.float32)
+    planes = height * width >= 2 * n_f
+    for k in prange(n_img):
+        xy = np.empty((n_v, 2), dtype=np.int64)
+        zs = np.empty(n_v, dtype=np.float64)
+        rasterize_into(vertices[k], faces, sign, cull, fidx[k], depth[k], xy, zs)
+        att = attributes[min(np.int64(k), n_att - 1)]  # (prange indices are unsigned: cast first)
+        if planes:
+            done = np.empty(n_f, dtype=np.bool_)
+            coef = np.empty((n_f, 3 * n_ch), dtype=np.float64)
+            interpolate_planes(xy, faces, fidx[k], att, background, images[k], done, coef)
+        else:
+            interpolate_fused(xy, faces, fidx[k], att, background, images[k])
+    return fidx, depth, images

@@ -4,7 +4,8 @@ rasterize.py   ``rasterize`` / ``rasterize_batch`` -> ``Fragments`` (conventions
                pixel centres at integer + 0.5, depth sign, fill rule, winding); ``Rasterizer``
                reuses its buffers over many frames
 shading.py     ``interpolate`` and ``render_colors`` / ``render_depth`` / ``render_normals`` /
-               ``render_pncc`` (``pncc_code``) / ``render_texture``
+               ``render_pncc`` (``pncc_code``) / ``render_texture``; ``render_colors_batch``
+               (B poses, parallel over images)
 lighting.py    ``lambertian``, spherical-harmonics lighting (``sh_basis``, ``sh_irradiance``,
                ``sh_lighting``)
 visibility.py  ``visible_vertices``
@@ -24,7 +25,17 @@ from .camera import frame_vertices
 from .image import overlay, save_png, to_uint8
 from .lighting import SH_BAND_FACTORS, lambertian, sh_basis, sh_irradiance, sh_lighting
 from .rasterize import Fragments, Rasterizer, rasterize, rasterize_batch
-from .shading import interpolate, pncc_code, render_colors, render_depth, render_normals, render_pncc, render_texture
+from .shading import (
+    BatchRender,
+    interpolate,
+    pncc_code,
+    render_colors,
+    render_colors_batch,
+    render_depth,
+    render_normals,
+    render_pncc,
+    render_texture,
+)
 from .visibility import visible_vertices
 
 __all__ = [
@@ -34,6 +45,8 @@ __all__ = [
     "rasterize_batch",
     "interpolate",
     "render_colors",
+    "render_colors_batch",
+    "BatchRender",
     "render_depth",
     "render_normals",
     "render_pncc",

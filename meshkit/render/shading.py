@@ -10,16 +10,19 @@ one-call renders built on it: ``render_colors``, ``render_depth``, ``render_norm
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 
 from .._validate import check_faces, check_float, check_vertices
 from ..mesh import _vertex_normals
-from .rasterize import Fragments, _check_flag, _check_image_mesh, _rasterize
+from .rasterize import Fragments, _check_flag, _check_guard, _check_image_mesh, _check_size, _rasterize
 
 __all__ = [
     "interpolate",
     "render_colors",
+    "render_colors_batch",
+    "BatchRender",
     "render_depth",
     "render_normals",
     "render_pncc",
@@ -151,6 +154,64 @@ def render_colors(vertices, faces, colors, height: int, width: int, *, backgroun
     frag = _rasterize(v, f, h, w, _check_flag(near_is_larger, "near_is_larger"), _check_flag(cull_backfaces, "cull_backfaces"))
     out = _interpolate(frag, f, c, bg)
     return out[..., 0] if one_d else out
+
+
+@dataclass(frozen=True)
+class BatchRender:
+    """Renders of a batch: ``images`` (B, H, W, C) float32, ``depth`` (B, H, W) float32 (NaN
+    where empty), ``face_index`` (B, H, W) int32 (-1 where empty)."""
+
+    images: np.ndarray
+    depth: np.ndarray
+    face_index: np.ndarray
+
+    @property
+    def mask(self) -> np.ndarray:
+        """(B, H, W) bool: True where a triangle covers the pixel."""
+        return self.face_index >= 0
+
+
+def render_colors_batch(vertices, faces, colors, height: int, width: int, *, background=0.0,
+                        near_is_larger: bool = True, cull_backfaces: bool = False) -> BatchRender:
+    """Render B poses of one mesh (depth + per-vertex colours), in parallel over the images.
+
+    Rasterization and interpolation of each image run in one numba prange iteration, so a batch
+    uses all of numba's threads (``numba.set_num_threads``); every image equals what
+    ``rasterize`` and ``render_colors`` give for it alone.
+
+    Parameters
+    ----------
+    vertices : (B, V, 3) float, image space (see ``rasterize``).
+    faces : (F, 3) int, shared.
+    colors : (V, C) float shared by all images, or (B, V, C) per image.
+    height, width, background, near_is_larger, cull_backfaces : as in ``render_colors``.
+
+    Returns
+    -------
+    BatchRender with ``images`` (B, H, W, C), ``depth`` (B, H, W), ``face_index`` (B, H, W).
+    """
+    from .._kernels import render as K
+
+    v = np.asarray(vertices) if not isinstance(vertices, (str, bytes)) and vertices is not None else vertices
+    if not isinstance(v, np.ndarray) or v.ndim != 3 or v.shape[2] != 3 or v.shape[0] == 0:
+        raise ValueError(f"vertices: expected shape (B, V, 3) with B >= 1, got {getattr(v, 'shape', type(v).__name__)}")
+    b, n_v = v.shape[0], v.shape[1]
+    flat = check_vertices(v.reshape(-1, 3), "vertices")
+    f = check_faces(faces, n_v, "faces")
+    _check_guard(flat, "vertices")
+    h, w = _check_size(height, width)
+    c = np.asarray(colors) if not isinstance(colors, (str, bytes)) and colors is not None else colors
+    if isinstance(c, np.ndarray) and c.ndim == 3:
+        if c.shape[0] != b:
+            raise ValueError(f"colors: expected (V, C) or ({b}, V, C) for {b} images, got shape {c.shape}")
+        att = np.stack([_check_attributes(c[k], n_v, f"colors[{k}]")[0] for k in range(b)])
+    else:
+        att = _check_attributes(c, n_v, "colors")[0][None]
+    bg = _check_background(background, att.shape[2])
+    sign = 1.0 if _check_flag(near_is_larger, "near_is_larger") else -1.0
+    fidx, depth, images = K.render_stack(flat.reshape(b, n_v, 3), f, np.ascontiguousarray(att), bg, h, w, sign,
+                                         _check_flag(cull_backfaces, "cull_backfaces"))
+    return BatchRender(images, depth, fidx)
 
 
 def render_depth(vertices, faces, height: int, width: int, *, background: float = 0.0, normalize: bool = False,
