@@ -847,3 +847,18 @@ def test_cli_render_bad_input_is_one_line_error(tmp_path, small_face, capsys):
     assert main(["render", str(p), "--size", "0", "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert "--size: expected an integer >= 1, got 0" in err and "Traceback" not in err
+
+
+def test_cli_render_uses_vertex_colours_when_the_file_has_them(tmp_path, small_face):
+    from PIL import Image
+
+    from meshkit.cli import main
+    from meshkit.io import write_mesh
+
+    v, f = small_face
+    rgba = np.tile(np.array([[30, 200, 90, 255]], np.uint8), (len(v), 1))
+    p = write_mesh(tmp_path / "face.ply", v, f, colors=rgba)
+    assert main(["render", str(p), "--mode", "colour", "--size", "48", "--out", str(tmp_path / "c.png")]) == 0
+    img = np.asarray(Image.open(tmp_path / "c.png"))
+    mask = R.rasterize(R.frame_vertices(v, 48, 48), f, 48, 48).mask
+    assert (img[mask] == [30, 200, 90]).all() and (img[~mask] == 0).all()

@@ -39,7 +39,7 @@ GUARD_BAND = float(1 << 21)
 MAX_SIDE = 1 << 15
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: compare fields explicitly
 class Fragments:
     """What each pixel of a rasterized image sees.
 

@@ -156,7 +156,7 @@ def render_colors(vertices, faces, colors, height: int, width: int, *, backgroun
     return out[..., 0] if one_d else out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: compare fields explicitly
 class BatchRender:
     """Renders of a batch: ``images`` (B, H, W, C) float32, ``depth`` (B, H, W) float32 (NaN
     where empty), ``face_index`` (B, H, W) int32 (-1 where empty)."""
