@@ -215,7 +215,7 @@ def decimate(vertices, faces, factor=None, n_vertices=None) -> Decimation:
     nc = len(kept)
     cv = v[kept]
 
-    down = sp.csr_matrix((np.ones(nc), kept, np.arange(nc + 1, dtype=np.int64)), shape=(nc, n))
+    down = sp.csr_matrix((np.ones(nc), kept.copy(), np.arange(nc + 1, dtype=np.int64)), shape=(nc, n))
 
     # up: kept vertices map to themselves (weight exactly 1), the others to their closest coarse point
     removed = np.ones(n, dtype=bool)
@@ -223,6 +223,5 @@ def decimate(vertices, faces, factor=None, n_vertices=None) -> Decimation:
     rem = np.flatnonzero(removed)
     face, bary, _ = _closest(cv, cf, v[rem])
     up = _up_matrix(n, kept, rem, cf[face], bary)
-    for a in (cv, cf, kept, collapses):
-        a.flags.writeable = False
+    # arrays are fresh copies owned by the result, left writeable (torch.from_numpy warns on read-only ones)
     return Decimation(vertices=cv, faces=cf, kept=kept, down=down, up=up, collapses=np.asarray(collapses))
