@@ -178,15 +178,16 @@ def decimate(vertices, faces, factor=None, n_vertices=None) -> Decimation:
 
     Example
     -------
-    >>> d = decimate(v, f, factor=4)
-    >>> coarse = d.down @ v        # == v[d.kept]
-    >>> back = d.up @ coarse       # fine vertices projected onto the coarse surface
+    >>> d = decimate(v, f, factor=4)  # doctest: +SKIP
+    >>> coarse = d.down @ v           # == v[d.kept]  # doctest: +SKIP
+    >>> back = d.up @ coarse          # fine vertices projected onto the coarse surface  # doctest: +SKIP
     """
     from ._kernels import decimate as _k
     from .transfer import _closest
 
     v, f = check_mesh(vertices, faces)
-    # numba compiles a separate specialisation for read-only arrays (e.g. a previous level's output)
+    # numba compiles a separate specialisation for read-only arrays (e.g. a Mesh's): hand it writeable ones
+    v = np.require(v, np.float64, ["C", "W"])
     f = np.require(f, np.int64, ["C", "W"])
     n = len(v)
     target = _target(n, factor, n_vertices)

@@ -165,3 +165,16 @@ def test_bad_input():
         barycentric_transfer(v, f + 100, np.zeros((1, 3)))
     with pytest.raises(ValueError, match="faces"):
         closest_points(v, f[:, :2], np.zeros((1, 3)))
+
+
+def test_grid_stats_kernel_vs_numpy():
+    from meshkit._kernels.transfer import grid_stats
+
+    v, f = _noisy_sphere(2, 0.05, 9)
+    v = np.r_[v, [[50.0, 50.0, 50.0]]]  # an unused vertex must not widen the box
+    lo, hi, mean_edge = grid_stats(v, f)
+    corners = v[f].reshape(-1, 3)
+    np.testing.assert_allclose(lo, corners.min(0), rtol=0, atol=0)
+    np.testing.assert_allclose(hi, corners.max(0), rtol=0, atol=0)
+    edges = np.linalg.norm(v[f[:, [1, 2, 0]]] - v[f], axis=2)
+    np.testing.assert_allclose(mean_edge, edges.mean(), rtol=1e-12)
