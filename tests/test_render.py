@@ -393,6 +393,11 @@ def test_degenerate_triangles_draw_nothing():
     f = np.array([[0, 1, 2], [3, 4, 5]])  # two collinear triples (diagonal, vertical)
     frag = R.rasterize(v, f, 16, 16)
     assert not frag.mask.any()
+    # faces repeating a vertex are accepted and cover nothing, next to a normal face
+    rep = R.rasterize(v, np.array([[0, 0, 4], [4, 4, 4], [6, 1, 4]]), 16, 16)
+    only = R.rasterize(v, np.array([[6, 1, 4]]), 16, 16)
+    np.testing.assert_array_equal(rep.mask, only.mask)
+    assert (rep.face_index[rep.mask] == 2).all()
     # a sub-1/256-pixel sliver snaps to zero area too
     sliver = np.array([[1.0, 1.0, 0], [12.0, 1.0, 0], [6.0, 1.0 + 1e-4, 0]])
     assert not R.rasterize(sliver, np.array([[0, 1, 2]]), 16, 16).mask.any()

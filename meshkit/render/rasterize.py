@@ -102,7 +102,7 @@ def _check_guard(v: np.ndarray, name: str) -> None:
 
 
 def _check_image_mesh(vertices, faces, height, width):
-    v, f = check_mesh(vertices, faces)
+    v, f = check_mesh(vertices, faces, allow_repeated=True)
     _check_guard(v, "vertices")
     h, w = _check_size(height, width)
     return v, f, h, w
@@ -121,7 +121,8 @@ def rasterize(vertices, faces, height: int, width: int, *, near_is_larger: bool 
     Coverage is decided at pixel centres (i + 0.5, j + 0.5) with exact integer edge functions on
     vertices snapped to 1/256 pixel, and the top-left fill rule: a pixel centre exactly on an edge
     shared by two triangles belongs to exactly one of them, so a closed or tiled surface has no
-    cracks and no double coverage. Degenerate triangles (zero area after snapping) cover nothing;
+    cracks and no double coverage. Degenerate triangles (zero area after snapping, including faces
+    that repeat a vertex index) cover nothing;
     off-screen parts are clipped. Depth is tested per pixel, nearer wins; on exactly equal depth
     the lower face index wins (deterministic). No perspective correction: the vertices are an
     orthographic image-space projection, where linear interpolation is exact. See the module
@@ -191,7 +192,7 @@ class Rasterizer:
         """Rasterize one frame (see ``rasterize``); the result lives in this object's buffers."""
         from .._kernels import render as K
 
-        v, f = check_mesh(vertices, faces)
+        v, f = check_mesh(vertices, faces, allow_repeated=True)
         _check_guard(v, "vertices")
         n = v.shape[0]
         if self._xy.shape[0] < n:
@@ -234,7 +235,7 @@ def rasterize_batch(vertices, faces=None, height: int = 256, width: int = 256, *
         if vertices.shape[2] != 3:
             raise ValueError(f"vertices: expected shape (B, V, 3), got shape {vertices.shape}")
         flat = check_vertices(vertices.reshape(-1, 3), "vertices")
-        f = check_faces(faces, n_v, "faces")
+        f = check_faces(faces, n_v, "faces", allow_repeated=True)
         _check_guard(flat, "vertices")
         fidx, depth, xy = K.rasterize_stack(flat.reshape(b, n_v, 3), f, h, w, sign, cull)
         return [Fragments(fidx[k], depth[k], xy[k], f) for k in range(b)]
@@ -248,7 +249,7 @@ def rasterize_batch(vertices, faces=None, height: int = 256, width: int = 256, *
     vs, fs = [], []
     for k, m in enumerate(meshes):
         mv, mf = (m.vertices, m.faces) if hasattr(m, "vertices") else m
-        mv, mf = check_mesh(mv, mf, vertices_name=f"vertices[{k}]", faces_name=f"faces[{k}]")
+        mv, mf = check_mesh(mv, mf, vertices_name=f"vertices[{k}]", faces_name=f"faces[{k}]", allow_repeated=True)
         vs.append(mv)
         fs.append(mf)
     flat = np.concatenate(vs)

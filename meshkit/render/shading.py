@@ -82,7 +82,7 @@ def interpolate(fragments: Fragments, faces, attributes, *, background=0.0, out=
         raise TypeError(f"fragments: expected a Fragments from rasterize, got {type(fragments).__name__}")
     n_v = fragments.snapped_xy.shape[0]
     # the very array that was rasterized (and validated then) needs no second check
-    f = fragments.faces if faces is fragments.faces else check_faces(faces, n_v, "faces")
+    f = fragments.faces if faces is fragments.faces else check_faces(faces, n_v, "faces", allow_repeated=True)
     if f.shape != fragments.faces.shape:
         raise ValueError(f"faces: expected the {fragments.faces.shape[0]} faces that were rasterized, got {f.shape[0]}")
     a, one_d = _check_attributes(attributes, n_v, "attributes")
@@ -197,7 +197,7 @@ def render_colors_batch(vertices, faces, colors, height: int, width: int, *, bac
         raise ValueError(f"vertices: expected shape (B, V, 3) with B >= 1, got {getattr(v, 'shape', type(v).__name__)}")
     b, n_v = v.shape[0], v.shape[1]
     flat = check_vertices(v.reshape(-1, 3), "vertices")
-    f = check_faces(faces, n_v, "faces")
+    f = check_faces(faces, n_v, "faces", allow_repeated=True)
     _check_guard(flat, "vertices")
     h, w = _check_size(height, width)
     c = np.asarray(colors) if not isinstance(colors, (str, bytes)) and colors is not None else colors
