@@ -493,7 +493,37 @@ def _truncate(model: MorphableModel, ks: int | None, ke: int | None) -> Morphabl
                           model.expression_std[:ke], model.triangles, model.landmarks, name=model.name)
 
 
-def _init_worker(spec) -> None:
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, dead but not yet reaped by its parent, counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+    except OSError:  # pragma: no cover - no /proc: fall back to a signal probe
+        try:
+            os.kill(pid, 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+
+
+def _init_worker(spec, parent_pid: int | None = None) -> None:
+    """Worker start-up: build the model once; exit if the parent job dies (a killed job leaves no
+    orphan workers holding its files)."""
+    if parent_pid is not None:
+        import threading
+
+        ppid0 = os.getppid()  # the job itself, or the forkserver it started
+
+        def watch():
+            while True:
+                time.sleep(0.25)
+                if os.getppid() != ppid0 or not _alive(parent_pid):
+                    os._exit(1)
+
+        threading.Thread(target=watch, daemon=True, name="w300lp-parent-watch").start()
     _worker_model(spec)
 
 
@@ -747,7 +777,8 @@ def _run_local(workers: int, spec, out: str, tasks, opts: _Options, on_done) -> 
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = mp.get_context("forkserver") if "forkserver" in mp.get_all_start_methods() else mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(spec,)) as ex:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(spec, os.getpid())) as ex:
         pending = set()
         it = iter(tasks)
         exhausted = False

@@ -1,0 +1,402 @@
+"""300W-LP preprocessing: layout, geometry of the crop, image/mesh alignment, store modes,
+failure reporting, resume after a hard kill, Dask, CLI.
+
+References: the pose is recomputed here with face3d's own ``angle2matrix_3ddfa`` matrices written
+out by hand (Rx, Ry, Rz with face3d's signs, R = Rx Ry Rz, image = s V R^T + t, y -> h - y - 1) and
+the crop with face3d's rule (box centre, 1.5 x mean side, corners -> 0 and S - 1), in float64
+numpy, independent of bfm.pose / bfm.w300lp; image alignment is checked by re-rendering the stored
+meshes with meshkit's rasterizer and comparing with the stored crops (a crop/vertex offset of one
+pixel shows up); the real-file facts (keys, shapes, 450 x 450 JPEG, landmarks/ layout) are those
+of TFDS ``the300w_lp`` and the face3d / 3DDFA-style readers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import zarr
+from PIL import Image
+
+from bfm import w300lp
+from bfm.synthetic import small_model
+from bfm.synthetic_300wlp import vertex_pattern_colors, write_synthetic_300wlp
+
+SIZE = 48
+IMG = 160
+ARRAYS = ("images", "vertices", "landmarks2d", "landmarks3d", "pose", "pose_para", "shape_para", "exp_para", "crop",
+          "source_size", "status", "ids")
+
+
+@pytest.fixture(scope="session")
+def model():
+    return small_model()
+
+
+@pytest.fixture(scope="session")
+def tree(tmp_path_factory, model):
+    root = tmp_path_factory.mktemp("w300lp") / "300W_LP"
+    truth = write_synthetic_300wlp(root, model, n_per_subset=2, image_size=IMG, face_px=70, seed=1, colors="pattern")
+    return root, truth
+
+
+@pytest.fixture(scope="session")
+def broken_tree(tmp_path_factory, tree):
+    """The tree with a corrupt .mat, a missing image, a wrong-shape Shape_Para and a missing pt2d key."""
+    root = tmp_path_factory.mktemp("broken") / "300W_LP"
+    shutil.copytree(tree[0], root)
+    ids = sorted(tree[1])
+    bad = {ids[1]: "corrupt .mat", ids[6]: "missing image", ids[9]: "wrong shape", ids[14]: "missing key"}
+    (root / f"{ids[1]}.mat").write_bytes(b"MATLAB 5.0 MAT-file garbage" + bytes(range(256)) * 3)
+    (root / f"{ids[6]}.jpg").unlink()
+    m = scipy.io.loadmat(str(root / f"{ids[9]}.mat"))
+    m["Shape_Para"] = np.zeros((199, 2))
+    scipy.io.savemat(str(root / f"{ids[9]}.mat"), {k: v for k, v in m.items() if not k.startswith("__")})
+    m = scipy.io.loadmat(str(root / f"{ids[14]}.mat"))
+    scipy.io.savemat(str(root / f"{ids[14]}.mat"), {k: v for k, v in m.items() if not k.startswith("__") and k != "pt2d"})
+    return root, bad
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory, tree, model):
+    out = tmp_path_factory.mktemp("store") / "s.zarr"
+    summary = w300lp.preprocess(tree[0], out, model=model, size=SIZE, workers=1, block_size=4, progress=False)
+    return out, summary
+
+
+def _face3d_pose(v, pose_para, h):
+    """face3d transform_3ddfa + the 300W-LP y flip, float64, written from face3d's matrices."""
+    x, y, z = pose_para[:3]
+    rx = np.array([[1, 0, 0], [0, np.cos(x), np.sin(x)], [0, -np.sin(x), np.cos(x)]])
+    ry = np.array([[np.cos(y), 0, -np.sin(y)], [0, 1, 0], [np.sin(y), 0, np.cos(y)]])
+    rz = np.array([[np.cos(z), np.sin(z), 0], [-np.sin(z), np.cos(z), 0], [0, 0, 1]])
+    r = rx @ ry @ rz
+    out = pose_para[6] * v @ r.T + pose_para[3:6]
+    out[:, 1] = h - out[:, 1] - 1
+    return out
+
+
+def _face3d_crop(pt2d, size, margin=1.5):
+    left, right = pt2d[:, 0].min(), pt2d[:, 0].max()
+    top, bottom = pt2d[:, 1].min(), pt2d[:, 1].max()
+    center = np.array([right - (right - left) / 2.0, bottom - (bottom - top) / 2.0])
+    side = (right - left + bottom - top) / 2.0 * margin
+    corner = center - side / 2.0
+    s = (size - 1) / side
+    return s, corner
+
+
+def _arrays(path):
+    g = zarr.open_group(str(path), mode="r")
+    return {k: g[k][:] for k in ARRAYS if k in g}, dict(g.attrs)
+
+
+def _assert_same_store(a, b, *, exact=True):
+    (xa, attrs_a), (xb, attrs_b) = _arrays(a), _arrays(b)
+    assert set(xa) == set(xb)
+    for k in xa:
+        if exact or xa[k].dtype.kind not in "f":
+            np.testing.assert_array_equal(xa[k], xb[k], err_msg=k)
+        else:
+            np.testing.assert_allclose(xa[k], xb[k], rtol=1e-5, atol=1e-3, err_msg=k)
+    assert attrs_a["failures"] == attrs_b["failures"]
+    assert attrs_a["config"] == attrs_b["config"]
+
+
+# ---------------------------------------------------------------------------------------------
+# layout
+
+
+def test_synthetic_tree_has_the_real_layout(tmp_path, model):
+    root = tmp_path / "300W_LP"
+    truth = write_synthetic_300wlp(root, model, n_per_subset=1, seed=3)
+    assert sorted({k.split("/")[0] for k in truth}) == ["AFW", "AFW_Flip", "HELEN", "HELEN_Flip", "IBUG", "IBUG_Flip",
+                                                        "LFPW", "LFPW_Flip"]
+    expected = {"Pose_Para": (1, 7), "Shape_Para": (199, 1), "Exp_Para": (29, 1), "Color_Para": (1, 7),
+                "Illum_Para": (1, 10), "Tex_Para": (199, 1), "pt2d": (2, 68), "roi": (1, 4)}
+    for sid in truth:
+        mat = scipy.io.loadmat(str(root / f"{sid}.mat"))
+        assert {k: mat[k].shape for k in expected} == expected
+        assert all(mat[k].dtype == np.float64 for k in expected)
+        with Image.open(root / f"{sid}.jpg") as im:
+            assert im.format == "JPEG" and im.size == (450, 450) and im.mode == "RGB"
+        folder, stem = sid.split("/")
+        lm = root / "landmarks" / folder / f"{stem}_pts.mat"
+        if folder.endswith("_Flip"):
+            assert not lm.exists()
+        else:
+            d = scipy.io.loadmat(str(lm))
+            assert d["pts_2d"].shape == (68, 2) and d["pts_3d"].shape == (68, 2)
+            np.testing.assert_allclose(d["pts_2d"], mat["pt2d"].T)
+    assert sorted(p.name for p in (root / "landmarks").iterdir()) == ["AFW", "HELEN", "IBUG", "LFPW"]
+    # a flip is the mirrored pose: pitch kept, yaw and roll negated, tx -> w - 1 - tx
+    sid = next(k for k in truth if k.startswith("AFW/"))
+    p, q = truth[sid]["pose_para"], truth["AFW_Flip/" + sid.split("/")[1]]["pose_para"]
+    np.testing.assert_allclose(q, [p[0], -p[1], -p[2], 449 - p[3], p[4], p[5], p[6]])
+
+
+def test_discover_sorted_with_flips_and_reports_orphans(tree, tmp_path):
+    root, truth = tree
+    samples = w300lp.discover(root)
+    assert [s.id for s in samples] == sorted(truth)
+    assert sum(s.flip for s in samples) == len(truth) // 2
+    assert all(s.landmarks is not None for s in samples if not s.flip)
+    assert len(w300lp.discover(root, flips=False)) == len(truth) // 2
+    assert [s.id for s in w300lp.discover(root, subsets=["IBUG"])] == sorted(k for k in truth if k.startswith("IBUG"))
+    with pytest.raises(FileNotFoundError, match="root"):
+        w300lp.discover(tmp_path / "nope")
+    with pytest.raises(ValueError, match="AFW"):
+        w300lp.discover(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# geometry
+
+
+def test_vertices_match_independent_pose_and_crop(store, tree, model):
+    out, summary = store
+    _, truth = tree
+    assert summary.processed == len(truth) and not summary.skipped
+    g = zarr.open_group(str(out), mode="r")
+    ids = list(g["ids"][:])
+    assert ids == sorted(truth)
+    verts, lm2, lm3 = g["vertices"][:], g["landmarks2d"][:], g["landmarks3d"][:]
+    mean = model.mean.astype(np.float64).reshape(-1)
+    for i, sid in enumerate(ids):
+        t = truth[sid]
+        flat = mean + model.shape_basis.astype(np.float64) @ t["shape_para"][: model.n_shape] \
+            + model.expression_basis.astype(np.float64) @ t["exp_para"][: model.n_expression]
+        img_v = _face3d_pose(flat.reshape(-1, 3), t["pose_para"], IMG)
+        s, corner = _face3d_crop(t["pt2d"], SIZE)
+        ref = np.empty_like(img_v)
+        ref[:, :2] = s * (img_v[:, :2] - corner)
+        ref[:, 2] = s * img_v[:, 2]
+        ref[:, 2] -= ref[:, 2].min()
+        np.testing.assert_allclose(verts[i], ref, atol=2e-3)
+        # the issue's check: the 68 landmark vertices land on pt2d (after the crop) within a pixel
+        pt_crop = s * (t["pt2d"] - corner)
+        assert np.abs(verts[i][model.landmarks, :2] - pt_crop).max() < 1.0
+        np.testing.assert_allclose(lm2[i], pt_crop, atol=1e-3)
+        np.testing.assert_array_equal(lm3[i], verts[i][model.landmarks])
+        assert verts[i][:, 2].min() == 0.0
+    np.testing.assert_allclose(g["pose"][:], np.array([truth[k]["pose_para"][:3] for k in ids]), atol=1e-6)
+
+
+def _render_like_writer(model, v, size):
+    from meshkit.render import render_colors
+
+    f = model.triangles
+    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    n = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(n, f[:, k], fn)
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    rgba = np.concatenate([vertex_pattern_colors(model) * (0.45 + 0.55 * np.abs(n[:, 2:3])), np.ones((len(v), 1))], 1)
+    w = v.copy()
+    w[:, :2] += 0.5
+    img = render_colors(w, f, rgba, size, size)
+    return img[..., :3], img[..., 3]
+
+
+def test_crops_are_aligned_with_the_stored_meshes(store, model):
+    """Re-render each stored mesh at the crop size: it matches the stored crop inside the face, and
+    a one-pixel shift of the mesh matches clearly worse (the crop and the vertices share one map)."""
+    from scipy.ndimage import binary_erosion
+
+    g = zarr.open_group(str(store[0]), mode="r")
+    images, verts = g["images"][:], g["vertices"][:].astype(np.float64)
+    errs, shifted = [], []
+    for img, v in zip(images, verts, strict=True):
+        for dx, acc in ((0.0, errs), (1.0, shifted)):
+            w = v.copy()
+            w[:, 0] += dx
+            rgb, alpha = _render_like_writer(model, w, SIZE)
+            mask = binary_erosion(alpha > 0.999, iterations=2)
+            acc.append(np.abs(rgb[mask] - img[mask] / 255.0).mean())
+    errs, shifted = np.array(errs), np.array(shifted)
+    assert errs.max() < 0.05
+    assert (shifted > 1.3 * errs).all()
+
+
+def test_params_store_rebuilds_the_vertex_store(tmp_path, tree, model, store):
+    out = tmp_path / "p.zarr"
+    w300lp.preprocess(tree[0], out, model=model, size=SIZE, store="params", workers=1, block_size=4, progress=False)
+    gp, gv = zarr.open_group(str(out), mode="r"), zarr.open_group(str(store[0]), mode="r")
+    assert "vertices" not in gp
+    for k in ("images", "landmarks2d", "landmarks3d", "crop", "pose_para", "shape_para", "exp_para", "ids", "status"):
+        np.testing.assert_array_equal(gp[k][:], gv[k][:], err_msg=k)
+    for i in range(gp["status"].shape[0]):
+        v = w300lp.reconstruct_cropped(model, gp["shape_para"][i], gp["exp_para"][i], gp["pose_para"][i],
+                                       gp["crop"][i], gp["source_size"][i][0])
+        np.testing.assert_allclose(v, gv["vertices"][i], atol=2e-3)
+
+
+def test_float16_vertices(tmp_path, tree, model, store):
+    out = tmp_path / "h.zarr"
+    w300lp.preprocess(tree[0], out, model=model, size=SIZE, vertex_dtype="float16", workers=1, block_size=4, progress=False)
+    h = zarr.open_group(str(out), mode="r")["vertices"][:]
+    f = zarr.open_group(str(store[0]), mode="r")["vertices"][:]
+    assert h.dtype == np.float16
+    np.testing.assert_allclose(h.astype(np.float32), f, rtol=2e-3, atol=2e-3)
+
+
+def test_fewer_model_components_use_the_leading_ones(store, model):
+    cfg = zarr.open_group(str(store[0]), mode="r").attrs["config"]
+    assert (cfg["n_shape_used"], cfg["n_expression_used"]) == (model.n_shape, model.n_expression) == (40, 10)
+    assert zarr.open_group(str(store[0]), mode="r")["shape_para"].shape[1] == 40
+
+
+# ---------------------------------------------------------------------------------------------
+# failures, resume, parallel
+
+
+def test_corrupt_missing_and_wrong_shape_are_reported_and_skipped(tmp_path, broken_tree, tree, model, store):
+    root, bad = broken_tree
+    s = w300lp.preprocess(root, tmp_path / "b.zarr", model=model, size=SIZE, workers=1, block_size=4, progress=False)
+    reasons = dict(s.skipped)
+    assert set(reasons) == set(bad)
+    for sid, what in bad.items():
+        assert reasons[sid].startswith(what), (sid, reasons[sid])
+    assert s.processed == len(tree[1]) - len(bad)
+    g = zarr.open_group(str(tmp_path / "b.zarr"), mode="r")
+    ids = list(g["ids"][:])
+    status = g["status"][:]
+    good = zarr.open_group(str(store[0]), mode="r")
+    for i, sid in enumerate(ids):
+        if sid in bad:
+            assert status[i] == w300lp.STATUS_SKIPPED and not g["images"][i].any() and not g["vertices"][i].any()
+        else:  # the other samples are unaffected
+            assert status[i] == w300lp.STATUS_DONE
+            np.testing.assert_array_equal(g["images"][i], good["images"][i])
+    assert [tuple(f) for f in g.attrs["failures"]] == sorted(s.skipped)
+    assert "skipped" in str(s) and "missing image" in str(s)
+
+
+@pytest.mark.slow
+def test_resume_after_a_hard_kill_gives_the_same_store(tmp_path, broken_tree, model):
+    root = broken_tree[0]
+    clean = tmp_path / "clean.zarr"
+    w300lp.preprocess(root, clean, model=model, size=SIZE, workers=1, block_size=2, progress=False)
+    killed = tmp_path / "killed.zarr"
+    code = ("import sys; from bfm import w300lp; from bfm.synthetic import small_model; "
+            f"w300lp.preprocess({str(root)!r}, {str(killed)!r}, model=small_model(), size={SIZE}, workers=2, "
+            "block_size=2, progress=False)")
+    env = dict(os.environ, **{w300lp.EXIT_AFTER_ENV: "2"})
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 75, r.stderr[-2000:]
+    markers = list((killed / ".w300lp").glob("block_*.json"))
+    n_blocks = 8
+    assert 2 <= len(markers) < n_blocks  # killed mid-way
+    assert "complete" not in zarr.open_group(str(killed), mode="r").attrs
+    s = w300lp.preprocess(root, killed, model=model, size=SIZE, workers=2, block_size=2, progress=False)
+    assert s.blocks_resumed == len(markers) and s.blocks_total == n_blocks
+    _assert_same_store(killed, clean)
+    # a finished store is a no-op to re-run
+    s2 = w300lp.preprocess(root, killed, model=model, size=SIZE, workers=1, block_size=2, progress=False)
+    assert s2.blocks_resumed == n_blocks
+    _assert_same_store(killed, clean)
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_writes_the_same_store(tmp_path, tree, model, store):
+    distributed = pytest.importorskip("distributed")
+    out = tmp_path / "d.zarr"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        s = w300lp.preprocess(tree[0], out, model=model, size=SIZE, block_size=4, scheduler=cluster.scheduler_address,
+                              progress=False)
+    assert s.processed == len(tree[1])
+    _assert_same_store(out, store[0], exact=False)
+    np.testing.assert_array_equal(zarr.open_group(str(out), mode="r")["images"][:],
+                                  zarr.open_group(str(store[0]), mode="r")["images"][:])
+
+
+@pytest.mark.slow
+def test_local_processes_write_the_same_store(tmp_path, tree, model, store):
+    out = tmp_path / "l.zarr"
+    w300lp.preprocess(tree[0], out, model=model, size=SIZE, block_size=4, workers=2, progress=False)
+    _assert_same_store(out, store[0])
+
+
+def test_marker_files_are_written_atomically_and_list_failures(tmp_path, broken_tree, model):
+    out = tmp_path / "m.zarr"
+    w300lp.preprocess(broken_tree[0], out, model=model, size=SIZE, workers=1, block_size=4, progress=False)
+    files = sorted((out / ".w300lp").iterdir())
+    assert [f.name for f in files] == [f"block_{b:07d}.json" for b in range(4)]  # no temp files left
+    listed = [tuple(f) for p in files for f in json.loads(p.read_text())["failures"]]
+    assert {sid for sid, _ in listed} == set(broken_tree[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input, settings
+
+
+def test_bad_input_and_changed_settings(tmp_path, tree, model, store):
+    root = tree[0]
+    with pytest.raises(ValueError, match="store"):
+        w300lp.preprocess(root, tmp_path / "x.zarr", model=model, store="meshes")
+    with pytest.raises(ValueError, match="workers"):
+        w300lp.preprocess(root, tmp_path / "x.zarr", model=model, workers=0)
+    with pytest.raises(ValueError, match="margin"):
+        w300lp.preprocess(root, tmp_path / "x.zarr", model=model, margin=0)
+    with pytest.raises(TypeError, match="model"):
+        w300lp.preprocess(root, tmp_path / "x.zarr", model=42)
+    with pytest.raises(FileNotFoundError, match="root"):
+        w300lp.preprocess(tmp_path / "missing", tmp_path / "x.zarr", model=model)
+    # resuming into a store made with other settings is refused, naming the setting
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(store[0], copy)
+    with pytest.raises(ValueError, match="size"):
+        w300lp.preprocess(root, copy, model=model, size=SIZE + 8, workers=1, block_size=4, progress=False)
+    s = w300lp.preprocess(root, copy, model=model, size=SIZE + 8, workers=1, block_size=4, progress=False, overwrite=True)
+    assert zarr.open_group(str(copy), mode="r")["images"].shape[1] == SIZE + 8 and s.blocks_resumed == 0
+    with pytest.raises(ValueError, match="pt2d"):
+        w300lp.crop_from_landmarks(np.zeros((68, 3)))
+    with pytest.raises(ValueError, match="pt2d"):
+        w300lp.crop_from_landmarks(np.ones((68, 2)))
+
+
+def test_limit_takes_the_first_ids(tmp_path, tree, model, store):
+    s = w300lp.preprocess(tree[0], tmp_path / "lim.zarr", model=model, size=SIZE, workers=1, block_size=4, limit=5,
+                          progress=False)
+    g = zarr.open_group(str(tmp_path / "lim.zarr"), mode="r")
+    assert s.n_samples == 5 and list(g["ids"][:]) == sorted(tree[1])[:5]
+    np.testing.assert_array_equal(g["images"][:], zarr.open_group(str(store[0]), mode="r")["images"][:5])
+
+
+def test_cli_preprocess_300wlp(tmp_path, tree, model, store, capsys):
+    from bfm.formats import save_npz
+    from meshkit.cli import main
+
+    npz = save_npz(tmp_path / "model.npz", model)
+    out = tmp_path / "cli.zarr"
+    rc = main(["preprocess-300wlp", str(tree[0]), "--out", str(out), "--model", str(npz), "--size", str(SIZE),
+               "--workers", "1", "--block-size", "4", "--no-progress"])
+    assert rc == 0
+    assert "16 processed, 0 skipped" in capsys.readouterr().out
+    _assert_same_store(out, store[0], exact=False)
+    assert main(["preprocess-300wlp", str(tree[0]), "--out", str(out)]) == 2
+    assert "--model" in capsys.readouterr().err
+    assert main(["preprocess-300wlp", str(tree[0]), "--out", str(out), "--model", str(npz), "--size", "3"]) == 2
+    assert "size" in capsys.readouterr().err
+
+
+def test_open_store_refuses_other_folders(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        w300lp.open_store(tmp_path / "none.zarr")
+    zarr.open_group(str(tmp_path / "other.zarr"), mode="w")
+    with pytest.raises(ValueError, match="not a meshkit 300W-LP store"):
+        w300lp.open_store(tmp_path / "other.zarr")
+
+
+def test_store_is_chunked_along_samples(store):
+    g = zarr.open_group(str(store[0]), mode="r")
+    for k in ("images", "vertices", "landmarks2d", "status"):
+        assert g[k].chunks[0] == 4 and g[k].chunks[1:] == g[k].shape[1:]
+    assert Path(store[0], ".w300lp").is_dir()
