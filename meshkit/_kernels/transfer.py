@@ -157,6 +157,22 @@ def grid_stats(vertices, faces):
     return lo, hi, total / max(3 * faces.shape[0], 1)
 
 
+@njit(cache=True, inline="always")
+def _box_d2(px, py, pz, origin, h, i, j, k):
+    """Squared distance from p to cell (i, j, k)."""
+    d2 = 0.0
+    lo = origin[0] + i * h
+    e = max(lo - px, px - (lo + h), 0.0)
+    d2 += e * e
+    lo = origin[1] + j * h
+    e = max(lo - py, py - (lo + h), 0.0)
+    d2 += e * e
+    lo = origin[2] + k * h
+    e = max(lo - pz, pz - (lo + h), 0.0)
+    d2 += e * e
+    return d2
+
+
 @njit(cache=True)
 def build_grid(vertices, faces, origin, h, dims):
     """CSR lists of the triangles overlapping each cell (by bounding box): (cell_ptr, cell_tris).
@@ -203,9 +219,11 @@ def query_grid(points, vertices, faces, origin, h, dims, cell_ptr, cell_tris):
     """Closest triangle of each point: (face (P,) int64, bary (P, 3), squared distance (P,)).
 
     Cubic shells of cells around the point's (clamped) cell are searched in order of their
-    Chebyshev radius r; after shell r the search stops once the best squared distance is at most
-    the squared distance from the point to the outside of the searched box (only box sides not on
-    the grid's border count). Ties between triangles keep the smallest face index.
+    Chebyshev radius r, skipping cells farther from the point than the best triangle so far; after
+    shell r the search stops once the best squared distance is below the squared distance from the
+    point to the outside of the searched box (only box sides not on the grid's border count). Every
+    cell that could hold a triangle at the best distance is visited, so ties between triangles keep
+    the smallest face index.
     """
     n = points.shape[0]
     face = np.full(n, -1, dtype=np.int64)
@@ -244,7 +262,7 @@ def query_grid(points, vertices, faces, origin, h, dims, cell_ptr, cell_tris):
                         kstep = 2 * r if r > 0 else 1
                     k = ck - r
                     while k <= ck + r:
-                        if k >= k0 and k <= k1:
+                        if k >= k0 and k <= k1 and _box_d2(px, py, pz, origin, h, i, j, k) <= best:
                             c = (i * d1 + j) * d2_ + k
                             for t in range(cell_ptr[c], cell_ptr[c + 1]):
                                 f = cell_tris[t]
@@ -279,7 +297,7 @@ def query_grid(points, vertices, faces, origin, h, dims, cell_ptr, cell_tris):
                 bound = min(bound, origin[2] + (k1 + 1) * h - pz)
             if bound == np.inf:
                 break
-            if bound > 0.0 and best <= bound * bound:
+            if bound > 0.0 and best < bound * bound:
                 break
             r += 1
         face[q] = bf
