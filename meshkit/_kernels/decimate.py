@@ -706,8 +706,9 @@ def _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_
                 return False  # turned too far from its current normal
             if fn[g, 0] * nx + fn[g, 1] * ny + fn[g, 2] * nz < min_cos * ln:
                 return False  # turned too far from the fine surface
-            # duplicate: does k already have a face on x and y?
-            cc = head[k]
+            # duplicate: does k already have a face on x and y? Given the link condition that needs
+            # x and y to be the two opposite vertices, i.e. r of valence 3 (a tetrahedron-like corner)
+            cc = head[k] if nfaces[r] == 3 else -1
             while cc >= 0:
                 h = cc // 3
                 if face_alive[h]:
