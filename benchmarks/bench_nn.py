@@ -4,7 +4,8 @@ against a dense reference and a gather + scatter-add implementation.
 Operators: the real 6-level hierarchy of the synthetic 53,215-vertex face template
 (``sampling.build_hierarchy(face_template(), spiral_length=19)``: 53215 -> 13304 -> 3326 -> 832 ->
 208 -> 52), built once and timed separately. Peers (no SpiralNet++ / CoMA / PyG install here, so the
-peers are written in this file): "dense" multiplies by the operator as a dense torch matrix (skipped
+peers are written in this file; ``Pool`` applies a 0/1 selection ``down`` as a row gather and any
+other matrix as a CSR product, the note column says which): "dense" multiplies by the operator as a dense torch matrix (skipped
 where that matrix would exceed 1 GiB); "gather+scatter" is SpiralNet++'s pooling scheme
 (index_select the source rows, scale by the weights, index_add into the output rows).
 
@@ -108,14 +109,16 @@ def main() -> None:
         c = 16
         x = torch.randn(B, m.shape[1], c, requires_grad=True)
         b = Bench(f"Pool {name} (nnz {m.nnz}), batch {B} x {c} channels, forward + backward")
-        b.time("meshkit Pool (CSR)", fwd_bwd(Pool(m), x), repeat=10)
-        b.time("gather + scatter-add (SpiralNet++ scheme)", fwd_bwd(ScatterPool(m), x), repeat=10)
+        pool = Pool(m)
+        b.time("meshkit Pool", fwd_bwd(pool, x), repeat=30,
+               note="row gather (0/1 selection)" if pool.is_selection else "CSR sparse-dense product")
+        b.time("gather + scatter-add (SpiralNet++ scheme)", fwd_bwd(ScatterPool(m), x), repeat=30)
         if dense_ok(m.shape):
-            b.time("dense matmul", fwd_bwd(DenseOp(m), x), repeat=5)
+            b.time("dense matmul", fwd_bwd(DenseOp(m), x), repeat=10)
         else:
             gib = m.shape[0] * m.shape[1] * 4 / 2**30
             b.skip("dense matmul", f"dense matrix {m.shape[0]}x{m.shape[1]} float32 = {gib:.1f} GiB")
-        b.report(reference="meshkit Pool (CSR)")
+        b.report(reference="meshkit Pool")
 
     # ---- ChebConv K = 6 (CoMA)
     for lvl in (2, 1):
@@ -124,7 +127,7 @@ def main() -> None:
         conv = ChebConv(16, 16, lap, 6)
         x = torch.randn(B, n, 16, requires_grad=True)
         b = Bench(f"ChebConv K=6, 16 -> 16 channels, level {lvl} ({n} vertices, nnz {lap.nnz}), batch {B}, forward + backward")
-        b.time("meshkit ChebConv (CSR)", fwd_bwd(conv, x), repeat=10)
+        b.time("meshkit ChebConv (CSR)", fwd_bwd(conv, x), repeat=30)
         if dense_ok(lap.shape):
             dense = DenseCheb(conv, lap)
             with torch.no_grad():
