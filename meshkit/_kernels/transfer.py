@@ -124,6 +124,11 @@ def closest_on_triangle(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz):
                             t = (d4 - d3) / ((d4 - d3) + (d5 - d6))
                             u, v, w = 0.0, 1.0 - t, t
                         else:
+                            # interior: the sub-areas are >= 0 up to rounding; clamp so the
+                            # weights are exactly non-negative and sum to 1
+                            va = max(va, 0.0)
+                            vb = max(vb, 0.0)
+                            vc = max(vc, 0.0)
                             s = va + vb + vc
                             u = va / s
                             v = vb / s
