@@ -166,7 +166,9 @@ def wpdc_weights(pred: torch.Tensor, target: torch.Tensor, model, *, whitened: b
     - shape / expression coefficient j: ||B_j P[:, :3]^T||_F, B_j = basis column j as (n, 3).
 
     ``eps`` is added to every weight, each row is divided by its maximum, and the z translation
-    (index 11, invisible under orthographic projection) gets weight 0, as in 3DDFA.
+    (index 11, invisible under orthographic projection) gets weight 0, as in 3DDFA. 3DDFA evaluates
+    the norms on its 68 keypoints plus 132 randomly resampled vertices: pass those as
+    ``vertex_indices`` to do the same (the default uses every vertex, O(N K) per call).
     """
     _check_params(pred, "pred")
     _check_params(target, "target")
@@ -188,10 +190,13 @@ def wpdc_weights(pred: torch.Tensor, target: torch.Tensor, model, *, whitened: b
     grad_norm = torch.empty(b, 62, dtype=dt, device=p.device)
     pose = torch.cat([col_norm, torch.full((b, 1), math.sqrt(n), dtype=dt, device=p.device)], dim=1)  # (B, 4)
     grad_norm[:, :12] = pose.repeat(1, 3)  # row-major 3x4: entry (r, c) -> pose[c]
+    # ||B_j A^T||_F^2 = trace(A G_j A^T) = sum(G_j * (A^T A)) with the 3x3 Gram G_j = B_j^T B_j:
+    # O(n K) once instead of a (B, n, 3, K) intermediate
     basis = torch.cat([ws, we], dim=1).reshape(n, 3, -1)  # (n, 3, K)
-    r3 = cam[:, :, :3]  # (B, 3, 3)
-    rotated = torch.einsum("brc,nck->bnrk", r3, basis)  # (B, n, 3, K)
-    grad_norm[:, 12:] = torch.sqrt((rotated**2).sum(dim=(1, 2)))
+    gram = torch.einsum("nck,ndk->kcd", basis, basis)  # (K, 3, 3)
+    a3 = cam[:, :, :3]  # (B, 3, 3)
+    ata = a3.transpose(1, 2) @ a3  # (B, 3, 3)
+    grad_norm[:, 12:] = torch.sqrt(torch.clamp(torch.einsum("kcd,bcd->bk", gram, ata), min=0.0))
     weights = (p - g).abs() * grad_norm + eps
     weights = weights / weights.max(dim=1, keepdim=True).values
     weights[:, 11] = 0.0
