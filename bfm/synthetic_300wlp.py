@@ -60,9 +60,7 @@ def vertex_pattern_colors(model: MorphableModel) -> np.ndarray:
 
 def _vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
     fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    n = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(n, f[:, k], fn)
+    n = np.stack([sum(np.bincount(f[:, k], weights=fn[:, c], minlength=len(v)) for k in range(3)) for c in range(3)], 1)
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-30)
 
 

@@ -49,6 +49,8 @@ crop            (N, 4) float64           s, x0, y0, z_shift (``reconstruct_cropp
 source_size     (N, 2) int32             height, width of the source image
 ids             (N,) str                 sample ids, sorted
 status          (N,) int8                0 pending, 1 done, 2 skipped (see attrs["failures"])
+vertices_level1 (N, n_1, 3) ...          with ``hierarchy``: ``down[0] @ vertices``, then
+                                         ``vertices_level{k+1} = down[k] @ vertices_level{k}``
 =============== ======================== ===================================================
 
 Resumability: blocks are aligned with the chunks; a worker writes its block's chunks, then an
@@ -481,6 +483,7 @@ def _worker_model(spec) -> MorphableModel:
         if spec[2] is not None or spec[3] is not None:
             m = _truncate(m, spec[2], spec[3])
         _WORKER[token] = m
+        _WORKER[token + ":down"] = spec[4] if len(spec) > 4 else ()
     return m
 
 
@@ -547,10 +550,19 @@ def _run_block(spec, out: str, block: int, start: int, samples: list, opts: _Opt
     model = _worker_model(spec)
     arrays, failures = process_samples(model, samples, size=opts.size, margin=opts.margin,
                                        with_vertices=opts.store == "vertices")
+    down = _WORKER.get((spec if isinstance(spec, str) else spec[0]) + ":down", ())
+    if down and "vertices" in arrays:
+        cur = arrays["vertices"]
+        for k, d in enumerate(down, start=1):
+            b, n, _ = cur.shape
+            # one sparse product for the block: (n_k, n) @ (n, B*3)
+            x = np.ascontiguousarray(cur.transpose(1, 0, 2)).reshape(n, b * 3)
+            cur = np.asarray(d @ x, dtype=np.float32).reshape(d.shape[0], b, 3).transpose(1, 0, 2)
+            arrays[f"vertices_level{k}"] = cur
     g = zarr.open_group(out, mode="r+")
     stop = start + len(samples)
     for k, a in arrays.items():
-        if k == "vertices":
+        if k.startswith("vertices"):
             a = a.astype(opts.vertex_dtype)
         g[k][start:stop] = a
     n_ok = int((arrays["status"] == STATUS_DONE).sum())
@@ -562,15 +574,51 @@ def _run_block(spec, out: str, block: int, start: int, samples: list, opts: _Opt
 # the store writer
 
 
-def _config(samples: list, model: MorphableModel, opts: _Options, block_size: int) -> dict:
+def _config(samples: list, model: MorphableModel, opts: _Options, block_size: int, down: tuple = ()) -> dict:
     ids_hash = hashlib.sha1("\n".join(s.id for s in samples).encode()).hexdigest()
     return {"format": "meshkit-300wlp-1", "n_samples": len(samples), "ids_sha1": ids_hash, "size": opts.size,
             "margin": opts.margin, "store": opts.store, "vertex_dtype": opts.vertex_dtype, "block_size": block_size,
             "n_vertices": model.n_vertices, "n_shape_used": opts.n_shape, "n_expression_used": opts.n_expression,
-            "n_landmarks": len(model.landmarks), "model": model.name, "model_token": _model_token(model)}
+            "n_landmarks": len(model.landmarks), "model": model.name, "model_token": _model_token(model),
+            "hierarchy_levels": [int(d.shape[0]) for d in down], "hierarchy_sha1": _down_hash(down)}
 
 
-def _create_store(out: Path, samples: list, model: MorphableModel, opts: _Options, block_size: int, config: dict):
+def _down_hash(down) -> str:
+    h = hashlib.sha1()
+    for d in down:
+        for a in (d.indptr, d.indices, d.data):
+            h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16] if down else ""
+
+
+def _resolve_hierarchy(hierarchy, n_vertices: int) -> tuple:
+    """None | saved hierarchy path | sampling Hierarchy | sequence of down matrices -> tuple of csr."""
+    import scipy.sparse as sp
+
+    if hierarchy is None:
+        return ()
+    if isinstance(hierarchy, (str, os.PathLike)):
+        try:
+            from sampling.io import load
+        except ImportError as e:  # pragma: no cover
+            raise ImportError(f"hierarchy: reading a saved hierarchy needs the sampling package: {e}") from e
+        hierarchy = load(hierarchy)
+    down = getattr(hierarchy, "down", hierarchy)
+    if not isinstance(down, (list, tuple)) or not down or not all(sp.issparse(d) for d in down):
+        raise TypeError(f"hierarchy: expected a saved hierarchy path, a Hierarchy or a sequence of sparse down "
+                        f"matrices, got {type(hierarchy).__name__}")
+    out, n = [], n_vertices
+    for k, d in enumerate(down):
+        if d.shape[1] != n:
+            raise ValueError(f"hierarchy: expected down[{k}] with {n} columns (the vertices of the level above), "
+                             f"got shape {d.shape}")
+        out.append(sp.csr_matrix(d, dtype=np.float32))
+        n = d.shape[0]
+    return tuple(out)
+
+
+def _create_store(out: Path, samples: list, model: MorphableModel, opts: _Options, block_size: int, config: dict,
+                  down: tuple = ()):
     import zarr
 
     n, s, b = len(samples), opts.size, block_size
@@ -583,6 +631,8 @@ def _create_store(out: Path, samples: list, model: MorphableModel, opts: _Option
     arr("images", (s, s, 3), "uint8")
     if opts.store == "vertices":
         arr("vertices", (model.n_vertices, 3), opts.vertex_dtype)
+        for k, d in enumerate(down, start=1):
+            arr(f"vertices_level{k}", (d.shape[0], 3), opts.vertex_dtype)
     arr("landmarks2d", (N_LANDMARKS, 2), "float32")
     arr("landmarks3d", (nl, 3), "float32")
     arr("pose", (3,), "float32")
@@ -617,7 +667,7 @@ def open_store(path):
 def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store: StoreMode = "vertices",
                vertex_dtype: Literal["float32", "float16"] = "float32", block_size: int = 32, workers: int = 2,
                scheduler=None, limit: int | None = None, n_shape: int | None = None, n_expression: int | None = None,
-               subsets: Sequence[str] = SUBSETS, flips: bool = True, overwrite: bool = False,
+               subsets: Sequence[str] = SUBSETS, flips: bool = True, hierarchy=None, overwrite: bool = False,
                progress: bool = True) -> Summary:
     """Preprocess a 300W-LP tree into a chunked zarr store, in parallel, resumably.
 
@@ -639,6 +689,9 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
     limit : only the first ``limit`` samples in id order.
     n_shape, n_expression : use at most this many leading components (default: min(model, 199 / 29)).
     subsets, flips : see ``discover``.
+    hierarchy : optional multi-resolution hierarchy: a path saved by ``sampling.io.save``, a
+        ``sampling.Hierarchy``, or a sequence of sparse ``down`` matrices (n_{k+1}, n_k). With
+        ``store="vertices"``, arrays ``vertices_level1..K`` hold the down-sampled meshes.
     overwrite : replace a store made with other settings.
     progress : show a tqdm progress bar.
 
@@ -671,12 +724,16 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
           else check_int(n_expression, "n_expression", minimum=0, maximum=model.n_expression))
     model = _truncate(model, ks, ke)
     opts = _Options(size, margin, store, vertex_dtype, ks, ke)
+    if hierarchy is not None and store != "vertices":
+        raise ValueError("hierarchy: the level arrays are stored with store='vertices' only (a params store "
+                         "rebuilds meshes on the fly: apply the down matrices there), got store='params'")
+    down = _resolve_hierarchy(hierarchy, model.n_vertices)
 
     samples = discover(root, subsets=subsets, flips=flips)
     if limit is not None:
         samples = samples[:limit]
     out = Path(out)
-    config = _config(samples, model, opts, block_size)
+    config = _config(samples, model, opts, block_size, down)
     g = None
     if out.exists():
         import zarr
@@ -696,13 +753,13 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
     if g is None:
         if out.exists():
             _remove_tree(out)
-        g = _create_store(out, samples, model, opts, block_size, config)
+        g = _create_store(out, samples, model, opts, block_size, config, down)
 
     n_blocks = (len(samples) + block_size - 1) // block_size
     todo = [b for b in range(n_blocks) if not _marker(out, b).is_file()]
     resumed = n_blocks - len(todo)
-    spec = (_model_token(model), model_src if model_src is not None else _model_payload(model),
-            ks if model_src is not None else None, ke if model_src is not None else None)
+    spec = (_model_token(model) + _down_hash(down), model_src if model_src is not None else _model_payload(model),
+            ks if model_src is not None else None, ke if model_src is not None else None, down)
     exit_after = int(os.environ.get(EXIT_AFTER_ENV, "0") or 0)
 
     def tasks():

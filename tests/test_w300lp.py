@@ -400,3 +400,28 @@ def test_store_is_chunked_along_samples(store):
     for k in ("images", "vertices", "landmarks2d", "status"):
         assert g[k].chunks[0] == 4 and g[k].chunks[1:] == g[k].shape[1:]
     assert Path(store[0], ".w300lp").is_dir()
+
+
+def test_hierarchy_levels_are_down_sampled_meshes(tmp_path, tree, model, store):
+    sampling_io = pytest.importorskip("sampling.io")
+    from sampling import build_hierarchy
+
+    h = build_hierarchy(model.mean, model.triangles, factors=(4, 4))
+    path = sampling_io.save(h, tmp_path / "h.npz")
+    out = tmp_path / "lv.zarr"
+    w300lp.preprocess(tree[0], out, model=model, size=SIZE, workers=1, block_size=4, hierarchy=path, progress=False)
+    g = zarr.open_group(str(out), mode="r")
+    v = zarr.open_group(str(store[0]), mode="r")["vertices"][:].astype(np.float64)
+    np.testing.assert_array_equal(g["vertices"][:], v.astype(np.float32))
+    lv1, lv2 = g["vertices_level1"][:], g["vertices_level2"][:]
+    assert lv1.shape[1:] == (h.levels[1].n_vertices, 3) and lv2.shape[1:] == (h.levels[2].n_vertices, 3)
+    for i in range(len(v)):  # down is a selection: the kept vertices, in kept order
+        np.testing.assert_allclose(lv1[i], v[i][h.kept[0]], atol=1e-4)
+        np.testing.assert_allclose(lv2[i], v[i][h.kept[0]][h.kept[1]], atol=1e-4)
+    assert g.attrs["config"]["hierarchy_levels"] == [h.levels[1].n_vertices, h.levels[2].n_vertices]
+    with pytest.raises(ValueError, match="hierarchy"):
+        w300lp.preprocess(tree[0], tmp_path / "p.zarr", model=model, store="params", hierarchy=path)
+    with pytest.raises(ValueError, match="columns"):
+        w300lp.preprocess(tree[0], tmp_path / "p.zarr", model=model, hierarchy=[h.down[1]])
+    with pytest.raises(TypeError, match="hierarchy"):
+        w300lp.preprocess(tree[0], tmp_path / "p.zarr", model=model, hierarchy=[np.eye(3)])

@@ -1,0 +1,136 @@
+"""300W-LP preprocessing throughput: samples/s on 2 cores for both store modes, peak memory, bytes
+per sample, projected time for the full 122,450 samples.
+
+A synthetic 300W-LP tree (real layout, 450 x 450 JPEGs, .mat files with 199 + 29 parameters) is
+written from ``bfm.synthetic.synthetic_model()`` (53,215 vertices, 199 + 29 components, the BFM's
+sizes). Rows:
+
+* ``one-at-a-time``: the face3d-script way (one process, one sample at a time, one .npz per
+  sample: read, reconstruct one mesh, pose, crop, save) - the peer.
+* ``meshkit 1 worker`` / ``meshkit 2 workers``: ``bfm.w300lp.preprocess`` into the zarr store
+  (blocks of 32, one GEMM per block), ``store="vertices"`` and ``store="params"``.
+
+Each timed call writes a fresh store (process-pool start-up included: it is paid once per job).
+Peak memory: each configuration is re-run in a fresh subprocess at N and 2N samples, and the peak
+resident set of the job and of its largest worker are read from getrusage; flat = does not grow
+with N.
+
+Run: .venv/bin/python benchmarks/bench_w300lp.py [--n-per-subset 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _runner import Bench  # noqa: E402
+
+FULL = 122_450
+
+
+def _du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _one_at_a_time(root: Path, out: Path, model) -> None:
+    from bfm import w300lp
+
+    out.mkdir(parents=True, exist_ok=True)
+    for s in w300lp.discover(root):
+        arrays, _ = w300lp.process_samples(model, [s], size=256)
+        np.savez(out / (s.id.replace("/", "__") + ".npz"), **{k: v[0] for k, v in arrays.items()})
+
+
+_MEM_SCRIPT = """
+import json, resource, sys, time
+from bfm import w300lp
+from bfm.synthetic import synthetic_model
+m = synthetic_model()
+t = time.perf_counter()
+s = w300lp.preprocess(sys.argv[1], sys.argv[2], model=m, workers=2, store=sys.argv[3], limit=int(sys.argv[4]),
+                      block_size=32, progress=False)
+dt = time.perf_counter() - t
+print(json.dumps({"self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                  "n": s.processed, "seconds": dt}))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n-per-subset", type=int, default=16, help="samples per subset (x4 subsets x2 flips)")
+    args = ap.parse_args()
+
+    from bfm import w300lp
+    from bfm.synthetic import synthetic_model
+    from bfm.synthetic_300wlp import write_synthetic_300wlp
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_w300lp_"))
+    try:
+        model = synthetic_model()
+        root = tmp / "300W_LP"
+        t0 = time.perf_counter()
+        write_synthetic_300wlp(root, model, n_per_subset=args.n_per_subset, seed=0)
+        n = len(w300lp.discover(root))
+        print(f"synthetic tree: {n} samples (450x450 JPEG + .mat) written in {time.perf_counter() - t0:.1f} s; "
+              f"model {model.n_vertices} vertices, {model.n_shape} + {model.n_expression} components\n")
+
+        rates, sizes = {}, {}
+        for mode in ("vertices", "params"):
+            b = Bench(f"300W-LP -> store={mode}, {n} samples, crop 256 (seconds per job; lower is better)")
+            if mode == "vertices":
+                peer = tmp / "peer"
+
+                def run_peer(peer=peer):
+                    shutil.rmtree(peer, ignore_errors=True)
+                    _one_at_a_time(root, peer, model)
+
+                t = b.time("one-at-a-time (face3d-style script)", run_peer, repeat=1)
+                rates["one-at-a-time"] = n / t.median
+                sizes["one-at-a-time (npz)"] = _du(peer) / n
+            for workers in (1, 2):
+                out = tmp / f"{mode}{workers}.zarr"
+
+                def run(out=out, workers=workers, mode=mode):
+                    shutil.rmtree(out, ignore_errors=True)
+                    w300lp.preprocess(root, out, model=model, store=mode, workers=workers, block_size=32, progress=False)
+
+                t = b.time(f"meshkit {workers} worker{'s' if workers > 1 else ''}", run, repeat=2)
+                rates[f"{mode} {workers}w"] = n / t.median
+                sizes[f"store={mode}"] = _du(out) / n
+            b.report(reference="meshkit 2 workers")
+
+        print("## throughput and projection for 122,450 samples\n")
+        print("| run | samples/s | projected 122,450 (min) |\n|---|---:|---:|")
+        for k, r in rates.items():
+            print(f"| {k} | {r:.1f} | {FULL / r / 60:.1f} |")
+        print("\n## bytes per sample on disk\n")
+        print("| output | bytes/sample | projected 122,450 (GB) |\n|---|---:|---:|")
+        for k, v in sizes.items():
+            print(f"| {k} | {v:,.0f} | {v * FULL / 1e9:.1f} |")
+
+        print("\n## peak memory (fresh process per run, 2 workers)\n")
+        print("| store | samples | job peak RSS (MB) | largest worker peak RSS (MB) | samples/s |\n|---|---:|---:|---:|---:|")
+        for mode in ("vertices", "params"):
+            for k in (n // 2, n):
+                out = tmp / f"mem_{mode}_{k}.zarr"
+                r = subprocess.run([sys.executable, "-c", _MEM_SCRIPT, str(root), str(out), mode, str(k)],
+                                   capture_output=True, text=True, check=True)
+                d = json.loads(r.stdout.strip().splitlines()[-1])
+                print(f"| {mode} | {d['n']} | {d['self_mb']:.0f} | {d['worker_mb']:.0f} | {d['n'] / d['seconds']:.1f} |")
+                shutil.rmtree(out, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
