@@ -322,6 +322,8 @@ def _add_preprocess_300wlp(sub) -> None:
     p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address (runs the blocks there)")
     p.add_argument("--block-size", type=int, default=32, help="samples per block / zarr chunk (default 32)")
     p.add_argument("--limit", type=int, default=None, help="only the first N samples (sorted ids)")
+    p.add_argument("--hierarchy", type=Path, default=None,
+                   help="a saved sampling hierarchy (.npz): also store the down-sampled meshes per level")
     p.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_preprocess_300wlp)
@@ -344,7 +346,7 @@ def _run_preprocess_300wlp(args) -> int:
         model = str(path)
     summary = w300lp.preprocess(args.root, args.out, model=model, size=args.size, margin=args.margin, store=args.store,
                                 vertex_dtype="float16" if args.float16 else "float32", block_size=args.block_size,
-                                workers=args.workers, scheduler=args.scheduler, limit=args.limit,
+                                workers=args.workers, scheduler=args.scheduler, limit=args.limit, hierarchy=args.hierarchy,
                                 overwrite=args.overwrite, progress=not args.no_progress)
     print(summary)
     return 0
