@@ -8,9 +8,12 @@ Definitions (following 3DDFA's AFLW2000-3D benchmark, ``benchmark_aflw2000.py``)
 - Per-sample NME with the bounding-box normaliser: the mean over points of the Euclidean distance
   between predicted and ground-truth points, divided by sqrt(w * h) of the ground truth's 2D (x, y)
   bounding box: w = max x - min x, h = max y - min y.
-  ``nme_2d`` measures the distance in x, y; ``nme_3d`` in x, y, z, with the same 2D-box normaliser
-  (as the PRNet / 2DASL evaluations of 3D landmarks on AFLW2000-3D). Image-space depth is defined only
-  up to an offset, so ``nme_3d(..., align_z=True)`` first subtracts each point set's mean z.
+  ``nme_2d`` measures the distance in x, y (3DDFA's benchmark is 2D only: it slices ``[:2]``);
+  ``nme_3d`` in x, y, z with the same 2D-box normaliser (as PRNet / 2DASL report 3D landmark NME on
+  AFLW2000-3D). Image-space depth is only defined up to an offset; following the 3DDFA author's
+  advice for 3D evaluation (cleardusk/3DDFA issue #75: translate z so that its lowest value is 0),
+  ``nme_3d`` by default shifts each point set so its minimum z is 0 (``z_align="min"``; "mean"
+  centres z instead, "none" keeps it).
 - ``dense_nme``: the same on all mesh vertices, normalised by the dense ground truth's x, y box (or by a
   given per-sample normaliser, e.g. the 68-landmark box).
 - ``nme_interocular``: distances divided by the outer inter-ocular distance, |gt[36] - gt[45]| (the
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import check_float, check_int
+from ._validate import check_choice, check_float, check_int
 
 __all__ = [
     "bbox_size",
@@ -113,17 +116,20 @@ def nme_2d(pred, gt) -> np.ndarray:
     return _mean_dist(p, g) / bbox_size(full)
 
 
-def nme_3d(pred, gt, *, align_z: bool = False) -> np.ndarray:
+def nme_3d(pred, gt, *, z_align: str = "min") -> np.ndarray:
     """Per-sample 3D NME (x, y, z distances) normalised by sqrt(w h) of gt's x, y box. pred, gt: (B, K, 3).
 
-    ``align_z`` subtracts each point set's mean z first (depth is only defined up to an offset).
+    ``z_align``: "min" shifts each point set so its lowest z is 0 (default, 3DDFA's advice), "mean"
+    subtracts each set's mean z, "none" compares z as given.
     """
+    check_choice(z_align, "z_align", ("min", "mean", "none"))
     p, g, full = _pair(pred, gt, 3)
-    if align_z:
+    if z_align != "none":
         p = p.copy()
         g = g.copy()
-        p[..., 2] -= p[..., 2].mean(1, keepdims=True)
-        g[..., 2] -= g[..., 2].mean(1, keepdims=True)
+        ref = np.min if z_align == "min" else np.mean
+        p[..., 2] -= ref(p[..., 2], axis=1, keepdims=True)
+        g[..., 2] -= ref(g[..., 2], axis=1, keepdims=True)
     return _mean_dist(p, g) / bbox_size(full)
 
 

@@ -31,7 +31,7 @@ def test_nme_brute_force_68():
     rng = np.random.default_rng(0)
     gt = rng.uniform(0, 100, size=(5, 68, 3))
     pred = gt + rng.normal(scale=2.0, size=gt.shape)
-    got2, got3 = metrics.nme_2d(pred, gt), metrics.nme_3d(pred, gt)
+    got2, got3 = metrics.nme_2d(pred, gt), metrics.nme_3d(pred, gt, z_align="none")
     for b in range(5):
         w = gt[b, :, 0].max() - gt[b, :, 0].min()
         h = gt[b, :, 1].max() - gt[b, :, 1].min()
@@ -44,9 +44,19 @@ def test_nme_brute_force_68():
 def test_nme_3d_and_z_alignment():
     gt = np.column_stack([_box_pts(), [1.0, 2.0, 3.0, 4.0]])
     pred = gt + [0.0, 0.0, 2.0]  # a pure depth offset
-    assert math.isclose(metrics.nme_3d(pred, gt)[0], 1.0)
-    assert metrics.nme_3d(pred, gt, align_z=True)[0] == 0.0
+    assert math.isclose(metrics.nme_3d(pred, gt, z_align="none")[0], 1.0)
+    assert metrics.nme_3d(pred, gt)[0] == 0.0
+    assert metrics.nme_3d(pred, gt, z_align="mean")[0] == 0.0
     assert metrics.nme_2d(pred, gt)[0] == 0.0
+    # min vs mean alignment differ when the depth shape differs: pred z = (1, 2, 3, 10)
+    pred = gt.copy()
+    pred[3, 2] = 10.0
+    # min: gt z - 1 = (0, 1, 2, 3), pred z - 1 = (0, 1, 2, 9): one point 6 away -> 6 / 4 / 2
+    assert math.isclose(metrics.nme_3d(pred, gt)[0], 6 / 4 / 2)
+    # mean: gt mean 2.5, pred mean 4: offsets (-1.5, -1.5, -1.5, 4.5) -> (3 * 1.5 + 4.5) / 4 / 2
+    assert math.isclose(metrics.nme_3d(pred, gt, z_align="mean")[0], (3 * 1.5 + 4.5) / 4 / 2)
+    with pytest.raises(ValueError, match="z_align"):
+        metrics.nme_3d(pred, gt, z_align="max")
 
 
 def test_dense_nme():
