@@ -24,9 +24,11 @@ Definitions (following 3DDFA's AFLW2000-3D benchmark, ``benchmark_aflw2000.py``)
 - Yaw bins: |yaw| in [0, 30), [30, 60), [60, 90] degrees (|yaw| > 90 is counted in the last bin).
   3DDFA's script closes the bins on the right (|yaw| <= 30, 30 < |yaw| <= 60, > 60): pass
   ``right_closed=True`` to reproduce it exactly. The overall figure is the mean of the three bin means
-  and its spread the std of the three bin means (3DDFA's ``ana``). The balanced option (3DDFA / TPAMI
-  evaluation of AFLW2000-3D: the bins hold 1306 / 462 / 232 samples) draws the same number of samples,
-  the smallest bin's count, from every bin at random (``seed``), optionally averaging ``repeats`` draws.
+  and its spread the std of the three bin means (3DDFA's ``ana``). AFLW2000-3D's bins are very
+  unequal (about 1306 / 462 / 232 samples); the 3DDFA papers also report a yaw-balanced subset. No
+  public code for that draw was found, so the balanced option here is defined as: draw the same
+  number of samples, the smallest bin's count, from every bin uniformly at random without
+  replacement (``seed``), optionally averaging the statistics over ``repeats`` draws.
 """
 
 from __future__ import annotations
