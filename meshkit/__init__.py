@@ -24,6 +24,7 @@ __all__ = [
     "transform",
     "io",
     "laplacian",
+    "metrics",
     "spiral_indices",
     "Decimation",
     "decimate",
