@@ -19,7 +19,7 @@ the h-ring spiral of every vertex and then fixes one length per level as int(mea
 per-vertex lengths, padding shorter spirals with a dummy vertex and truncating longer ones;
 SpiralNet++ instead fixes the length directly (9 by default) and optionally dilates. We use the
 length of h full rings of a regular (valence-6) triangulation, ``1 + 3 h (h + 1)``: 7 for one hop,
-19 for two (``spiral_length_for_hops``), the value Neural3DMM's rule gives on a regular interior,
+19 for two (``spiral_length_for_hops``), close to what Neural3DMM's rule gives on a mostly regular mesh,
 and truncate the level's spirals (which are ring-ordered, so a prefix is the nearest vertices) to
 it. A level whose spirals are shorter than needed is an error, never silently accepted.
 
