@@ -2,7 +2,8 @@
 
 Tables:
 1. one QEM decimation to 1/4 (53215 -> 13304): meshkit (with down/up) vs fast-simplification and
-   pyfqmr (C++, no matrices, asked for the same face count), plus meshkit's parts;
+   pyfqmr (C++, no matrices, asked for the same face count), plus meshkit's parts; the same on a
+   noisy 40,962-vertex icosphere (vertices in subdivision order, less cache-friendly);
 2. the CoMA chain 53215 -> 13304 -> 3326 -> 832 -> 208 -> 52;
 3. exact closest points of the 53,215 fine vertices on the 13,304-vertex coarse mesh: meshkit vs
    libigl's AABB tree (C++) and trimesh (on a subset);
@@ -96,6 +97,30 @@ def main() -> None:
     b.time("  part: up (closest points of the removed vertices)", lambda: barycentric_transfer(cv, cf, v[rem]), repeat=7)
     b.report(reference="meshkit decimate (with down + up)")
 
+    # --- 1b. a less friendly mesh: noisy icosphere, vertices in subdivision order (poor locality)
+    trimesh = optional("trimesh")
+    if trimesh is not None:
+        m = trimesh.creation.icosphere(subdivisions=6)
+        rng = np.random.default_rng(0)
+        sv = np.asarray(m.vertices) * (1 + 0.002 * rng.standard_normal((len(m.vertices), 1)))
+        sf = np.asarray(m.faces, dtype=np.int64)
+        ds = decimate(sv, sf, factor=4)
+        bs = Bench(f"QEM decimation, noisy icosphere {len(sv)} -> {len(ds.vertices)} vertices ({len(sf)} faces)")
+        bs.time("meshkit decimate (with down + up)", lambda: decimate(sv, sf, factor=4), repeat=7)
+        if fs is not None:
+            cv2, _ = fs.simplify(sv, sf, target_count=len(ds.faces))
+            bs.time("fast-simplification", lambda: fs.simplify(sv, sf, target_count=len(ds.faces)), repeat=7,
+                    note=f"{len(cv2)} vertices, no matrices")
+        if pyfqmr is not None:
+            def run_fqmr_sphere():
+                s = pyfqmr.Simplify()
+                s.setMesh(sv, sf)
+                s.simplify_mesh(target_count=len(ds.faces), verbose=False)
+                return s.getMesh()
+
+            bs.time("pyfqmr", run_fqmr_sphere, repeat=7, note=f"{len(run_fqmr_sphere()[0])} vertices, no matrices")
+        bs.report(reference="meshkit decimate (with down + up)")
+
     # --- 2. the chain
     def chain():
         cur_v, cur_f = v, f
@@ -120,7 +145,6 @@ def main() -> None:
         b3.time("libigl point_mesh_squared_distance (AABB)", lambda: igl.point_mesh_squared_distance(v, cv, cf), repeat=7)
     else:
         b3.skip("libigl", "not installed")
-    trimesh = optional("trimesh")
     if trimesh is not None:
         tm = trimesh.Trimesh(cv, cf, process=False)
         sub = v[:: max(1, n // 2000)]
