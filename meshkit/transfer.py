@@ -52,7 +52,14 @@ def _closest(v: np.ndarray, f: np.ndarray, p: np.ndarray):
     p = np.require(p, np.float64, ["C", "W"])
     origin, h, dims = _grid_params(v, f)
     ptr, tris = _k.build_grid(v, f, origin, h, dims)
-    return _k.query_grid(p, v, f, origin, h, dims, ptr, tris)
+    face, bary, d2 = _k.query_grid(p, v, f, origin, h, dims, ptr, tris)
+    if (face < 0).any():
+        i = int(np.flatnonzero(face < 0)[0])
+        raise ValueError(
+            f"points: expected points whose squared distance to the mesh fits in float64, got point {i} "
+            f"{p[i].tolist()} (every squared distance overflows)"
+        )
+    return face, bary, d2
 
 
 def closest_points(vertices, faces, points):

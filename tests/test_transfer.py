@@ -165,6 +165,8 @@ def test_bad_input():
         barycentric_transfer(v, f + 100, np.zeros((1, 3)))
     with pytest.raises(ValueError, match="faces"):
         closest_points(v, f[:, :2], np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="overflows"):
+        closest_points(v, f, np.array([[0.0, 0.0, 0.0], [1e300, 0.0, 0.0]]))
 
 
 def test_grid_stats_kernel_vs_numpy():

@@ -241,9 +241,10 @@ def query_grid(points, vertices, faces, origin, h, dims, cell_ptr, cell_tris):
         px = points[q, 0]
         py = points[q, 1]
         pz = points[q, 2]
-        ci = min(max(int(np.floor((px - origin[0]) / h)), 0), d0 - 1)
-        cj = min(max(int(np.floor((py - origin[1]) / h)), 0), d1 - 1)
-        ck = min(max(int(np.floor((pz - origin[2]) / h)), 0), d2_ - 1)
+        # clamp in floating point first: a far-away point must not overflow the integer cast
+        ci = int(min(max(np.floor((px - origin[0]) / h), 0.0), d0 - 1.0))
+        cj = int(min(max(np.floor((py - origin[1]) / h), 0.0), d1 - 1.0))
+        ck = int(min(max(np.floor((pz - origin[2]) / h), 0.0), d2_ - 1.0))
         best = np.inf
         bf = -1
         bu = 0.0
