@@ -33,6 +33,9 @@ that its corners land on pixel centres 0 and ``size - 1`` (face3d's ``DST_PTS``)
     z_out = s * z - min(s * z)                       (z scaled alike, shifted to start at 0)
 
 The image is resampled with that same map (Pillow, bilinear; outside the source = black).
+Differences from face3d's script, on purpose: the box comes from the annotated ``pt2d`` (face3d
+uses the reconstructed model landmarks), the side is not truncated to an integer, and there is no
+random jitter of centre and size (augmentation belongs to training: ``bfm.dataset``).
 
 Store (zarr v3 group, every array chunked along samples with ``block_size`` samples per chunk):
 
@@ -57,8 +60,10 @@ Resumability: blocks are aligned with the chunks; a worker writes its block's ch
 atomic marker file ``<store>/.w300lp/block_<i>.json`` (temp file + rename) naming the block's
 failures. A restart with the same settings skips blocks whose marker exists, so a killed job ends,
 after a restart, with the same store as an uninterrupted one (the order and the block contents
-are deterministic). A corrupt .mat, missing image or wrong-shape parameter is recorded
-(id + reason) and skipped, never raised.
+are deterministic). Bit-identity holds for the same command; a run with another worker count or
+scheduler can differ in the last float32 bit of the vertices (BLAS threading: pool workers run
+single-threaded BLAS, an in-process ``workers=1`` run uses the default threads). A corrupt .mat,
+missing image or wrong-shape parameter is recorded (id + reason) and skipped, never raised.
 """
 
 from __future__ import annotations
@@ -692,7 +697,8 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
     hierarchy : optional multi-resolution hierarchy: a path saved by ``sampling.io.save``, a
         ``sampling.Hierarchy``, or a sequence of sparse ``down`` matrices (n_{k+1}, n_k). With
         ``store="vertices"``, arrays ``vertices_level1..K`` hold the down-sampled meshes.
-    overwrite : replace a store made with other settings.
+    overwrite : replace a store made with other settings (a store with the same settings is always
+        resumed, finished blocks are never redone: delete it to start over).
     progress : show a tqdm progress bar.
 
     Returns
@@ -831,9 +837,29 @@ def _remove_tree(path: Path) -> None:
 def _run_local(workers: int, spec, out: str, tasks, opts: _Options, on_done) -> None:
     """Blocks on a process pool, at most 2 * workers in flight (memory flat in the sample count)."""
     import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = mp.get_context("forkserver") if "forkserver" in mp.get_all_start_methods() else mp.get_context("spawn")
+    # one BLAS thread per worker (the workers are the parallelism); only where the user set nothing,
+    # and only for processes started now
+    saved = {k: os.environ.get(k) for k in _BLAS_ENV}
+    for k in _BLAS_ENV:
+        os.environ.setdefault(k, "1")
+    try:
+        _pool_loop(ctx, workers, spec, out, tasks, opts, on_done)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+_BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _pool_loop(ctx, workers: int, spec, out: str, tasks, opts: _Options, on_done) -> None:
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(spec, os.getpid())) as ex:
         pending = set()

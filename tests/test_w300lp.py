@@ -282,8 +282,8 @@ def test_corrupt_missing_and_wrong_shape_are_reported_and_skipped(tmp_path, brok
 @pytest.mark.slow
 def test_resume_after_a_hard_kill_gives_the_same_store(tmp_path, broken_tree, model):
     root = broken_tree[0]
-    clean = tmp_path / "clean.zarr"
-    w300lp.preprocess(root, clean, model=model, size=SIZE, workers=1, block_size=2, progress=False)
+    clean = tmp_path / "clean.zarr"  # the same command, uninterrupted
+    w300lp.preprocess(root, clean, model=model, size=SIZE, workers=2, block_size=2, progress=False)
     killed = tmp_path / "killed.zarr"
     code = ("import sys; from bfm import w300lp; from bfm.synthetic import small_model; "
             f"w300lp.preprocess({str(root)!r}, {str(killed)!r}, model=small_model(), size={SIZE}, workers=2, "
@@ -299,7 +299,7 @@ def test_resume_after_a_hard_kill_gives_the_same_store(tmp_path, broken_tree, mo
     assert s.blocks_resumed == len(markers) and s.blocks_total == n_blocks
     _assert_same_store(killed, clean)
     # a finished store is a no-op to re-run
-    s2 = w300lp.preprocess(root, killed, model=model, size=SIZE, workers=1, block_size=2, progress=False)
+    s2 = w300lp.preprocess(root, killed, model=model, size=SIZE, workers=2, block_size=2, progress=False)
     assert s2.blocks_resumed == n_blocks
     _assert_same_store(killed, clean)
 
@@ -319,9 +319,14 @@ def test_dask_local_cluster_writes_the_same_store(tmp_path, tree, model, store):
 
 @pytest.mark.slow
 def test_local_processes_write_the_same_store(tmp_path, tree, model, store):
+    """Worker processes vs in-process: the same store up to float32 rounding of the GEMM (the
+    workers run single-threaded BLAS, the in-process run multi-threaded; bit-identity is promised
+    for the same command only)."""
     out = tmp_path / "l.zarr"
     w300lp.preprocess(tree[0], out, model=model, size=SIZE, block_size=4, workers=2, progress=False)
-    _assert_same_store(out, store[0])
+    _assert_same_store(out, store[0], exact=False)
+    np.testing.assert_array_equal(zarr.open_group(str(out), mode="r")["images"][:],
+                                  zarr.open_group(str(store[0]), mode="r")["images"][:])
 
 
 def test_marker_files_are_written_atomically_and_list_failures(tmp_path, broken_tree, model):
