@@ -166,3 +166,18 @@ def test_bad_input():
         metrics.nme_2d(np.full((4, 2), np.nan), _box_pts())
     with pytest.raises(ValueError, match="yaw: expected 3 values"):
         metrics.yaw_table([0.1, 0.2, 0.3], [0.0, 1.0], degrees=True)
+
+
+def test_evaluate_example_runs(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    pytest.importorskip("zarr")
+    path = Path(__file__).resolve().parents[1] / "examples" / "evaluate_nme.py"
+    spec = importlib.util.spec_from_file_location("evaluate_nme", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "ced.png"
+    assert mod.main(["--per-subset", "6", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "3DMM fit, balanced" in text and out.stat().st_size > 1000

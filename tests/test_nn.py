@@ -508,3 +508,17 @@ def test_meshkit_import_does_not_need_torch_and_nn_says_how_to_install():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "pip install torch==2.13.0" in out.stdout and "meshkit[torch]" in out.stdout
+
+
+def test_train_example_runs_and_error_falls(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "train_spiral_autoencoder.py"
+    spec = importlib.util.spec_from_file_location("train_spiral_autoencoder", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "plot.png"
+    # exit code 0 means the held-out vertex error fell over training
+    assert mod.main(["--source", "model", "--epochs", "3", "--train", "64", "--test", "16", "--out", str(out)]) == 0
+    assert out.stat().st_size > 1000
