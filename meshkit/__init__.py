@@ -5,9 +5,7 @@ The top-level namespace holds the everyday names; each concept lives in the modu
 Optional heavy parts (``meshkit.nn`` needs torch) are imported only when used.
 """
 
-from . import io, laplacian, topology, transform
-from . import render
-from . import metrics
+from . import io, laplacian, metrics, render, topology, transform
 from .decimate import Decimation, decimate
 from .mesh import Mesh, face_areas, face_normals, vertex_normals
 from .spiral import spiral_indices
@@ -25,6 +23,7 @@ __all__ = [
     "io",
     "laplacian",
     "metrics",
+    "render",
     "spiral_indices",
     "Decimation",
     "decimate",
