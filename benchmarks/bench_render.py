@@ -15,7 +15,7 @@ Rows (steady state after warm-up; the first call is reported apart):
   per frame, and ``render_colors_batch`` (raster + colour both inside the prange), 1 vs 2
   threads, against a loop of single renders.
 
-Run: .venv/bin/python benchmarks/bench_render.py [--quick]
+Run: .venv/bin/python benchmarks/bench_render.py [--quick] [--batch (the batch table only)]
 """
 
 from __future__ import annotations
@@ -133,14 +133,14 @@ def bench_size(size, v, f, colors, lib, pv, repeat):
     b.report(reference="meshkit rasterize + interpolate")
 
 
-def main(quick: bool = False) -> None:
+def main(quick: bool = False, batch_only: bool = False) -> None:
     v, f = face_template()
     colors = R.pncc_code(v)  # any per-vertex RGB in [0, 1]
     lib = peers_library()
     pv = optional("pyvista")
     repeat = 5 if quick else 30
     print(f"mesh: {len(v)} vertices, {len(f)} triangles; numba threads available: {numba.config.NUMBA_NUM_THREADS}\n")
-    for size in (256, 1024):
+    for size in () if batch_only else (256, 1024):
         bench_size(size, v, f, colors, lib, pv, repeat)
 
     # batches: B frames of the face under different poses (yaw, pitch within +-30 degrees), 256x256
@@ -185,4 +185,4 @@ def main(quick: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv)
+    main(quick="--quick" in sys.argv, batch_only="--batch" in sys.argv)
