@@ -56,7 +56,9 @@ vertices_level1 (N, n_1, 3) ...          with ``hierarchy``: ``down[0] @ vertice
                                          ``vertices_level{k+1} = down[k] @ vertices_level{k}``
 =============== ======================== ===================================================
 
-Resumability: blocks are aligned with the chunks; a worker writes its block's chunks, then an
+Resumability: blocks are aligned with the chunks; a worker writes its block's chunks itself (zarr's
+LocalStore writes each chunk to a temp file and renames it; only a few bytes of status travel
+back, so on a Dask cluster the store must be on a file system the workers share), then an
 atomic marker file ``<store>/.w300lp/block_<i>.json`` (temp file + rename) naming the block's
 failures. A restart with the same settings skips blocks whose marker exists, so a killed job ends,
 after a restart, with the same store as an uninterrupted one (the order and the block contents
