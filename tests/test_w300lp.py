@@ -430,3 +430,34 @@ def test_hierarchy_levels_are_down_sampled_meshes(tmp_path, tree, model, store):
         w300lp.preprocess(tree[0], tmp_path / "p.zarr", model=model, hierarchy=[h.down[1]])
     with pytest.raises(TypeError, match="hierarchy"):
         w300lp.preprocess(tree[0], tmp_path / "p.zarr", model=model, hierarchy=[np.eye(3)])
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_job_then_resume_gives_the_same_store(tmp_path, tree, model):
+    """SIGKILL the job's main process as soon as a block is done (its workers then notice and exit),
+    restart the same command: the store equals an uninterrupted run's."""
+    import signal
+    import time
+
+    root = tree[0]
+    clean = tmp_path / "clean.zarr"
+    w300lp.preprocess(root, clean, model=model, size=SIZE, workers=2, block_size=1, progress=False)
+    killed = tmp_path / "killed.zarr"
+    code = ("from bfm import w300lp; from bfm.synthetic import small_model; "
+            f"w300lp.preprocess({str(root)!r}, {str(killed)!r}, model=small_model(), size={SIZE}, workers=2, "
+            "block_size=1, progress=False)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (killed / ".w300lp").is_dir() and any((killed / ".w300lp").glob("block_*.json")):
+                break
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    time.sleep(1.0)  # the orphaned workers exit within 0.25 s of the job's death
+    n_done = len(list((killed / ".w300lp").glob("block_*.json")))
+    s = w300lp.preprocess(root, killed, model=model, size=SIZE, workers=2, block_size=1, progress=False)
+    assert s.blocks_resumed == n_done < s.blocks_total == len(tree[1])
+    _assert_same_store(killed, clean)
