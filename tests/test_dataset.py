@@ -240,3 +240,20 @@ def test_dataset_augmentation_is_reproducible_per_epoch_and_consistent(stores, m
     loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=0)
     batch = next(iter(loader))
     assert batch["image"].shape == (2, 3, SIZE, SIZE) and batch["vertices"].shape == (2, model.n_vertices, 3)
+
+
+@pytest.mark.parametrize("aug", [Augmentation(angle=0.6, tx=4.0, ty=-3.0, scale=1.15),
+                                 Augmentation(angle=-0.7, scale=0.9, flip=True)], ids=["rot", "rot-flip"])
+def test_image_warp_moves_a_blob_like_its_points(aug):
+    """Closed form: a blob centred at p ends (intensity centroid) at M p, M = augmentation_matrix."""
+    s = 96
+    yy, xx = np.mgrid[0:s, 0:s].astype(float)
+    p = np.array([58.3, 37.6])
+    blob = np.exp(-((xx - p[0]) ** 2 + (yy - p[1]) ** 2) / (2 * 4.0**2))
+    img = np.repeat((blob * 255).round().astype(np.uint8)[..., None], 3, axis=2)
+    out, _, l2, _ = apply_augmentation(img, None, p[None, :], None, aug, landmark_flip=[0])
+    o = out[..., 0].astype(float)
+    c = np.array([(o * xx).sum(), (o * yy).sum()]) / o.sum()
+    m = augmentation_matrix(aug, s)
+    np.testing.assert_allclose(c, m[:, :2] @ p + m[:, 2], atol=0.08)
+    np.testing.assert_allclose(l2[0], m[:, :2] @ p + m[:, 2], atol=1e-4)

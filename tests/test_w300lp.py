@@ -461,3 +461,21 @@ def test_sigkill_of_the_job_then_resume_gives_the_same_store(tmp_path, tree, mod
     s = w300lp.preprocess(root, killed, model=model, size=SIZE, workers=2, block_size=1, progress=False)
     assert s.blocks_resumed == n_done < s.blocks_total == len(tree[1])
     _assert_same_store(killed, clean)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5, 2.0, 0.37])
+def test_crop_image_follows_the_pixel_index_map(scale):
+    """Closed form: a smooth blob centred at pixel-index (cx, cy) in the source ends at
+    s * ((cx, cy) - (x0, y0)) in the crop (intensity-weighted centroid), for up- and down-scaling."""
+    h = w = 200
+    yy, xx = np.mgrid[0:h, 0:w].astype(float)
+    cx, cy = 93.3, 71.8
+    sigma = 6.0
+    blob = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma**2))
+    img = np.repeat((blob * 255).round().astype(np.uint8)[..., None], 3, axis=2)
+    crop = w300lp.CropTransform(scale=scale, x0=40.25, y0=30.5)
+    size = 160
+    out = w300lp.crop_image(img, crop, size)[..., 0].astype(float)
+    oy, ox = np.mgrid[0:size, 0:size]
+    c = np.array([(out * ox).sum(), (out * oy).sum()]) / out.sum()
+    np.testing.assert_allclose(c, [scale * (cx - crop.x0), scale * (cy - crop.y0)], atol=0.05 + 0.02 / scale)
