@@ -20,6 +20,7 @@ import numpy as np
 from meshkit._validate import check_int
 
 __all__ = [
+    "write_synthetic_300wlp",
     "face_template",
     "face_height",
     "LANDMARK_UV",
@@ -597,3 +598,8 @@ def _atomic(path: Path, write) -> None:
     with open(tmp, "wb") as fh:
         write(fh)
     os.replace(tmp, path)
+
+
+# the synthetic 300W-LP tree writer lives in its own module (it renders images); re-exported here so
+# that everything synthetic is found in bfm.synthetic
+from .synthetic_300wlp import write_synthetic_300wlp  # noqa: E402
