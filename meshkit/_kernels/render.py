@@ -5,8 +5,8 @@ only the winning triangle and depth per pixel), the single-image and batched (pr
 and the deferred passes over the final face-index buffer: barycentrics, and attribute
 interpolation (per pixel, or per-triangle planes when triangles cover many pixels).
 
-Fixed point: x and y are snapped to 1/256 pixel (SUBPIXEL_BITS = 8, as GPUs do) and held in
-int64, so every edge function is an exact integer: a pixel on an edge shared by two triangles sees
+Fixed point: x and y are snapped to 1/256 pixel (SUBPIXEL_BITS = 8, as GPUs do), stored as
+int32 and combined in int64, so every edge function is an exact integer: a pixel on an edge shared by two triangles sees
 exactly opposite values from the two sides, and the top-left rule then gives it to exactly one.
 Pixel (row j, column i) samples the point (i + 0.5, j + 0.5), i.e. (256 i + 128, 256 j + 128).
 """
@@ -20,12 +20,12 @@ HALF = SUBPIXEL // 2  # the pixel centre offset, in fixed point
 
 
 @njit(cache=True)
-def snap(vertices, sign, xy, zs):
-    """Fixed-point x, y (round half to even at 1/256 px) and signed depth sign * z (near = larger)."""
+def snap(vertices, xy):
+    """Fixed-point x, y: round half to even at 1/256 px, int32 (|x|, |y| <= 2^21 px fit; all
+    arithmetic on them is promoted to int64, where the edge functions are exact)."""
     for v in range(vertices.shape[0]):
-        xy[v, 0] = np.int64(np.rint(vertices[v, 0] * SUBPIXEL))
-        xy[v, 1] = np.int64(np.rint(vertices[v, 1] * SUBPIXEL))
-        zs[v] = sign * vertices[v, 2]
+        xy[v, 0] = np.int32(np.rint(vertices[v, 0] * SUBPIXEL))
+        xy[v, 1] = np.int32(np.rint(vertices[v, 1] * SUBPIXEL))
 
 
 @njit(cache=True, inline="always")
@@ -50,7 +50,7 @@ def max_abs_xy(vertices):
 
 
 @njit(cache=True)
-def scan(xy, zs, faces, f_start, f_end, height, width, cull, fbuf, zbuf):
+def scan(xy, vertices, sign, faces, f_start, f_end, height, width, cull, fbuf, zbuf):
     """Coverage + depth test of faces[f_start:f_end] into fbuf/zbuf; fbuf gets f - f_start.
 
     fbuf (H, W) int32 must hold -1 and zbuf (H, W) float32 NaN on entry (NaN = empty: every
@@ -82,9 +82,9 @@ def scan(xy, zs, faces, f_start, f_end, height, width, cull, fbuf, zbuf):
         if i1 < max(i0, 0) or j1 < max(j0, 0) or i0 >= width or j0 >= height:
             continue  # no pixel centre in the clipped box (a quarter of a dense mesh's triangles)
         area = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)
-        za = zs[a]
-        zb = zs[b]
-        zc = zs[c]
+        za = sign * vertices[a, 2]  # signed depth: near = larger
+        zb = sign * vertices[b, 2]
+        zc = sign * vertices[c, 2]
         if area < 0:
             # counter-clockwise on screen (front face): swap b and c to rasterize it positively
             x1, x2 = x2, x1
@@ -275,13 +275,13 @@ def interpolate(fbuf, bary, faces, attributes, background, out):
 
 
 @njit(cache=True)
-def rasterize_into(vertices, faces, sign, cull, fbuf, zbuf, xy, zs):
-    """Rasterize one mesh into given buffers: fbuf (H,W) int32, zbuf (H,W) float32 (signed depth,
-    NaN empty), xy (V,2) int64 and zs (V,) float64 scratch for the snapped vertices."""
-    snap(vertices, sign, xy, zs)
+def rasterize_into(vertices, faces, sign, cull, fbuf, zbuf, xy):
+    """Rasterize one mesh into given buffers: fbuf (H,W) int32, zbuf (H,W) float32 (input z,
+    NaN empty), xy (V,2) int32 for the snapped vertices."""
+    snap(vertices, xy)
     fbuf[:, :] = -1
     zbuf[:, :] = np.nan
-    scan(xy, zs, faces, 0, faces.shape[0], fbuf.shape[0], fbuf.shape[1], cull, fbuf, zbuf)
+    scan(xy, vertices, sign, faces, 0, faces.shape[0], fbuf.shape[0], fbuf.shape[1], cull, fbuf, zbuf)
     if sign < 0:
         zbuf *= np.float32(-1.0)
 
@@ -289,13 +289,12 @@ def rasterize_into(vertices, faces, sign, cull, fbuf, zbuf, xy, zs):
 @njit(cache=True)
 def rasterize_one(vertices, faces, height, width, sign, cull):
     """Rasterize one mesh: returns (face_index (H,W) int32, depth (H,W) float32 input z / NaN,
-    xy (V, 2) int64 the snapped positions)."""
+    xy (V, 2) int32 the snapped positions)."""
     n = vertices.shape[0]
-    xy = np.empty((n, 2), dtype=np.int64)
-    zs = np.empty(n, dtype=np.float64)
+    xy = np.empty((n, 2), dtype=np.int32)
     fbuf = np.empty((height, width), dtype=np.int32)
     zbuf = np.empty((height, width), dtype=np.float32)
-    rasterize_into(vertices, faces, sign, cull, fbuf, zbuf, xy, zs)
+    rasterize_into(vertices, faces, sign, cull, fbuf, zbuf, xy)
     return fbuf, zbuf, xy
 
 
@@ -304,16 +303,15 @@ def rasterize_stack(vertices, faces, height, width, sign, cull):
     """Rasterize B poses of one mesh in parallel (one image per prange iteration).
 
     vertices (B, V, 3) C-contiguous, faces (F, 3) shared. Returns (face_index (B,H,W) int32,
-    depth (B,H,W) float32, xy (B, V, 2) int64). Each image is written in place by the same
+    depth (B,H,W) float32, xy (B, V, 2) int32). Each image is written in place by the same
     kernel as ``rasterize_one`` (``vertices[k]`` etc. stay C-contiguous: no copies).
     """
     n_img, n_v = vertices.shape[0], vertices.shape[1]
     fidx = np.empty((n_img, height, width), dtype=np.int32)
     depth = np.empty((n_img, height, width), dtype=np.float32)
-    xy = np.empty((n_img, n_v, 2), dtype=np.int64)
+    xy = np.empty((n_img, n_v, 2), dtype=np.int32)
     for k in prange(n_img):
-        zs = np.empty(n_v, dtype=np.float64)
-        rasterize_into(vertices[k], faces, sign, cull, fidx[k], depth[k], xy[k], zs)
+        rasterize_into(vertices[k], faces, sign, cull, fidx[k], depth[k], xy[k])
     return fidx, depth, xy
 
 
@@ -329,16 +327,15 @@ def rasterize_many(vertices, faces, v_start, f_start, f_end, height, width, sign
     n_img = f_start.shape[0]
     fidx = np.empty((n_img, height, width), dtype=np.int32)
     depth = np.empty((n_img, height, width), dtype=np.float32)
-    xy = np.empty((vertices.shape[0], 2), dtype=np.int64)
+    xy = np.empty((vertices.shape[0], 2), dtype=np.int32)
     for k in prange(n_img):
         lo = v_start[k]
         hi = v_start[k + 1]
         # contiguous per-mesh copies: the kernels then run on plain C arrays, as in rasterize_one
         verts = np.ascontiguousarray(vertices[lo:hi])
         tris = np.ascontiguousarray(faces[f_start[k]:f_end[k]])
-        xyk = np.empty((hi - lo, 2), dtype=np.int64)
-        zs = np.empty(hi - lo, dtype=np.float64)
-        rasterize_into(verts, tris, sign, cull, fidx[k], depth[k], xyk, zs)
+        xyk = np.empty((hi - lo, 2), dtype=np.int32)
+        rasterize_into(verts, tris, sign, cull, fidx[k], depth[k], xyk)
         xy[lo:hi] = xyk
     return fidx, depth, xy
 
@@ -360,9 +357,8 @@ def render_stack(vertices, faces, attributes, background, height, width, sign, c
     images = np.empty((n_img, height, width, n_ch), dtype=np.float32)
     planes = height * width >= 2 * n_f
     for k in prange(n_img):
-        xy = np.empty((n_v, 2), dtype=np.int64)
-        zs = np.empty(n_v, dtype=np.float64)
-        rasterize_into(vertices[k], faces, sign, cull, fidx[k], depth[k], xy, zs)
+        xy = np.empty((n_v, 2), dtype=np.int32)
+        rasterize_into(vertices[k], faces, sign, cull, fidx[k], depth[k], xy)
         att = attributes[min(np.int64(k), n_att - 1)]  # (prange indices are unsigned: cast first)
         if planes:
             done = np.empty(n_f, dtype=np.bool_)

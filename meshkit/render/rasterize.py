@@ -33,7 +33,8 @@ __all__ = ["Fragments", "Rasterizer", "rasterize", "rasterize_batch", "GUARD_BAN
 
 #: Vertices are snapped to 1/SUBPIXEL of a pixel before the (exact, integer) coverage test.
 SUBPIXEL = 256
-#: Largest |x| or |y| accepted, in pixels: keeps the fixed-point edge functions inside int64.
+#: Largest |x| or |y| accepted, in pixels: fixed-point coordinates fit int32 and the edge
+#: functions (products of their differences) int64.
 GUARD_BAND = float(1 << 21)
 #: Largest image side accepted.
 MAX_SIDE = 1 << 15
@@ -50,7 +51,7 @@ class Fragments:
     depth : (H, W) float32
         The interpolated z of the input vertices at the pixel centre (same sign convention as the
         input); NaN where empty.
-    snapped_xy : (V, 2) int64
+    snapped_xy : (V, 2) int32
         The vertices' x, y in fixed point (1/256 pixel) as the coverage test saw them; barycentrics
         are recomputed exactly from these.
     barycentric : (H, W, 3) float32, computed on first access and cached
@@ -185,8 +186,7 @@ class Rasterizer:
         self.cull_backfaces = _check_flag(cull_backfaces, "cull_backfaces")
         self._fbuf = np.empty((self.height, self.width), dtype=np.int32)
         self._zbuf = np.empty((self.height, self.width), dtype=np.float32)
-        self._xy = np.empty((0, 2), dtype=np.int64)
-        self._zs = np.empty(0, dtype=np.float64)
+        self._xy = np.empty((0, 2), dtype=np.int32)
 
     def __call__(self, vertices, faces) -> Fragments:
         """Rasterize one frame (see ``rasterize``); the result lives in this object's buffers."""
@@ -196,10 +196,9 @@ class Rasterizer:
         _check_guard(v, "vertices")
         n = v.shape[0]
         if self._xy.shape[0] < n:
-            self._xy = np.empty((n, 2), dtype=np.int64)
-            self._zs = np.empty(n, dtype=np.float64)
-        xy, zs = self._xy[:n], self._zs[:n]
-        K.rasterize_into(v, f, 1.0 if self.near_is_larger else -1.0, self.cull_backfaces, self._fbuf, self._zbuf, xy, zs)
+            self._xy = np.empty((n, 2), dtype=np.int32)
+        xy = self._xy[:n]
+        K.rasterize_into(v, f, 1.0 if self.near_is_larger else -1.0, self.cull_backfaces, self._fbuf, self._zbuf, xy)
         return Fragments(self._fbuf, self._zbuf, xy, f)
 
 
