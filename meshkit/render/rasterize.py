@@ -202,7 +202,7 @@ class Rasterizer:
         return Fragments(self._fbuf, self._zbuf, xy, f)
 
 
-def rasterize_batch(vertices, faces=None, height: int = 256, width: int = 256, *, near_is_larger: bool = True,
+def rasterize_batch(vertices, faces, height: int, width: int, *, near_is_larger: bool = True,
                     cull_backfaces: bool = False) -> list[Fragments]:
     """Rasterize many meshes into same-size images, in parallel over the images (numba prange).
 
