@@ -225,12 +225,11 @@ class W300LPDataset:
     def __init__(self, store, *, model=None, augment: bool = False, seed: int = 0, rotation: float = 45.0,
                  translation: float = 0.1, scale: tuple = (0.9, 1.2), flip_probability: float = 0.5,
                  vertex_mirror=None, include_skipped: bool = False):
+        from meshkit._optional import require
+
         from .w300lp import STATUS_DONE, open_store
 
-        try:
-            import torch  # noqa: F401
-        except ImportError as e:  # pragma: no cover
-            raise ImportError("W300LPDataset needs torch: pip install 'meshkit[torch]'") from e
+        require("torch", "W300LPDataset")
         self.path = Path(store)
         g = open_store(self.path)
         self.config = dict(g.attrs["config"])

@@ -20,17 +20,12 @@ Needs torch (``pip install torch==2.13.0`` CPU build, then ``meshkit[torch]``).
 
 from __future__ import annotations
 
-try:
-    import torch
-    from torch import nn
-except ImportError as exc:  # pragma: no cover - exercised only where torch is missing
-    raise ImportError(
-        "bfm.torch_model needs PyTorch, which is not installed. Install the CPU build first with "
-        "`pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu`, "
-        "then `pip install \"meshkit[torch]\"`."
-    ) from exc
-
 import numpy as np
+
+from meshkit._optional import require
+
+torch = require("torch", "bfm.torch_model")
+nn = torch.nn
 
 __all__ = ["TorchMorphableModel", "euler_to_matrix"]
 

@@ -890,11 +890,10 @@ def _pool_loop(ctx, workers: int, spec, out: str, tasks, opts: _Options, on_done
 
 def _run_dask(scheduler, spec, out: str, tasks, opts: _Options, on_done, window: int) -> None:
     """The same blocks on a dask.distributed cluster, a bounded number in flight."""
-    try:
-        from distributed import Client, as_completed
-    except ImportError as e:  # pragma: no cover - the dist extra is optional
-        raise ImportError("scheduler: running on a Dask cluster needs dask.distributed; "
-                          "install it with pip install 'meshkit[dist]'") from e
+    from meshkit._optional import require
+
+    distributed = require("dask.distributed", "preprocess(scheduler=...) on a Dask cluster")
+    Client, as_completed = distributed.Client, distributed.as_completed
     own = not isinstance(scheduler, Client)
     client = Client(scheduler) if own else scheduler
     try:

@@ -173,8 +173,6 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 
 def _import_pyvista():
-    try:
-        import pyvista as pv
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("pyvista is needed for this; install it with: pip install 'meshkit[viz]'") from e
-    return pv
+    from ._optional import require
+
+    return require("pyvista", "Mesh.to_pyvista / Mesh.from_pyvista")

@@ -140,10 +140,9 @@ class Hierarchy:
         """The operators as torch tensors: a dict with ``spirals`` (list of int64 (n_i, L)),
         ``down``/``up``/``laplacians``/``adjacency`` (lists of sparse COO tensors), ``vertices``
         and ``faces`` per level. Needs the ``torch`` extra."""
-        try:
-            import torch
-        except ImportError as e:  # pragma: no cover - depends on the environment
-            raise ImportError("Hierarchy.to_torch needs torch: pip install torch==2.13.0, then 'meshkit[torch]'") from e
+        from meshkit._optional import require
+
+        torch = require("torch", "Hierarchy.to_torch")
         dtype = dtype or torch.float32
 
         def sparse(m):

@@ -3,7 +3,7 @@
 Needs torch, which meshkit does not install by default (an unpinned ``pip install torch`` pulls a
 multi-gigabyte CUDA build). Install the CPU build first, then the extra::
 
-    pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+    pip install torch==2.13.0          # the CPU build
     pip install "meshkit[torch]"
 
 Everything here consumes the geometry core's plain arrays (spiral indices (V, L) int64, ``down`` /
@@ -15,14 +15,9 @@ Feature tensors are batched and vertex-major: ``(B, V, C)`` (batch, vertices, ch
 
 from __future__ import annotations
 
-try:
-    import torch  # noqa: F401
-except ImportError as exc:  # pragma: no cover - exercised only where torch is missing
-    raise ImportError(
-        "meshkit.nn needs PyTorch, which is not installed. Install the CPU build first with "
-        "`pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu`, "
-        "then `pip install \"meshkit[torch]\"`."
-    ) from exc
+from .._optional import require
+
+require("torch", "meshkit.nn")
 
 from .conv import ChebConv, SpiralConv, spiral_length_for_hops
 from .losses import (
