@@ -148,7 +148,8 @@ class Hierarchy:
         def sparse(m):
             c = m.tocoo()
             idx = torch.from_numpy(np.vstack([c.row, c.col]).astype(np.int64))
-            return torch.sparse_coo_tensor(idx, torch.from_numpy(c.data).to(dtype), c.shape).coalesce()
+            data = torch.from_numpy(c.data).to(dtype)
+            return torch.sparse_coo_tensor(idx, data, c.shape, check_invariants=True).coalesce()
 
         return {
             "spirals": [torch.from_numpy(lv.spirals.astype(np.int64)) for lv in self.levels],
