@@ -67,6 +67,8 @@ from pathlib import Path
 
 import numpy as np
 
+from meshkit.io import atomic_path
+
 from .model import MorphableModel
 
 __all__ = [
@@ -593,10 +595,8 @@ def save_npz(path, model: MorphableModel, *, compressed: bool = False) -> Path:
         arrays.update({k: getattr(model, k) for k in _NPZ_TEXTURE})
     arrays["name"] = np.array(model.name)
     arrays["format"] = np.array(NPZ_FORMAT)
-    tmp = p.with_name(p.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_path(p) as tmp, open(tmp, "wb") as fh:
         (np.savez_compressed if compressed else np.savez)(fh, **arrays)
-    os.replace(tmp, p)
     return p
 
 

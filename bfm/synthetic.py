@@ -12,12 +12,12 @@ the winding is counter-clockwise seen from the front, so normals point to +z.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from meshkit._validate import check_int
+from meshkit.io import atomic_path
 
 __all__ = [
     "write_synthetic_300wlp",
@@ -564,8 +564,7 @@ def write_bfm2017_h5(path, model, *, version: tuple[int, int] = (0, 9)) -> Path:
     import h5py
 
     p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(p) as tmp, h5py.File(tmp, "w") as f:
         groups = [("shape", np.asarray(model.mean).reshape(-1), model.shape_basis, model.shape_std)]
         if model.n_expression:
             groups.append(("expression", np.zeros(3 * model.n_vertices, np.float32), model.expression_basis,
@@ -588,16 +587,13 @@ def write_bfm2017_h5(path, model, *, version: tuple[int, int] = (0, 9)) -> Path:
         lms = [{"id": f"ibug_{i}", "vertex": int(k), "coordinates": [float(c) for c in model.mean[k]]}
                for i, k in enumerate(model.landmarks)]
         f["metadata/landmarks/json"] = json.dumps(lms)
-    os.replace(tmp, p)
     return p
 
 
 def _atomic(path: Path, write) -> None:
     """Write through a temporary file in the same folder, then rename over ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         write(fh)
-    os.replace(tmp, path)
 
 
 # the synthetic 300W-LP tree writer lives in its own module (it renders images); re-exported here so

@@ -27,13 +27,13 @@ ambient/directional light, zero texture coefficients): they are stored for layou
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from meshkit._validate import check_float, check_int
+from meshkit.io import atomic_path
 
 from .model import MorphableModel
 from .pose import pose_para_to_image
@@ -92,17 +92,15 @@ def _render(model: MorphableModel, colors: np.ndarray, image_v: np.ndarray, bg: 
 def _savemat(path: Path, d: dict) -> None:
     import scipy.io
 
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.mat")
-    scipy.io.savemat(str(tmp), d)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        scipy.io.savemat(str(tmp), d)
 
 
 def _save_jpg(path: Path, image: np.ndarray, quality: int) -> None:
     from PIL import Image
 
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.jpg")
-    Image.fromarray(image).save(tmp, format="JPEG", quality=quality)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="JPEG", quality=quality)
 
 
 def write_synthetic_300wlp(root, model: MorphableModel, *, n_per_subset: int = 4, flips: bool = True,

@@ -82,6 +82,7 @@ from typing import Literal
 import numpy as np
 
 from meshkit._validate import check_choice, check_float, check_int
+from meshkit.io import atomic_path
 
 from .model import MorphableModel
 from .pose import pose_para_to_image
@@ -538,12 +539,8 @@ def _init_worker(spec, parent_pid: int | None = None) -> None:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path, durable=True) as tmp:
+        tmp.write_text(text)
 
 
 def _marker(out: Path, block: int) -> Path:

@@ -29,9 +29,12 @@ FORMATS = ("ply", "obj", "off", "stl", "npz")
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, *, durable: bool = False):
     """Context manager yielding a temporary path beside ``path``; on success it is renamed onto
     ``path`` (atomic on POSIX), on error it is removed and ``path`` is left untouched.
+
+    ``durable=True`` also flushes the file to disk (fsync) before the rename, for markers that a
+    resumed job trusts after a power loss; it costs a disk round trip, so it is off by default.
 
     >>> with atomic_path("out.npy") as tmp:          # doctest: +SKIP
     ...     np.save(tmp, array)
@@ -46,6 +49,9 @@ def atomic_path(path):
     os.chmod(tmp, 0o666 & ~umask)
     try:
         yield Path(tmp)
+        if durable:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .._validate import check_float
+from ..io import atomic_path
 
 __all__ = ["to_uint8", "save_png", "overlay"]
 
@@ -65,15 +64,8 @@ def save_png(path, image) -> Path:
     if u.ndim == 3 and u.shape[2] == 1:
         u = u[..., 0]
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent if str(path.parent) else ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            Image.fromarray(u).save(fh, format="PNG", optimize=True)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        Image.fromarray(u).save(tmp, format="PNG", optimize=True)
     return path
 
 
