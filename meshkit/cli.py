@@ -1,4 +1,4 @@
-"""The ``meshkit`` command.
+"""The `meshkit` command: mesh info, decimation, spirals, rendering, hierarchies, BFM tools, 300W-LP preprocessing, demo.
 
 Each subcommand is a pair of functions: ``_add_<name>(subparsers)`` declares its arguments and
 sets ``func`` to its handler ``_run_<name>(args)``. Handlers import what they need lazily, so
