@@ -154,6 +154,23 @@ def test_tiny_triangles_match_brute_force(seed):
     check_against_brute_force(v, f, h, w, min_clear=20)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_small_triangles_match_brute_force(seed):
+    # triangles whose clipped box holds at most 2 x 2 or 4 x 4 pixel centres (the rasterizer's
+    # fixed-block paths) and a few up to 6 x 6 (the general loop), overlapping each other and
+    # straddling the image border; exact grid vertices, so the reference is exact
+    rng = np.random.default_rng(200 + seed)
+    h, w = 14, 18
+    n = 500
+    centres = rng.integers(-3 * 256, 21 * 256, size=(n, 1, 2))
+    radius = rng.choice([160, 300, 520, 800], size=(n, 1, 1))
+    offsets = rng.integers(-1, 2, size=(n, 3, 2)) * radius + rng.integers(-64, 64, size=(n, 3, 2))
+    xy = ((centres + offsets) / 256.0).reshape(-1, 2)
+    v = np.c_[xy, rng.uniform(-5, 5, len(xy))]
+    f = np.arange(len(v)).reshape(-1, 3)
+    check_against_brute_force(v, f, h, w, min_clear=40)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_near_is_larger_false_is_the_mirror(seed):
     h, w = 20, 20
@@ -267,6 +284,25 @@ def test_square_of_two_triangles_covers_each_pixel_exactly_once(x0, y0, dx, dy, 
     np.testing.assert_array_equal(count, expected.astype(int))
     np.testing.assert_array_equal(R.rasterize(v, f, h, w).mask, expected)
 
+
+
+@pytest.mark.parametrize("nx,ny", [(1, 1), (1, 2), (2, 2), (3, 3), (2, 3), (3, 1), (4, 4), (5, 3)])
+def test_small_rectangles_with_corners_on_pixel_centres_follow_the_fill_rule(nx, ny):
+    # corners exactly on pixel centres: their boxes hold (nx + 1) x (ny + 1) centres (the 2 x 2,
+    # 4 x 4 and general scans), and every box edge and the diagonal pass through centres, where
+    # only the top-left rule decides; closed form: the centres in [x0, x1) x [y0, y1)
+    h, w = 10, 11
+    c = (np.arange(w) + 0.5) * 256
+    r = (np.arange(h) + 0.5) * 256
+    for ox in range(-1, w - nx + 1, 2):
+        for oy in range(-1, h - ny + 1, 3):
+            x0, y0 = ox * 256 + 128, oy * 256 + 128
+            x1, y1 = x0 + nx * 256, y0 + ny * 256
+            v = np.array([[x0, y0, 0], [x1, y0, 0], [x1, y1, 0], [x0, y1, 0]], dtype=float) / 256.0
+            expected = ((r >= y0) & (r < y1))[:, None] & ((c >= x0) & (c < x1))[None, :]
+            for f in ([[0, 1, 2], [0, 2, 3]], [[0, 1, 3], [1, 2, 3]], [[2, 1, 0], [3, 2, 0]], [[3, 1, 0], [3, 2, 1]]):
+                count = coverage_count(v, np.array(f), h, w)
+                np.testing.assert_array_equal(count, expected.astype(int))
 
 def signed_areas(v, f):
     a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
