@@ -481,20 +481,35 @@ def test_interpolate_matches_numpy_reference(small_face):
 
 @pytest.mark.parametrize("size", [24, 96])
 def test_both_interpolation_kernels_match_numpy(size):
-    # few pixels per triangle -> per-pixel barycentrics; many -> per-triangle planes
+    # few pixels per triangle -> per-pixel barycentrics; many -> per-triangle planes (computed on a
+    # triangle's first pixel, or all up front): all against NumPy barycentrics of the snapped vertices
     from meshkit._kernels import render as K
 
     v, f, _ = sphere_in_image(size, subdivisions=2)
     frag = R.rasterize(v, f, size, size)
     attr = np.random.default_rng(size).normal(size=(len(v), 4))
     m = frag.mask
-    ref = np.einsum("nk,nkc->nc", frag.barycentric[m].astype(np.float64), attr[f[frag.face_index[m]]])
+    jj, ii = np.nonzero(m)
+    p = np.stack([ii * 256.0 + 128, jj * 256.0 + 128], 1)
+    tri = frag.snapped_xy.astype(np.float64)[f[frag.face_index[m]]]  # (N, 3, 2), exact integers
+
+    def edge(q, r):  # (r - q) x (p - q)
+        return (r[:, 0] - q[:, 0]) * (p[:, 1] - q[:, 1]) - (r[:, 1] - q[:, 1]) * (p[:, 0] - q[:, 0])
+
+    w = np.stack([edge(tri[:, 1], tri[:, 2]), edge(tri[:, 2], tri[:, 0]), edge(tri[:, 0], tri[:, 1])], 1)
+    ref = np.einsum("nk,nkc->nc", w / w.sum(1, keepdims=True), attr[f[frag.face_index[m]]])
     scratch = (np.zeros(len(f) + 3, bool), np.empty((len(f) + 3, 14)))  # larger than needed, reused
-    for kernel, extra in ((K.interpolate_fused, ()), (K.interpolate_planes, scratch), (K.interpolate_planes, scratch)):
+    coef = np.full((len(f) + 3, 16), np.nan)  # larger than needed, reused
+    outs = []
+    for kernel, extra in ((K.interpolate_fused, ()), (K.interpolate_planes, scratch), (K.interpolate_planes, scratch),
+                          (K.interpolate_planes_all, (coef,)), (K.interpolate_planes_all, (coef,))):
         out = np.empty((size, size, 4), np.float32)
         kernel(frag.snapped_xy, f, frag.face_index, attr, np.full(4, 9.0), out, *extra)
         np.testing.assert_allclose(out[m], ref, rtol=1e-5, atol=1e-5)
         assert (out[~m] == 9.0).all()
+        outs.append(out)
+    # the two plane kernels do the same arithmetic (batch renders use the first, interpolate the second)
+    np.testing.assert_array_equal(outs[1], outs[3])
     np.testing.assert_allclose(R.interpolate(frag, f, attr)[m], ref, rtol=1e-5, atol=1e-5)
 
 

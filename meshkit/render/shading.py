@@ -103,15 +103,13 @@ def interpolate(fragments: Fragments, faces, attributes, *, background=0.0, out=
 _scratch = threading.local()
 
 
-def _plane_scratch(n_faces: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-thread scratch of interpolate_planes, kept between calls (fresh pages cost more than the work)."""
-    done = getattr(_scratch, "done", None)
+def _plane_scratch(n_faces: int, n_cols: int) -> np.ndarray:
+    """Per-thread (F, n_cols) float64 scratch of interpolate_planes_all, kept between calls (fresh
+    pages cost more than the work)."""
     coef = getattr(_scratch, "coef", None)
-    if done is None or done.shape[0] < n_faces:
-        done = _scratch.done = np.zeros(n_faces, dtype=np.bool_)
     if coef is None or coef.shape[0] < n_faces or coef.shape[1] < n_cols:
         coef = _scratch.coef = np.empty((n_faces, n_cols), dtype=np.float64)
-    return done, coef
+    return coef
 
 
 def _interpolate(fragments: Fragments, f: np.ndarray, a: np.ndarray, bg: np.ndarray, out: np.ndarray | None = None
@@ -122,10 +120,11 @@ def _interpolate(fragments: Fragments, f: np.ndarray, a: np.ndarray, bg: np.ndar
     h, w = fragments.shape
     if out is None:
         out = np.empty((h, w, a.shape[1]), dtype=np.float32)
-    # many pixels per triangle: per-triangle planes pay off; else barycentrics per pixel
+    # many pixels per triangle: per-triangle planes (all computed up front) pay off; else
+    # barycentrics per pixel
     if h * w >= 2 * f.shape[0]:
-        done, coef = _plane_scratch(f.shape[0], 3 * a.shape[1])
-        K.interpolate_planes(fragments.snapped_xy, f, fragments.face_index, a, bg, out, done, coef)
+        coef = _plane_scratch(f.shape[0], 3 * a.shape[1] + 2)
+        K.interpolate_planes_all(fragments.snapped_xy, f, fragments.face_index, a, bg, out, coef)
     else:
         K.interpolate_fused(fragments.snapped_xy, f, fragments.face_index, a, bg, out)
     return out
