@@ -479,15 +479,16 @@ def test_interpolate_matches_numpy_reference(small_face):
     np.testing.assert_allclose(one[m], ref[:, 0], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("n_ch", [3, 4])  # RGB has its own spelled-out code in the kernels
 @pytest.mark.parametrize("size", [24, 96])
-def test_both_interpolation_kernels_match_numpy(size):
+def test_both_interpolation_kernels_match_numpy(size, n_ch):
     # few pixels per triangle -> per-pixel barycentrics; many -> per-triangle planes (computed on a
     # triangle's first pixel, or all up front): all against NumPy barycentrics of the snapped vertices
     from meshkit._kernels import render as K
 
     v, f, _ = sphere_in_image(size, subdivisions=2)
     frag = R.rasterize(v, f, size, size)
-    attr = np.random.default_rng(size).normal(size=(len(v), 4))
+    attr = np.random.default_rng(size).normal(size=(len(v), n_ch))
     m = frag.mask
     jj, ii = np.nonzero(m)
     p = np.stack([ii * 256.0 + 128, jj * 256.0 + 128], 1)
@@ -503,8 +504,8 @@ def test_both_interpolation_kernels_match_numpy(size):
     outs = []
     for kernel, extra in ((K.interpolate_fused, ()), (K.interpolate_planes, scratch), (K.interpolate_planes, scratch),
                           (K.interpolate_planes_all, (coef,)), (K.interpolate_planes_all, (coef,))):
-        out = np.empty((size, size, 4), np.float32)
-        kernel(frag.snapped_xy, f, frag.face_index, attr, np.full(4, 9.0), out, *extra)
+        out = np.empty((size, size, n_ch), np.float32)
+        kernel(frag.snapped_xy, f, frag.face_index, attr, np.full(n_ch, 9.0), out, *extra)
         np.testing.assert_allclose(out[m], ref, rtol=1e-5, atol=1e-5)
         assert (out[~m] == 9.0).all()
         outs.append(out)
