@@ -482,8 +482,8 @@ def test_interpolate_matches_numpy_reference(small_face):
 @pytest.mark.parametrize("n_ch", [3, 4])  # RGB has its own spelled-out code in the kernels
 @pytest.mark.parametrize("size", [24, 96])
 def test_both_interpolation_kernels_match_numpy(size, n_ch):
-    # few pixels per triangle -> per-pixel barycentrics; many -> per-triangle planes (computed on a
-    # triangle's first pixel, or all up front): all against NumPy barycentrics of the snapped vertices
+    # few pixels per triangle -> per-pixel barycentrics; many -> per-triangle planes (scratch larger
+    # than needed, reused): both against NumPy barycentrics of the snapped vertices
     from meshkit._kernels import render as K
 
     v, f, _ = sphere_in_image(size, subdivisions=2)
@@ -499,20 +499,43 @@ def test_both_interpolation_kernels_match_numpy(size, n_ch):
 
     w = np.stack([edge(tri[:, 1], tri[:, 2]), edge(tri[:, 2], tri[:, 0]), edge(tri[:, 0], tri[:, 1])], 1)
     ref = np.einsum("nk,nkc->nc", w / w.sum(1, keepdims=True), attr[f[frag.face_index[m]]])
-    scratch = (np.zeros(len(f) + 3, bool), np.empty((len(f) + 3, 14)))  # larger than needed, reused
     coef = np.full((len(f) + 3, 16), np.nan)  # larger than needed, reused
-    outs = []
-    for kernel, extra in ((K.interpolate_fused, ()), (K.interpolate_planes, scratch), (K.interpolate_planes, scratch),
-                          (K.interpolate_planes_all, (coef,)), (K.interpolate_planes_all, (coef,))):
+    for kernel, extra in ((K.interpolate_fused, ()), (K.interpolate_planes, (coef,)), (K.interpolate_planes, (coef,))):
         out = np.empty((size, size, n_ch), np.float32)
         kernel(frag.snapped_xy, f, frag.face_index, attr, np.full(n_ch, 9.0), out, *extra)
         np.testing.assert_allclose(out[m], ref, rtol=1e-5, atol=1e-5)
         assert (out[~m] == 9.0).all()
-        outs.append(out)
-    # the two plane kernels do the same arithmetic (batch renders use the first, interpolate the second)
-    np.testing.assert_array_equal(outs[1], outs[3])
     np.testing.assert_allclose(R.interpolate(frag, f, attr)[m], ref, rtol=1e-5, atol=1e-5)
 
+
+
+def test_plane_interpolation_of_far_and_thin_triangles_matches_numpy():
+    # the plane kernel moves each triangle's plane to the image origin: check its rounding on
+    # triangles with vertices far off-screen (large coordinates) and on thin slivers (steep gradients)
+    from meshkit._kernels import render as K
+
+    h = w = 16
+    v = np.array([[-1e5, -1e5, 1.0], [3e5, -1e5, 5.0], [-1e5, 3e5, 9.0],  # huge, covers the image
+                  [-3000.0, 2.3, 20.0], [3000.0, 2.6, 20.0], [-3000.0, 3.05, 20.0],  # long, 0.5 px thin
+                  [4.1, 9.2, 30.0], [4.4, 15.7, 30.0], [4.9, 9.4, 30.0]])  # narrow, near
+    f = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
+    frag = R.rasterize(v, f, h, w)
+    assert {0, 1, 2} <= set(np.unique(frag.face_index))
+    attr = np.random.default_rng(5).normal(size=(len(v), 3)) * [1, 100, 1e-3]
+    m = frag.mask
+    jj, ii = np.nonzero(m)
+    p = np.stack([ii * 256.0 + 128, jj * 256.0 + 128], 1)
+    tri = frag.snapped_xy.astype(np.float64)[f[frag.face_index[m]]]
+
+    def edge(q, r):
+        return (r[:, 0] - q[:, 0]) * (p[:, 1] - q[:, 1]) - (r[:, 1] - q[:, 1]) * (p[:, 0] - q[:, 0])
+
+    wts = np.stack([edge(tri[:, 1], tri[:, 2]), edge(tri[:, 2], tri[:, 0]), edge(tri[:, 0], tri[:, 1])], 1)
+    ref = np.einsum("nk,nkc->nc", wts / wts.sum(1, keepdims=True), attr[f[frag.face_index[m]]])
+    out = np.empty((h, w, 3), np.float32)
+    K.interpolate_planes(frag.snapped_xy, f, frag.face_index, attr, np.zeros(3), out, np.empty((3, 9)))
+    scale = np.abs(attr).max(0)  # per channel
+    np.testing.assert_allclose(out[m] / scale, ref / scale, rtol=0, atol=1e-6)
 
 def test_constant_colour_mesh_renders_that_colour(small_face):
     v, f = small_face

@@ -285,57 +285,16 @@ def interpolate_fused(xy, faces, fbuf, attributes, background, out):
 
 
 @njit(cache=True)
-def interpolate_planes(xy, faces, fbuf, attributes, background, out, done, coef):
-    """As interpolate_fused, for images with many pixels per triangle: on its first pixel each
-    triangle's attributes are turned into planes over the image, value = A + gx dx + gy dy with
-    (dx, dy) the fixed-point offset from its first vertex; its other pixels then cost two
-    multiply-adds per channel. Same values as the barycentric form up to float rounding.
-    done (>= F,) bool and coef (>= F, >= 3 C) float64 are scratch (reused across calls)."""
-    height, width = fbuf.shape
-    n_ch = attributes.shape[1]
-    done[: faces.shape[0]] = False
-    for j in range(height):
-        py = (j << SUBPIXEL_BITS) + HALF
-        for i in range(width):
-            f = fbuf[j, i]
-            if f < 0:
-                for c in range(n_ch):
-                    out[j, i, c] = background[c]
-                continue
-            a = faces[f, 0]
-            if not done[f]:
-                b = faces[f, 1]
-                d = faces[f, 2]
-                xa = xy[a, 0]
-                ya = xy[a, 1]
-                xb = xy[b, 0] - xa
-                yb = xy[b, 1] - ya
-                xc = xy[d, 0] - xa
-                yc = xy[d, 1] - ya
-                # value = A + (w_b (B - A) + w_c (C - A)) / area, with w_b = yc dx - xc dy and
-                # w_c = xb dy - yb dx the edge functions of the edges through a
-                inv = 1.0 / float(xb * yc - yb * xc)
-                for c in range(n_ch):
-                    va = attributes[a, c]
-                    db = attributes[b, c] - va
-                    dc = attributes[d, c] - va
-                    coef[f, 3 * c] = va
-                    coef[f, 3 * c + 1] = (yc * db - yb * dc) * inv
-                    coef[f, 3 * c + 2] = (xb * dc - xc * db) * inv
-                done[f] = True
-            dx = float((i << SUBPIXEL_BITS) + HALF - xy[a, 0])
-            dy = float(py - xy[a, 1])
-            for c in range(n_ch):
-                out[j, i, c] = coef[f, 3 * c] + dx * coef[f, 3 * c + 1] + dy * coef[f, 3 * c + 2]
-
-
-@njit(cache=True)
-def interpolate_planes_all(xy, faces, fbuf, attributes, background, out, coef):
-    """As interpolate_planes, with every triangle's planes computed up front in one pass over the
-    faces (in order: no per-pixel "first visit" branch, whose mispredictions cost more than the
-    planes of the few hidden triangles when most of a dense mesh is visible in a large image).
-    coef (>= F, >= 3 C + 2) float64 is scratch: per face its first vertex's fixed-point x, y, then
-    (value, gx, gy) per channel, with the same arithmetic as interpolate_planes (same results)."""
+def interpolate_planes(xy, faces, fbuf, attributes, background, out, coef):
+    """As interpolate_fused, for images with many pixels per triangle: every triangle's attributes
+    are first turned into planes over the image, value = A + gx px + gy py with (px, py) the
+    fixed-point pixel centre, in one pass over the faces; each pixel then costs two multiply-adds
+    per channel. Same values as the barycentric form up to float64 rounding (A is the plane
+    through the first vertex moved to the origin: for pixels within the guard band its rounding
+    stays far below float32 resolution). All planes up front, in face order, rather than on a
+    triangle's first pixel: a per-pixel "first visit" branch mispredicts more than the planes of
+    the hidden triangles cost when most of a dense mesh is visible.
+    coef (>= F, >= 3 C) float64 is scratch (reused across calls)."""
     height, width = fbuf.shape
     n_ch = attributes.shape[1]
     for f in range(faces.shape[0]):
@@ -350,15 +309,17 @@ def interpolate_planes_all(xy, faces, fbuf, attributes, background, out, coef):
         yc = xy[d, 1] - ya
         area = xb * yc - yb * xc
         inv = 1.0 / float(area) if area != 0 else 0.0  # zero-area faces cover no pixel: never read
-        coef[f, 0] = xa
-        coef[f, 1] = ya
         for c in range(n_ch):
+            # value = A + (w_b (B - A) + w_c (C - A)) / area, with w_b = yc dx - xc dy and
+            # w_c = xb dy - yb dx the edge functions of the edges through a, (dx, dy) = p - a
             va = attributes[a, c]
             db = attributes[b, c] - va
             dc = attributes[d, c] - va
-            coef[f, 2 + 3 * c] = va
-            coef[f, 3 + 3 * c] = (yc * db - yb * dc) * inv
-            coef[f, 4 + 3 * c] = (xb * dc - xc * db) * inv
+            gx = (yc * db - yb * dc) * inv
+            gy = (xb * dc - xc * db) * inv
+            coef[f, 3 * c] = va - gx * xa - gy * ya
+            coef[f, 3 * c + 1] = gx
+            coef[f, 3 * c + 2] = gy
     for j in range(height):
         py = float((j << SUBPIXEL_BITS) + HALF)
         for i in range(width):
@@ -367,15 +328,14 @@ def interpolate_planes_all(xy, faces, fbuf, attributes, background, out, coef):
                 for c in range(n_ch):
                     out[j, i, c] = background[c]
                 continue
-            dx = float((i << SUBPIXEL_BITS) + HALF) - coef[f, 0]
-            dy = py - coef[f, 1]
+            px = float((i << SUBPIXEL_BITS) + HALF)
             if n_ch == 3:  # RGB spelled out, as in interpolate_fused
-                out[j, i, 0] = coef[f, 2] + dx * coef[f, 3] + dy * coef[f, 4]
-                out[j, i, 1] = coef[f, 5] + dx * coef[f, 6] + dy * coef[f, 7]
-                out[j, i, 2] = coef[f, 8] + dx * coef[f, 9] + dy * coef[f, 10]
+                out[j, i, 0] = coef[f, 0] + px * coef[f, 1] + py * coef[f, 2]
+                out[j, i, 1] = coef[f, 3] + px * coef[f, 4] + py * coef[f, 5]
+                out[j, i, 2] = coef[f, 6] + px * coef[f, 7] + py * coef[f, 8]
                 continue
             for c in range(n_ch):
-                out[j, i, c] = coef[f, 2 + 3 * c] + dx * coef[f, 3 + 3 * c] + dy * coef[f, 4 + 3 * c]
+                out[j, i, c] = coef[f, 3 * c] + px * coef[f, 3 * c + 1] + py * coef[f, 3 * c + 2]
 
 
 @njit(cache=True)
@@ -487,9 +447,8 @@ def render_stack(vertices, faces, attributes, background, height, width, sign, c
         rasterize_into(vertices[k], faces, sign, cull, fidx[k], depth[k], xy)
         att = attributes[min(np.int64(k), n_att - 1)]  # (prange indices are unsigned: cast first)
         if planes:
-            done = np.empty(n_f, dtype=np.bool_)
             coef = np.empty((n_f, 3 * n_ch), dtype=np.float64)
-            interpolate_planes(xy, faces, fidx[k], att, background, images[k], done, coef)
+            interpolate_planes(xy, faces, fidx[k], att, background, images[k], coef)
         else:
             interpolate_fused(xy, faces, fidx[k], att, background, images[k])
     return fidx, depth, images

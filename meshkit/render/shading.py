@@ -104,7 +104,7 @@ _scratch = threading.local()
 
 
 def _plane_scratch(n_faces: int, n_cols: int) -> np.ndarray:
-    """Per-thread (F, n_cols) float64 scratch of interpolate_planes_all, kept between calls (fresh
+    """Per-thread (F, n_cols) float64 scratch of interpolate_planes, kept between calls (fresh
     pages cost more than the work)."""
     coef = getattr(_scratch, "coef", None)
     if coef is None or coef.shape[0] < n_faces or coef.shape[1] < n_cols:
@@ -123,8 +123,8 @@ def _interpolate(fragments: Fragments, f: np.ndarray, a: np.ndarray, bg: np.ndar
     # many pixels per triangle: per-triangle planes (all computed up front) pay off; else
     # barycentrics per pixel
     if h * w >= 2 * f.shape[0]:
-        coef = _plane_scratch(f.shape[0], 3 * a.shape[1] + 2)
-        K.interpolate_planes_all(fragments.snapped_xy, f, fragments.face_index, a, bg, out, coef)
+        coef = _plane_scratch(f.shape[0], 3 * a.shape[1])
+        K.interpolate_planes(fragments.snapped_xy, f, fragments.face_index, a, bg, out, coef)
     else:
         K.interpolate_fused(fragments.snapped_xy, f, fragments.face_index, a, bg, out)
     return out
