@@ -90,7 +90,46 @@ class _Flatten(nn.Module):
         return x.reshape(x.shape[0], -1)
 
 
-class SpiralAutoencoder(nn.Module):
+class _MeshAutoencoder(nn.Module):
+    """The layout both autoencoders share (CoMA / SpiralNet++): per level conv -> ELU -> pool down,
+    then a linear map to the code; back: a linear map, per level pool up -> conv -> ELU, and a last
+    conv to ``in_channels``. Subclasses pass ``conv(level, c_in, c_out)`` to :meth:`_build`."""
+
+    def _build(self, conv, down, up, sizes, ch) -> None:
+        n = len(down)
+        self.sizes = sizes
+        enc = []
+        c_in = self.in_channels
+        for i in range(n):
+            enc += [conv(i, c_in, ch[i]), nn.ELU(), Pool(down[i])]
+            c_in = ch[i]
+        enc += [_Flatten(), nn.Linear(sizes[n] * ch[-1], self.latent_dim)]
+        self.encoder = nn.Sequential(*enc)
+        self.fc_dec = nn.Linear(self.latent_dim, sizes[n] * ch[-1])
+        dec = []
+        c_in = ch[-1]
+        for i in reversed(range(n)):
+            dec += [Pool(up[i]), conv(i, c_in, ch[i]), nn.ELU()]
+            c_in = ch[i]
+        dec += [conv(0, ch[0], self.in_channels)]
+        self.decoder = nn.Sequential(*dec)
+        self._last_channels = ch[-1]
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        x, _ = _sparse.check_features(x, "x", self.sizes[0], self.in_channels)
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z: expected shape (B, {self.latent_dim}), got {tuple(z.shape)}")
+        y = self.fc_dec(z).reshape(z.shape[0], self.sizes[len(self.sizes) - 1], self._last_channels)
+        return self.decoder(y)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+class SpiralAutoencoder(_MeshAutoencoder):
     """SpiralNet++-style mesh autoencoder.
 
     Parameters
@@ -115,44 +154,15 @@ class SpiralAutoencoder(nn.Module):
         self.in_channels = check_int(in_channels, "in_channels", minimum=1)
         self.latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
         sp = _level_spirals(spirals, sizes, n, None if length is None else [length] * n)
-        self.sizes = sizes
-        enc = []
-        c_in = self.in_channels
-        for i in range(n):
-            enc += [SpiralConv(c_in, ch[i], sp[i]), nn.ELU(), Pool(down[i])]
-            c_in = ch[i]
-        enc += [_Flatten(), nn.Linear(sizes[n] * ch[-1], self.latent_dim)]
-        self.encoder = nn.Sequential(*enc)
-        self.fc_dec = nn.Linear(self.latent_dim, sizes[n] * ch[-1])
-        dec = []
-        c_in = ch[-1]
-        for i in reversed(range(n)):
-            dec += [Pool(up[i]), SpiralConv(c_in, ch[i], sp[i]), nn.ELU()]
-            c_in = ch[i]
-        dec += [SpiralConv(ch[0], self.in_channels, sp[0])]
-        self.decoder = nn.Sequential(*dec)
-        self._last_channels = ch[-1]
+        self._build(lambda i, c_in, c_out: SpiralConv(c_in, c_out, sp[i]), down, up, sizes, ch)
 
     @classmethod
     def from_hierarchy(cls, h, **kwargs):
         """Build from a ``sampling.Hierarchy`` (reads ``h.levels[i].spirals``, ``h.down``, ``h.up``)."""
         return cls([lvl.spirals for lvl in h.levels], list(h.down), list(h.up), **kwargs)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        x, _ = _sparse.check_features(x, "x", self.sizes[0], self.in_channels)
-        return self.encoder(x)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"z: expected shape (B, {self.latent_dim}), got {tuple(z.shape)}")
-        y = self.fc_dec(z).reshape(z.shape[0], self.sizes[len(self.sizes) - 1], self._last_channels)
-        return self.decoder(y)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
-
-
-class ChebAutoencoder(nn.Module):
+class ChebAutoencoder(_MeshAutoencoder):
     """CoMA-style Chebyshev mesh autoencoder (same layout as ``SpiralAutoencoder``, ChebConv layers).
 
     Parameters
@@ -179,41 +189,12 @@ class ChebAutoencoder(nn.Module):
         if len(laps) < n:
             raise ValueError(f"laplacians: expected at least {n} levels, got {len(laps)}")
         laps = [_sparse.check_sparse(lp, f"laplacians[{i}]", (sizes[i], sizes[i])) for i, lp in enumerate(laps[:n])]
-        self.sizes = sizes
-        enc = []
-        c_in = self.in_channels
-        for i in range(n):
-            enc += [ChebConv(c_in, ch[i], laps[i], K), nn.ELU(), Pool(down[i])]
-            c_in = ch[i]
-        enc += [_Flatten(), nn.Linear(sizes[n] * ch[-1], self.latent_dim)]
-        self.encoder = nn.Sequential(*enc)
-        self.fc_dec = nn.Linear(self.latent_dim, sizes[n] * ch[-1])
-        dec = []
-        c_in = ch[-1]
-        for i in reversed(range(n)):
-            dec += [Pool(up[i]), ChebConv(c_in, ch[i], laps[i], K), nn.ELU()]
-            c_in = ch[i]
-        dec += [ChebConv(ch[0], self.in_channels, laps[0], K)]
-        self.decoder = nn.Sequential(*dec)
-        self._last_channels = ch[-1]
+        self._build(lambda i, c_in, c_out: ChebConv(c_in, c_out, laps[i], K), down, up, sizes, ch)
 
     @classmethod
     def from_hierarchy(cls, h, **kwargs):
         """Build from a ``sampling.Hierarchy`` (reads ``h.levels[i].laplacian``, ``h.down``, ``h.up``)."""
         return cls([lvl.laplacian for lvl in h.levels], list(h.down), list(h.up), **kwargs)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        x, _ = _sparse.check_features(x, "x", self.sizes[0], self.in_channels)
-        return self.encoder(x)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"z: expected shape (B, {self.latent_dim}), got {tuple(z.shape)}")
-        y = self.fc_dec(z).reshape(z.shape[0], self.sizes[len(self.sizes) - 1], self._last_channels)
-        return self.decoder(y)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
 
 
 class SpiralDecoder(nn.Module):
