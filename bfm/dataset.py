@@ -241,6 +241,14 @@ class W300LPDataset:
                              "rebuilds meshes on the fly), got None")
         if model is not None and model.n_vertices != self.config["n_vertices"]:
             raise ValueError(f"model: expected {self.config['n_vertices']} vertices as in the store, got {model.n_vertices}")
+        if model is not None and self.mode == "params":
+            # a params store is only meaningful with exactly the model that made it
+            from .w300lp import _model_token, _truncate
+
+            used = _truncate(model, self.config["n_shape_used"], self.config["n_expression_used"])
+            if _model_token(used) != self.config["model_token"]:
+                raise ValueError(f"model: this params store was made with another model ({self.config['model']!r}, "
+                                 f"token {self.config['model_token']}); meshes rebuilt with this one would be wrong")
         status = g["status"][:]
         self.indices = np.arange(len(status)) if include_skipped else np.flatnonzero(status == STATUS_DONE)
         self.ids = g["ids"]

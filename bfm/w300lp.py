@@ -463,8 +463,10 @@ def _model_payload(model: MorphableModel) -> dict:
 
 
 def _model_token(model: MorphableModel) -> str:
+    """Hash of everything that shapes a reconstruction (mean, both full bases, triangles, landmarks):
+    a store is resumed, or read by the dataset, only with exactly the model that made it."""
     h = hashlib.sha1()
-    for a in (model.mean, model.shape_basis[:, :3], model.expression_basis[:, :3], model.landmarks):
+    for a in (model.mean, model.shape_basis, model.expression_basis, model.triangles, model.landmarks):
         h.update(np.ascontiguousarray(a).tobytes())
     h.update(f"{model.n_vertices} {model.n_shape} {model.n_expression}".encode())
     return h.hexdigest()[:16]
@@ -627,6 +629,8 @@ def _create_store(out: Path, samples: list, model: MorphableModel, opts: _Option
 
     n, s, b = len(samples), opts.size, block_size
     g = zarr.open_group(str(out), mode="w")
+    # the marker folder first: it tells a rerun that this (possibly unfinished) store is ours
+    (out / _MARKER_DIR).mkdir(exist_ok=True)
     nl = len(model.landmarks)
 
     def arr(name, tail, dtype, **kw):
@@ -655,7 +659,6 @@ def _create_store(out: Path, samples: list, model: MorphableModel, opts: _Option
     ids = g.create_array("ids", shape=(n,), chunks=(max(b, min(n, 65536)),), dtype=str)
     ids[:] = np.array([smp.id for smp in samples])
     g.attrs["triangles_note"] = "triangles are the model's (MorphableModel.triangles); not copied"
-    (out / _MARKER_DIR).mkdir(exist_ok=True)
     # the config last: a store without it is an unfinished creation and is made again
     g.attrs["config"] = config
     return g
@@ -731,7 +734,12 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
     if len(model.landmarks) == 0:
         raise ValueError("model: expected a model with landmark indices (68 iBUG points), got none")
     ks = min(model.n_shape, 199) if n_shape is None else check_int(n_shape, "n_shape", minimum=0, maximum=model.n_shape)
-    ke = (min(model.n_expression, 29) if n_expression is None
+    if n_expression is None and model.n_expression > 29:
+        raise ValueError(
+            f"model: has {model.n_expression} expression components, but 300W-LP's Exp_Para (29,) are "
+            "coefficients of 3DDFA's 29-component expression basis (face3d's BFM.mat layout), not of another "
+            "basis such as Exp_Pca.bin's; load that model, or pass n_expression=... to use this basis's leading ones")
+    ke = (model.n_expression if n_expression is None
           else check_int(n_expression, "n_expression", minimum=0, maximum=model.n_expression))
     model = _truncate(model, ks, ke)
     opts = _Options(size, margin, store, vertex_dtype, ks, ke)
@@ -754,13 +762,16 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
             old = g.attrs.get("config")
         except Exception:  # noqa: BLE001 - not a zarr group: only replaced when asked to
             old = "unreadable"
+        if old is None and not (out / _MARKER_DIR).is_dir() and not overwrite:
+            # a zarr store that is not ours (ours gets its marker folder before its config)
+            old = "foreign"
         if old is not None and old != config:
             if not overwrite:
-                raise ValueError(f"out: {str(out)!r} holds a store made with other settings or samples "
-                                 f"({_config_diff(old, config)}); use another path or overwrite=True (--overwrite)")
+                raise ValueError(f"out: {str(out)!r} holds a store made with other settings or samples, or not by "
+                                 f"this job ({_config_diff(old, config)}); use another path or overwrite=True (--overwrite)")
             g = None
         elif old is None:
-            g = None
+            g = None  # an unfinished creation of ours: start it again
     if g is None:
         if out.exists():
             _remove_tree(out)

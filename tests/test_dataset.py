@@ -257,3 +257,14 @@ def test_image_warp_moves_a_blob_like_its_points(aug):
     m = augmentation_matrix(aug, s)
     np.testing.assert_allclose(c, m[:, :2] @ p + m[:, 2], atol=0.08)
     np.testing.assert_allclose(l2[0], m[:, :2] @ p + m[:, 2], atol=1e-4)
+
+
+def test_params_store_refuses_another_model(stores, model):
+    from bfm.model import MorphableModel
+
+    other = MorphableModel(mean=model.mean + 1.0, shape_basis=model.shape_basis, shape_std=model.shape_std,
+                           expression_basis=model.expression_basis, expression_std=model.expression_std,
+                           triangles=model.triangles, landmarks=model.landmarks)
+    with pytest.raises(ValueError, match="another model"):
+        W300LPDataset(stores["params"], model=other)
+    assert len(W300LPDataset(stores["params"], model=model)) > 0  # the right model is accepted

@@ -479,3 +479,39 @@ def test_crop_image_follows_the_pixel_index_map(scale):
     oy, ox = np.mgrid[0:size, 0:size]
     c = np.array([(out * ox).sum(), (out * oy).sum()]) / out.sum()
     np.testing.assert_allclose(c, [scale * (cx - crop.x0), scale * (cy - crop.y0)], atol=0.05 + 0.02 / scale)
+
+
+def test_a_foreign_zarr_store_at_out_is_never_deleted(tmp_path, tree, model):
+    foreign = tmp_path / "mine.zarr"
+    g = zarr.open_group(str(foreign), mode="w")
+    g.create_array("my_precious", shape=(3,), dtype="int32")[:] = [1, 2, 3]
+    with pytest.raises(ValueError, match="not by this job"):
+        w300lp.preprocess(tree[0], foreign, model=model, workers=1, progress=False)
+    assert zarr.open_group(str(foreign), mode="r")["my_precious"][:].tolist() == [1, 2, 3]
+
+
+def test_resume_with_another_model_is_refused(tmp_path, tree, model, store):
+    from bfm.model import MorphableModel
+
+    other = MorphableModel(mean=model.mean, shape_basis=model.shape_basis * np.r_[np.ones(5), 3 * np.ones(model.n_shape - 5)],
+                           shape_std=model.shape_std, expression_basis=model.expression_basis,
+                           expression_std=model.expression_std, triangles=model.triangles, landmarks=model.landmarks,
+                           name=model.name)
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(store[0], copy)
+    cfg = zarr.open_group(str(copy), mode="r").attrs["config"]
+    with pytest.raises(ValueError, match="model_token"):
+        w300lp.preprocess(tree[0], copy, model=other, size=cfg["size"], block_size=cfg["block_size"], workers=1,
+                          progress=False)
+
+
+def test_a_model_with_another_expression_basis_is_refused(tmp_path, tree, model):
+    from bfm.model import MorphableModel
+
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=(3 * model.n_vertices, 79)).astype(np.float32)  # e.g. Exp_Pca.bin's 79 components
+    m79 = MorphableModel(mean=model.mean, shape_basis=model.shape_basis, shape_std=model.shape_std,
+                         expression_basis=e, expression_std=np.ones(79, np.float32), triangles=model.triangles,
+                         landmarks=model.landmarks)
+    with pytest.raises(ValueError, match="29-component"):
+        w300lp.preprocess(tree[0], tmp_path / "x.zarr", model=m79, workers=1, progress=False)
