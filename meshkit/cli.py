@@ -385,8 +385,10 @@ def _add_bfm(sub) -> None:
     bsub = p.add_subparsers(dest="bfm_command", metavar="BFM_COMMAND")
     r = bsub.add_parser("reconstruct", help="mesh from identity/expression coefficients")
     r.add_argument("model", type=Path, help="model file (BFM2009 .mat, face3d BFM.mat, 3DDFA_V2 .pkl, BFM2017 .h5, .npz)")
-    r.add_argument("--shape", default=None, help="identity coefficients: comma-separated numbers or a .npy/.txt file")
-    r.add_argument("--expression", default=None, help="expression coefficients: comma-separated numbers or a .npy/.txt file")
+    r.add_argument("--shape", nargs="+", default=None,
+                   help="identity coefficients: numbers separated by spaces or commas (--shape -1 2 0.5, "
+                        "--shape=-1,2,0.5) or a .npy/.txt/.csv file")
+    r.add_argument("--expression", nargs="+", default=None, help="expression coefficients, as --shape")
     r.add_argument("--units", choices=["raw", "std"], default="raw", help="coefficient units (default: raw)")
     r.add_argument("--out", type=Path, required=True, help="output mesh (ply, obj, off, stl, npz)")
     r.set_defaults(func=_run_bfm_reconstruct)
@@ -397,11 +399,13 @@ def _add_bfm(sub) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def _coefficients(text, name):
+def _coefficients(tokens, name):
+    """Coefficients from the command line: one file name, or numbers separated by spaces/commas."""
     import numpy as np
 
-    if text is None:
+    if tokens is None:
         return None
+    text = ",".join(tokens) if isinstance(tokens, list) else str(tokens)
     path = Path(text)
     if path.suffix.lower() in (".npy", ".txt", ".csv") and path.is_file():
         a = np.load(path) if path.suffix.lower() == ".npy" else np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None)
@@ -430,16 +434,27 @@ def _run_bfm_convert(args) -> int:
 
     model = load_model(args.input)
     ext = args.output.suffix.lower()
+    lost = []  # what the target layout cannot carry: said, never dropped silently
     if ext == ".npz":
         save_npz(args.output, model)
     elif ext in (".h5", ".hdf5"):
         synthetic.write_bfm2017_h5(args.output, model)
+        if len(model.landmarks):
+            lost.append("landmark indices (BFM2017 stores named points: pass landmarks= to bfm.load_model)")
     elif ext == ".mat":
         synthetic.write_face3d_mat(args.output, model)
     elif ext == ".pkl":
-        synthetic.write_3ddfa_pkl(args.output, model, n_shape=model.n_shape, n_expression=model.n_expression)
+        # the layout has no standard deviations: they go to the 62-d mean/std file beside it
+        std_path = args.output.with_name(args.output.stem + "_param_mean_std.pkl")
+        synthetic.write_3ddfa_pkl(args.output, model, n_shape=model.n_shape, n_expression=model.n_expression,
+                                  param_mean_std_path=std_path)
+        print(f"standard deviations -> {std_path} (load with param_mean_std=)")
+        if model.has_texture:
+            lost.append("the texture model (3DDFA_V2's pickle has none)")
     else:
         raise ValueError(f"output: expected a .npz, .h5, .mat or .pkl file name, got {args.output.name!r}")
+    for what in lost:
+        print(f"meshkit bfm convert: warning: {args.output.suffix} cannot hold {what}; not written", file=sys.stderr)
     print(f"{model.name}: {model.n_vertices} vertices, {model.n_shape} shape + {model.n_expression} expression "
           f"components -> {args.output}")
     return 0

@@ -276,6 +276,19 @@ def test_cli_reconstruct_and_convert(tmp_path, model, capsys):
     assert load_model(back).n_vertices == model.n_vertices
     assert main(["bfm", "reconstruct", str(src), "--shape", "1,nan", "--out", str(out)]) == 2
     assert "finite" in capsys.readouterr().err
+    # negative leading coefficients, space- or comma-separated (argparse would take "-1,2" for an option)
+    ref = model.reconstruct(np.array([-1, 2, 0.5]), units="std")
+    for shape_args in (["--shape", "-1", "2", "0.5"], ["--shape=-1,2,0.5"]):
+        assert main(["bfm", "reconstruct", str(src), *shape_args, "--units", "std", "--out", str(out)]) == 0
+        np.testing.assert_allclose(read_mesh(out).vertices, ref, rtol=1e-6, atol=1e-2)
+    # converting to a layout that cannot hold a part says so
+    assert main(["bfm", "convert", str(src), str(tmp_path / "m2.h5")]) == 0
+    assert "cannot hold landmark indices" in capsys.readouterr().err
+    pkl = tmp_path / "m.pkl"
+    assert main(["bfm", "convert", str(src), str(pkl)]) == 0
+    std_file = tmp_path / "m_param_mean_std.pkl"
+    back = load_model(pkl, param_mean_std=std_file)
+    np.testing.assert_allclose(back.shape_std, model.shape_std, rtol=1e-6)
 
 
 def test_trim_index_sources_and_param_file_variants(tmp_path, model):
