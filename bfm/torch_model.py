@@ -227,21 +227,25 @@ class TorchMorphableModel(nn.Module):
         return torch.stack([v[..., 0], float(height) - v[..., 1] - 1.0, v[..., 2]], -1)
 
     @staticmethod
-    def pose_para_transform(vertices: torch.Tensor, pose: torch.Tensor, *, height: float | None = None) -> torch.Tensor:
-        """300W-LP image-space vertices: scale * V @ R.T + t (R from the 3DDFA Euler convention).
+    def pose_para_to_image(vertices: torch.Tensor, pose_para: torch.Tensor, height: float) -> torch.Tensor:
+        """300W-LP image-space vertices, the torch twin of ``bfm.pose.pose_para_to_image`` (same
+        arguments): scale * V @ R.T + t with R from the 3DDFA Euler convention, then y -> h - y - 1.
 
         Parameters
         ----------
-        vertices : (B, N, 3) (or (N, 3) with pose (7,))
-        pose : (B, 7) = pitch, yaw, roll (radians), tx, ty, tz, scale
-        height : image height h; if given, y -> h - y - 1.
+        vertices : (B, N, 3) (or (N, 3) with pose_para (7,))
+        pose_para : (B, 7) = pitch, yaw, roll (radians), tx, ty, tz, scale
+        height : image height h (required: 300W-LP image space always has the y flip).
         """
+        if height is None:
+            raise ValueError("height: expected the image height (300W-LP image space flips y as h - y - 1), got None")
+        pose = pose_para
         if pose.dim() == 1:
             pose = pose.unsqueeze(0)
         if vertices.dim() == 2:
             vertices = vertices.unsqueeze(0)
         if pose.dim() != 2 or pose.shape[1] != 7:
-            raise ValueError(f"pose: expected shape (B, 7) = (pitch, yaw, roll, tx, ty, tz, scale), got {tuple(pose.shape)}")
+            raise ValueError(f"pose_para: expected shape (B, 7) = (pitch, yaw, roll, tx, ty, tz, scale), got {tuple(pose.shape)}")
         if vertices.dim() != 3 or vertices.shape[-1] != 3 or vertices.shape[0] not in (1, pose.shape[0]):
             raise ValueError(f"vertices: expected shape ({pose.shape[0]}, N, 3), got {tuple(vertices.shape)}")
         r = euler_to_matrix(pose[:, :3], "3ddfa")

@@ -95,19 +95,21 @@ def test_euler_matches_meshkit_transform(convention):
         euler_to_matrix(torch.tensor(ang), "xyz")
 
 
-def test_pose_para_transform_matches_numpy(twin):
+def test_pose_para_to_image_matches_numpy(twin):
     rng = np.random.default_rng(4)
     v = rng.normal(size=(2, N, 3)) * 1e4
     pose = np.column_stack([rng.uniform(-0.5, 0.5, (2, 3)), rng.uniform(50, 150, (2, 3)), rng.uniform(5e-4, 2e-3, 2)])
-    got = twin.pose_para_transform(torch.tensor(v), torch.tensor(pose), height=450).numpy()
+    got = twin.pose_para_to_image(torch.tensor(v), torch.tensor(pose), 450).numpy()
     for b in range(2):
         r = np_euler(pose[b, :3], "3ddfa")
         ref = flip_y(pose[b, 6] * v[b] @ r.T + pose[b, 3:6], 450)
         np.testing.assert_allclose(got[b], ref, rtol=1e-12, atol=1e-9)
     pose_mod = pytest.importorskip("bfm.pose")
     np.testing.assert_allclose(got, pose_mod.pose_para_to_image(v, pose, 450), rtol=1e-12, atol=1e-9)
-    with pytest.raises(ValueError, match=r"pose: expected shape \(B, 7\)"):
-        twin.pose_para_transform(torch.tensor(v), torch.zeros(2, 6))
+    with pytest.raises(ValueError, match=r"pose_para: expected shape \(B, 7\)"):
+        twin.pose_para_to_image(torch.tensor(v), torch.zeros(2, 6), 450)
+    with pytest.raises(ValueError, match="height"):
+        twin.pose_para_to_image(torch.tensor(v), torch.tensor(pose), None)
 
 
 def test_params62_matches_numpy(twin, arrays):
@@ -143,7 +145,7 @@ def test_gradcheck_twin(twin):
     v = torch.tensor(rng.normal(size=(2, 5, 3)), requires_grad=True)
     pose = torch.tensor(np.column_stack([rng.uniform(-1, 1, (2, 3)), rng.normal(size=(2, 3)), [0.7, 1.3]]),
                         requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b: twin.pose_para_transform(a, b, height=100), (v, pose))
+    assert torch.autograd.gradcheck(lambda a, b: twin.pose_para_to_image(a, b, 100), (v, pose))
     x = torch.tensor(rng.normal(size=(2, 62)), requires_grad=True)
     assert torch.autograd.gradcheck(lambda a: twin.params62_to_vertices(a, vertex_indices=[0, 7]), (x,))
 
