@@ -147,7 +147,8 @@ def write_mesh(path, vertices, faces=None, *, colors=None, format: str | None = 
     path : str or Path, ending in .ply, .obj, .off, .stl or .npz (or give ``format``).
     vertices : (V, 3) float, or a :class:`Mesh` (then ``faces`` is omitted).
     faces : (F, 3) int.
-    colors : (V, 3|4) per-vertex colours, uint8 in [0, 255] or float in [0, 1]; ignored by stl.
+    colors : (V, 3|4) per-vertex colours, uint8 in [0, 255] or float in [0, 1]; ply, obj and npz hold
+        them; asking for them in off or stl raises ``ValueError`` (they would be lost).
 
     Returns
     -------
@@ -163,6 +164,8 @@ def write_mesh(path, vertices, faces=None, *, colors=None, format: str | None = 
         v, f = check_mesh(vertices, faces)
     path = Path(path)
     fmt = _format(path, format)
+    if colors is not None and fmt in ("off", "stl"):
+        raise ValueError(f"colors: the {fmt} writer cannot store per-vertex colours; write ply, obj or npz to keep them")
     c = None if colors is None else _colors_to_uint8(colors, len(v))
     with atomic_path(path) as tmp:
         if fmt == "npz":

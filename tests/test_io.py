@@ -90,6 +90,10 @@ def test_mesh_object_and_errors(tmp_path, small_face):
         read_mesh(trunc)
     with pytest.raises(ValueError, match="colors"):
         write_mesh(tmp_path / "c.ply", *small_face, colors=np.zeros((3, 3)))
+    for ext in ("off", "stl"):  # colours are refused, not silently lost
+        with pytest.raises(ValueError, match="cannot store per-vertex colours"):
+            write_mesh(tmp_path / f"c.{ext}", *small_face, colors=np.zeros((len(small_face[0]), 3)))
+        assert not (tmp_path / f"c.{ext}").exists()
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
