@@ -49,7 +49,7 @@ def main() -> None:
     # -- cotangent + mass -----------------------------------------------------------------
     b = Bench(f"cotangent Laplacian + barycentric mass, {n} vertices")
     b.time("meshkit cotangent + mass", lambda: (lp.cotangent(v, f), lp.mass(v, f)), repeat=10)
-    b.time("meshkit cotangent + mass (voronoi)", lambda: (lp.cotangent(v, f), lp.mass(v, f, "voronoi")), repeat=10)
+    b.time("meshkit cotangent + mass (voronoi)", lambda: (lp.cotangent(v, f), lp.mass(v, f, kind="voronoi")), repeat=10)
     igl = optional("igl")
     if igl is not None:
         bary = igl.MASSMATRIX_TYPE_BARYCENTRIC

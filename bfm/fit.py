@@ -173,7 +173,7 @@ def fit_landmarks(model: MorphableModel, landmarks, *, n_shape: int = 40, n_expr
     resid = np.sqrt(((fitted - x) ** 2).sum(-1).mean(-1))
     t3 = np.zeros((b, 3))
     t3[:, :d] = t
-    pose_para = np.concatenate([matrix_to_euler(rot, "3ddfa"), t3, s[:, None]], axis=1)
+    pose_para = np.concatenate([matrix_to_euler(rot, convention="3ddfa"), t3, s[:, None]], axis=1)
     camera = np.concatenate([s[:, None, None] * rot, t3[:, :, None]], axis=2)
     if h is not None:
         fitted[..., 1] = h - fitted[..., 1] - 1.0

@@ -8,7 +8,7 @@ affine camera.
     ``[pitch, yaw, roll, tx, ty, tz, scale]``, angles in radians. As face3d's 300W-LP scripts use
     it (face3d ``examples/8_generate_posmap_300WLP.py`` + ``morphable_model.transform_3ddfa``):
 
-        image = scale * V @ R.T + t,   R = euler_to_matrix((pitch, yaw, roll), "3ddfa")
+        image = scale * V @ R.T + t,   R = euler_to_matrix((pitch, yaw, roll), convention="3ddfa")
         image[:, 1] = height - image[:, 1] - 1          (y flip, ``meshkit.transform.flip_y``)
 
     ``R_3ddfa(p, y, r) = Rx(p)^T Ry(y)^T Rz(r)^T`` with Rx, Ry, Rz the usual active rotations (see
@@ -122,7 +122,7 @@ def pose_para_to_camera(pose_para) -> np.ndarray:
     (3, 4) or (B, 3, 4) float64.
     """
     angles, t, s = split_pose_para(pose_para)
-    r = euler_to_matrix(angles, "3ddfa")
+    r = euler_to_matrix(angles, convention="3ddfa")
     return np.concatenate([s[..., None, None] * r, t[..., :, None]], axis=-1)
 
 
@@ -148,7 +148,7 @@ def camera_to_pose_para(camera) -> np.ndarray:
     degrees where pitch and roll mix, see ``meshkit.transform``).
     """
     s, r, t = _decompose(camera)
-    angles = matrix_to_euler(r, "3ddfa")
+    angles = matrix_to_euler(r, convention="3ddfa")
     return np.concatenate([angles, t, s[..., None]], axis=-1)
 
 
@@ -175,7 +175,7 @@ def camera_to_angles(camera, *, convention: Literal["300wlp", "3ddfa_v2"] = "300
         p = p.reshape(p.shape[:-1] + (3, 4))
     _, r, _ = _decompose(p)
     if convention == "300wlp":
-        return matrix_to_euler(r, "3ddfa")
+        return matrix_to_euler(r, convention="3ddfa")
     s20 = r[..., 2, 0]
     lock_pos, lock_neg = s20 > 0.998, s20 < -0.998
     yaw = np.where(lock_pos, np.pi / 2, np.where(lock_neg, -np.pi / 2, np.arcsin(np.clip(s20, -1, 1))))
@@ -224,7 +224,7 @@ def image_to_model(image_vertices, pose_para, height) -> np.ndarray:
     angles, t, s = split_pose_para(pose_para)
     if (s == 0).any():
         raise ValueError("pose_para: expected a non-zero scale (element 6), got 0")
-    r = euler_to_matrix(angles, "3ddfa")
+    r = euler_to_matrix(angles, convention="3ddfa")
     _check_batch(v, r, "pose_para")
     w = v.copy()
     w[..., 1] = h - w[..., 1] - 1.0

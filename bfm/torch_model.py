@@ -8,7 +8,7 @@ coefficients and pose. It mirrors the numpy code exactly (same conventions, test
   interleaved x1, y1, z1, x2, ... (the BFM layout). Coefficients are in the basis' own units, as for
   ``bfm.MorphableModel.reconstruct``.
 - 300W-LP ``Pose_Para`` = (pitch, yaw, roll, tx, ty, tz, scale), angles in radians:
-  image = scale * V @ R.T + t with R = ``meshkit.transform.euler_to_matrix(angles, "3ddfa")``, then
+  image = scale * V @ R.T + t with R = ``meshkit.transform.euler_to_matrix(angles, convention="3ddfa")``, then
   (optionally, given the image height h) y -> h - y - 1.
 - 3DDFA 62-vector = 12 pose values (the 3x4 camera [R|t] scaled, row-major) + 40 shape + 10
   expression coefficients, whitened as x = (p - param_mean) / param_std:
@@ -30,7 +30,7 @@ nn = torch.nn
 __all__ = ["TorchMorphableModel", "euler_to_matrix"]
 
 
-def euler_to_matrix(angles: torch.Tensor, convention: str = "3ddfa") -> torch.Tensor:
+def euler_to_matrix(angles: torch.Tensor, *, convention: str = "3ddfa") -> torch.Tensor:
     """Differentiable rotation matrices from (pitch, yaw, roll) radians; same as ``meshkit.transform``.
 
     Parameters
@@ -248,7 +248,7 @@ class TorchMorphableModel(nn.Module):
             raise ValueError(f"pose_para: expected shape (B, 7) = (pitch, yaw, roll, tx, ty, tz, scale), got {tuple(pose.shape)}")
         if vertices.dim() != 3 or vertices.shape[-1] != 3 or vertices.shape[0] not in (1, pose.shape[0]):
             raise ValueError(f"vertices: expected shape ({pose.shape[0]}, N, 3), got {tuple(vertices.shape)}")
-        r = euler_to_matrix(pose[:, :3], "3ddfa")
+        r = euler_to_matrix(pose[:, :3], convention="3ddfa")
         v = pose[:, 6, None, None] * (vertices @ r.transpose(1, 2)) + pose[:, None, 3:6]
         return TorchMorphableModel._flip(v, height)
 

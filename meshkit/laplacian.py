@@ -283,7 +283,7 @@ def cotangent(vertices, faces, *, eps: float = 1e-10) -> sp.csr_matrix:
     return out
 
 
-def mass(vertices, faces, kind: Literal["barycentric", "voronoi"] = "barycentric", *, eps: float = 1e-10) -> sp.csr_matrix:
+def mass(vertices, faces, *, kind: Literal["barycentric", "voronoi"] = "barycentric", eps: float = 1e-10) -> sp.csr_matrix:
     """Lumped (diagonal) mass matrix: the area attributed to each vertex.
 
     * ``"barycentric"``: M_ii = one third of the total area of the faces around i.
@@ -538,7 +538,7 @@ class Smoother:
 
     * ``kind="cotangent"``: L = :func:`cotangent`, M = :func:`mass` (``mass_kind``); ``t`` has
       units of area (length^2), so scale it with the mesh (e.g. ``t = 1e-3 * area``).
-    * ``kind="uniform"``: L = :func:`combinatorial`, M = I; ``t`` is dimensionless (number of
+    * ``kind="combinatorial"``: L = :func:`combinatorial`, M = I; ``t`` is dimensionless (number of
       neighbour-averaging "steps").
 
     Parameters
@@ -546,20 +546,20 @@ class Smoother:
     vertices : (V, 3) float
     faces : (F, 3) int
     t : float >= 0
-    kind : "cotangent" or "uniform"
+    kind : "cotangent" or "combinatorial" (the names of the Laplacians in this module)
     mass_kind : "barycentric" or "voronoi" (cotangent only)
     """
 
-    def __init__(self, vertices, faces, t: float, *, kind: Literal["cotangent", "uniform"] = "cotangent",
+    def __init__(self, vertices, faces, t: float, *, kind: Literal["cotangent", "combinatorial"] = "cotangent",
                  mass_kind: Literal["barycentric", "voronoi"] = "barycentric"):
         v, f = check_mesh(vertices, faces)
         self.t = check_float(t, "t", minimum=0.0)
-        self.kind = check_choice(kind, "kind", ("cotangent", "uniform"))
+        self.kind = check_choice(kind, "kind", ("cotangent", "combinatorial"))
         check_choice(mass_kind, "mass_kind", ("barycentric", "voronoi"))
         n = len(v)
         if kind == "cotangent":
             L = cotangent(v, f)
-            M = mass(v, f, mass_kind)
+            M = mass(v, f, kind=mass_kind)
             if (M.diagonal() <= 0).any():
                 bad = int(np.flatnonzero(M.diagonal() <= 0)[0])
                 raise ValueError(f"vertices: expected every vertex in a face of non-zero area, vertex {bad} has zero mass")
@@ -577,7 +577,7 @@ class Smoother:
         return np.asarray(self._solve(self.mass @ x)).reshape(x.shape)
 
 
-def smooth(vertices, faces, t: float, *, kind: Literal["cotangent", "uniform"] = "cotangent", iterations: int = 1,
+def smooth(vertices, faces, t: float, *, kind: Literal["cotangent", "combinatorial"] = "cotangent", iterations: int = 1,
            mass_kind: Literal["barycentric", "voronoi"] = "barycentric") -> np.ndarray:
     """Implicitly smoothed vertex positions: ``iterations`` solves of (M + t L) x = M x0.
 

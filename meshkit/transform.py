@@ -57,7 +57,7 @@ def _angles(angles) -> np.ndarray:
     return a
 
 
-def euler_to_matrix(angles, convention: EulerConvention = "3ddfa") -> np.ndarray:
+def euler_to_matrix(angles, *, convention: EulerConvention = "3ddfa") -> np.ndarray:
     """Rotation matrices from (pitch, yaw, roll) in radians.
 
     Parameters
@@ -91,7 +91,7 @@ def euler_to_matrix(angles, convention: EulerConvention = "3ddfa") -> np.ndarray
     return r
 
 
-def matrix_to_euler(R, convention: EulerConvention = "3ddfa", *, eps: float = 1e-9) -> np.ndarray:
+def matrix_to_euler(R, *, convention: EulerConvention = "3ddfa", eps: float = 1e-9) -> np.ndarray:
     """(pitch, yaw, roll) in radians from rotation matrices; inverse of :func:`euler_to_matrix`.
 
     Yaw is returned in [-pi/2, pi/2], pitch and roll in (-pi, pi]. Within ``eps`` of gimbal lock

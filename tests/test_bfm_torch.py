@@ -90,9 +90,10 @@ def test_matches_bfm_morphable_model():
 def test_euler_matches_meshkit_transform(convention):
     rng = np.random.default_rng(3)
     ang = rng.uniform(-math.pi, math.pi, size=(7, 3))
-    np.testing.assert_allclose(euler_to_matrix(torch.tensor(ang), convention).numpy(), np_euler(ang, convention), atol=1e-14)
+    got = euler_to_matrix(torch.tensor(ang), convention=convention).numpy()
+    np.testing.assert_allclose(got, np_euler(ang, convention=convention), atol=1e-14)
     with pytest.raises(ValueError, match="convention"):
-        euler_to_matrix(torch.tensor(ang), "xyz")
+        euler_to_matrix(torch.tensor(ang), convention="xyz")
 
 
 def test_pose_para_to_image_matches_numpy(twin):
@@ -101,7 +102,7 @@ def test_pose_para_to_image_matches_numpy(twin):
     pose = np.column_stack([rng.uniform(-0.5, 0.5, (2, 3)), rng.uniform(50, 150, (2, 3)), rng.uniform(5e-4, 2e-3, 2)])
     got = twin.pose_para_to_image(torch.tensor(v), torch.tensor(pose), 450).numpy()
     for b in range(2):
-        r = np_euler(pose[b, :3], "3ddfa")
+        r = np_euler(pose[b, :3], convention="3ddfa")
         ref = flip_y(pose[b, 6] * v[b] @ r.T + pose[b, 3:6], 450)
         np.testing.assert_allclose(got[b], ref, rtol=1e-12, atol=1e-9)
     pose_mod = pytest.importorskip("bfm.pose")

@@ -29,7 +29,7 @@ angles = st.tuples(*(st.floats(-3.1, 3.1),) * 3)
 @given(angles)
 def test_standard_is_rz_ry_rx_and_matches_scipy(a):
     p, y, r = a
-    R = T.euler_to_matrix(a, "standard")
+    R = T.euler_to_matrix(a, convention="standard")
     np.testing.assert_allclose(R, _rz(r) @ _ry(y) @ _rx(p), atol=1e-12)
     # scipy: extrinsic x, then y, then z
     np.testing.assert_allclose(R, Rotation.from_euler("xyz", [p, y, r]).as_matrix(), atol=1e-12)
@@ -39,7 +39,7 @@ def test_standard_is_rz_ry_rx_and_matches_scipy(a):
 @given(angles)
 def test_3ddfa_is_product_of_transposed_factors(a):
     p, y, r = a
-    R = T.euler_to_matrix(a, "3ddfa")
+    R = T.euler_to_matrix(a, convention="3ddfa")
     # face3d angle2matrix_3ddfa: Rx'(p) Ry'(y) Rz'(r) with each factor the transposed rotation
     np.testing.assert_allclose(R, _rx(p).T @ _ry(y).T @ _rz(r).T, atol=1e-12)
     np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-12)
@@ -49,26 +49,26 @@ def test_3ddfa_is_product_of_transposed_factors(a):
 @settings(max_examples=200, deadline=None)
 @given(angles, st.sampled_from(["3ddfa", "standard"]))
 def test_round_trip_reproduces_rotation(a, conv):
-    R = T.euler_to_matrix(a, conv)
-    back = T.matrix_to_euler(R, conv)
-    np.testing.assert_allclose(T.euler_to_matrix(back, conv), R, atol=1e-9)
+    R = T.euler_to_matrix(a, convention=conv)
+    back = T.matrix_to_euler(R, convention=conv)
+    np.testing.assert_allclose(T.euler_to_matrix(back, convention=conv), R, atol=1e-9)
     assert -np.pi / 2 - 1e-12 <= back[1] <= np.pi / 2 + 1e-12
 
 
 def test_round_trip_recovers_angles_in_principal_range():
     a = np.array([0.3, -0.7, 1.2])
     for conv in ("3ddfa", "standard"):
-        np.testing.assert_allclose(T.matrix_to_euler(T.euler_to_matrix(a, conv), conv), a, atol=1e-12)
+        np.testing.assert_allclose(T.matrix_to_euler(T.euler_to_matrix(a, convention=conv), convention=conv), a, atol=1e-12)
 
 
 @pytest.mark.parametrize("yaw", [np.pi / 2, -np.pi / 2])
 @pytest.mark.parametrize("conv", ["3ddfa", "standard"])
 def test_gimbal_lock(yaw, conv):
     a = np.array([0.4, yaw, -0.25])
-    R = T.euler_to_matrix(a, conv)
-    back = T.matrix_to_euler(R, conv)
+    R = T.euler_to_matrix(a, convention=conv)
+    back = T.matrix_to_euler(R, convention=conv)
     assert back[2] == 0.0 and back[1] == pytest.approx(yaw)
-    np.testing.assert_allclose(T.euler_to_matrix(back, conv), R, atol=1e-12)
+    np.testing.assert_allclose(T.euler_to_matrix(back, convention=conv), R, atol=1e-12)
 
 
 def test_batched():
@@ -102,7 +102,7 @@ def test_projections_and_flip():
 
 def test_bad_input():
     with pytest.raises(ValueError, match="convention"):
-        T.euler_to_matrix([0, 0, 0], "zyx")
+        T.euler_to_matrix([0, 0, 0], convention="zyx")
     with pytest.raises(ValueError, match=r"angles: expected shape \(\.\.\., 3\)"):
         T.euler_to_matrix([0, 0])
     with pytest.raises(ValueError, match="finite"):
