@@ -9,7 +9,7 @@ from . import io, laplacian, metrics, render, topology, transform
 from .decimate import Decimation, decimate
 from .mesh import Mesh, face_areas, face_normals, vertex_normals
 from .spiral import spiral_indices
-from .transfer import barycentric_transfer, closest_points
+from .transfer import ClosestPoints, barycentric_transfer, closest_points
 
 __version__ = "0.1.0"
 
@@ -29,4 +29,5 @@ __all__ = [
     "decimate",
     "barycentric_transfer",
     "closest_points",
+    "ClosestPoints",
 ]

@@ -13,12 +13,23 @@ over the triangles, in numba.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import scipy.sparse as sp
 
 from ._validate import check_mesh, check_points
 
-__all__ = ["closest_points", "barycentric_transfer"]
+__all__ = ["ClosestPoints", "closest_points", "barycentric_transfer"]
+
+
+class ClosestPoints(NamedTuple):
+    """Result of :func:`closest_points`; a named tuple, so ``c, f, b, d = closest_points(...)`` works too."""
+
+    points: np.ndarray  # (P, 3) float64, the closest surface points
+    face: np.ndarray  # (P,) int64, the face holding each
+    barycentric: np.ndarray  # (P, 3) float64, weights w.r.t. that face's corners
+    distance: np.ndarray  # (P,) float64
 
 
 def _grid_params(v: np.ndarray, f: np.ndarray):
@@ -62,7 +73,7 @@ def _closest(v: np.ndarray, f: np.ndarray, p: np.ndarray):
     return face, bary, d2
 
 
-def closest_points(vertices, faces, points):
+def closest_points(vertices, faces, points) -> ClosestPoints:
     """Exact closest point on a triangle mesh for each query point.
 
     Parameters
@@ -73,7 +84,8 @@ def closest_points(vertices, faces, points):
 
     Returns
     -------
-    closest : (P, 3) float64, the closest surface points, ``sum_k bary[:, k] * vertices[faces[face, k]]``
+    ClosestPoints, a named tuple of:
+    points : (P, 3) float64, the closest surface points, ``sum_k bary[:, k] * vertices[faces[face, k]]``
     face : (P,) int64, index of the face holding each closest point (the smallest index on ties)
     bary : (P, 3) float64, barycentric weights w.r.t. that face's corners (>= 0, summing to 1)
     distance : (P,) float64, Euclidean distance from each point to its closest point
@@ -82,7 +94,7 @@ def closest_points(vertices, faces, points):
     p = check_points(points)
     face, bary, d2 = _closest(v, f, p)
     closest = np.einsum("pk,pkd->pd", bary, v[f[face]]) if len(p) else np.empty((0, 3))
-    return closest, face, bary, np.sqrt(d2)
+    return ClosestPoints(closest, face, bary, np.sqrt(d2))
 
 
 def _transfer_matrix(f: np.ndarray, face: np.ndarray, bary: np.ndarray, n_src: int) -> sp.csr_matrix:

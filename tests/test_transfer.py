@@ -180,3 +180,18 @@ def test_grid_stats_kernel_vs_numpy():
     np.testing.assert_allclose(hi, corners.max(0), rtol=0, atol=0)
     edges = np.linalg.norm(v[f[:, [1, 2, 0]]] - v[f], axis=2)
     np.testing.assert_allclose(mean_edge, edges.mean(), rtol=1e-12)
+
+
+def test_closest_points_result_has_named_fields():
+    import trimesh
+
+    from meshkit.transfer import ClosestPoints, closest_points
+
+    m = trimesh.creation.icosphere(subdivisions=1)
+    pts = np.array([[0.0, 0.0, 2.0], [0.1, 0.2, 0.0]])
+    r = closest_points(m.vertices, m.faces, pts)
+    assert isinstance(r, ClosestPoints)
+    c, f, b, d = r  # still unpacks like a tuple
+    np.testing.assert_array_equal(r.points, c)
+    np.testing.assert_allclose(r.distance, np.linalg.norm(pts - r.points, axis=1))
+    np.testing.assert_allclose(np.einsum("pk,pkd->pd", r.barycentric, m.vertices[m.faces[r.face]]), r.points)
