@@ -35,7 +35,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from ._validate import check_choice, check_faces, check_float, check_int, check_mesh
+from ._validate import check_choice, check_float, check_int, check_mesh
+from .topology import _adjacency, _prep
 
 __all__ = [
     "combinatorial",
@@ -59,23 +60,6 @@ __all__ = [
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def _faces_n(faces, n_vertices) -> tuple[np.ndarray, int]:
-    n = None if n_vertices is None else check_int(n_vertices, "n_vertices", minimum=1)
-    f = check_faces(faces, n)
-    return f, (int(f.max()) + 1 if n is None else n)
-
-
-def _adjacency(f: np.ndarray, n: int) -> sp.csr_matrix:
-    """0/1 symmetric adjacency (V, V) with sorted column indices: every face edge in both
-    directions, duplicates (an interior edge appears in two faces) summed, then set to 1."""
-    i = np.concatenate([f[:, 0], f[:, 1], f[:, 2], f[:, 1], f[:, 2], f[:, 0]])
-    j = np.concatenate([f[:, 1], f[:, 2], f[:, 0], f[:, 0], f[:, 1], f[:, 2]])
-    a = sp.csr_matrix((np.ones(i.size), (i, j)), shape=(n, n))
-    a.sum_duplicates()
-    a.data[:] = 1.0
-    return a
 
 
 def _with_diagonal(off: sp.csr_matrix, diag: np.ndarray) -> sp.csr_matrix:
@@ -160,7 +144,7 @@ def combinatorial(faces, n_vertices: int | None = None) -> sp.csr_matrix:
     -------
     (V, V) csr float64, symmetric.
     """
-    f, n = _faces_n(faces, n_vertices)
+    f, n = _prep(faces, n_vertices)
     a = _adjacency(f, n)
     deg = np.diff(a.indptr).astype(np.float64)
     a.data *= -1.0
@@ -183,7 +167,7 @@ def normalized(faces, n_vertices: int | None = None) -> sp.csr_matrix:
     -------
     (V, V) csr float64, symmetric.
     """
-    f, n = _faces_n(faces, n_vertices)
+    f, n = _prep(faces, n_vertices)
     a = _adjacency(f, n)
     deg = np.diff(a.indptr).astype(np.float64)
     s = np.zeros(n)
@@ -209,7 +193,7 @@ def random_walk(faces, n_vertices: int | None = None) -> sp.csr_matrix:
     -------
     (V, V) csr float64.
     """
-    f, n = _faces_n(faces, n_vertices)
+    f, n = _prep(faces, n_vertices)
     a = _adjacency(f, n)
     deg = np.diff(a.indptr).astype(np.float64)
     inv = np.zeros(n)

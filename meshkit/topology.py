@@ -31,9 +31,10 @@ __all__ = [
 
 
 def _prep(faces, n_vertices) -> tuple[np.ndarray, int]:
-    f = check_faces(faces, None if n_vertices is None else n_vertices)
-    n = int(f.max()) + 1 if n_vertices is None else check_int(n_vertices, "n_vertices", minimum=1)
-    return f, n
+    """Validated faces and the vertex count (``n_vertices``, checked first, or ``faces.max() + 1``)."""
+    n = None if n_vertices is None else check_int(n_vertices, "n_vertices", minimum=1)
+    f = check_faces(faces, n)
+    return f, (int(f.max()) + 1 if n is None else n)
 
 
 def _directed(f: np.ndarray) -> np.ndarray:
@@ -54,13 +55,20 @@ def edges(faces, *, return_counts: bool = False):
 
 
 def adjacency(faces, n_vertices: int | None = None) -> sp.csr_matrix:
-    """Symmetric 0/1 vertex adjacency (V, V) csr, float64, no diagonal."""
+    """Symmetric 0/1 vertex adjacency (V, V) csr, float64, no diagonal, column indices sorted."""
     f, n = _prep(faces, n_vertices)
-    e = edges(f)
-    data = np.ones(2 * len(e))
-    a = sp.csr_matrix((data, (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])), shape=(n, n))
+    return _adjacency(f, n)
+
+
+def _adjacency(f: np.ndarray, n: int) -> sp.csr_matrix:
+    """:func:`adjacency` on validated faces: every face edge in both directions, duplicates (an
+    interior edge appears in two faces) summed by scipy, then set to 1."""
+    i = np.concatenate([f[:, 0], f[:, 1], f[:, 2], f[:, 1], f[:, 2], f[:, 0]])
+    j = np.concatenate([f[:, 1], f[:, 2], f[:, 0], f[:, 0], f[:, 1], f[:, 2]])
+    a = sp.csr_matrix((np.ones(i.size), (i, j)), shape=(n, n))
     a.sum_duplicates()
     a.sort_indices()
+    a.data[:] = 1.0
     return a
 
 
