@@ -111,6 +111,8 @@ class SpiralConv(nn.Module):
         Use only the first ``length`` entries of each spiral (error if shorter).
     bias : bool
 
+    Notes
+    -----
     Shapes: forward(x (B, V, in_channels)) -> (B, V, out_channels).
     """
 
@@ -158,6 +160,8 @@ class ChebConv(nn.Module):
         Number of Chebyshev terms T_0 .. T_{K-1}.
     bias : bool
 
+    Notes
+    -----
     Shapes: forward(x (B, V, in_channels)) -> (B, V, out_channels).
     """
 

@@ -141,6 +141,8 @@ class SpiralAutoencoder(_MeshAutoencoder):
     latent_dim : int
     length : int, optional, truncate every level's spirals to this length.
 
+    Notes
+    -----
     Shapes: forward(x (B, V_0, in_channels)) -> (B, V_0, in_channels); encode -> (B, latent_dim);
     decode(z) -> (B, V_0, in_channels).
     """
@@ -174,6 +176,8 @@ class ChebAutoencoder(_MeshAutoencoder):
     latent_dim : int, default 8 as in CoMA.
     K : int, Chebyshev terms per layer (CoMA: 6).
 
+    Notes
+    -----
     Shapes as ``SpiralAutoencoder``.
     """
 
@@ -212,6 +216,8 @@ class SpiralDecoder(nn.Module):
         one on level 0); each conv uses the first ``spiral_length_for_hops(h)`` entries of its level's
         spirals (1 -> 7, 2 -> 19). Default (1, 1, 2, 2, 2, 2). ``None`` uses the spirals as given.
 
+    Notes
+    -----
     Shapes: forward(z (B, latent_dim)) -> (B, V_0, out_channels). ``forward(z, return_all=True)``
     returns the list of every stage's output: [(B, V_n, C_n), (B, V_{n-1}, C_{n-1}), ..., (B, V_0, out)].
     """
@@ -283,6 +289,8 @@ class ImageToMesh(nn.Module):
     template : (V_0, 3) array, optional.
     **decoder_kwargs : passed to ``SpiralDecoder`` (channels, hops, out_channels).
 
+    Notes
+    -----
     Shapes: forward(images (B, in_channels, H, W)) -> (B, V_0, 3).
     """
 

@@ -28,6 +28,8 @@ class Pool(nn.Module):
     matrix : scipy sparse (n_out, n_in)
         ``down`` (n_coarse, n_fine) to pool, ``up`` (n_fine, n_coarse) to unpool.
 
+    Notes
+    -----
     Shapes: forward(x (B, n_in, C)) -> (B, n_out, C); an unbatched (n_in, C) input gives (n_out, C).
     """
 
