@@ -12,12 +12,9 @@ the winding is counter-clockwise seen from the front, so normals point to +z.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from meshkit._validate import check_int
-from meshkit.io import atomic_path
 
 __all__ = [
     "write_synthetic_300wlp",
@@ -435,166 +432,9 @@ def small_model(seed: int = 0):
 
 
 # ---------------------------------------------------------------------------------------------
-# writers for the real layouts (see bfm.formats for the verified facts each follows)
-
-
-def _col(a, dtype=np.float32) -> np.ndarray:
-    return np.asarray(a, dtype=dtype).reshape(-1, 1)
-
-
-def _flat(model, name: str) -> np.ndarray:
-    return np.asarray(getattr(model, name)).reshape(-1)
-
-
-def write_bfm2009(directory, model, *, trim=None, expression: bool = True) -> dict:
-    """Write a model in the BFM2009 layout: ``01_MorphableModel.mat`` (+ ``Exp_Pca.bin``,
-    ``std_exp.txt`` and ``BFM_exp_idx.mat`` when ``expression``).
-
-    The .mat holds shapeMU (3N, 1), shapePC (3N, K), shapeEV (K, 1), texMU, texPC, texEV (float32),
-    and tl (F, 3) 1-based with clockwise winding (two indices swapped back, as in the real file).
-    The expression basis goes to Exp_Pca.bin on the vertices ``trim`` (0-based; written 1-based
-    as ``trimIndex`` (M, 1) in BFM_exp_idx.mat), in that order; its std to std_exp.txt.
-
-    Parameters
-    ----------
-    directory : output folder (created).
-    model : MorphableModel, e.g. the first element of :func:`synthetic_model_full`.
-    trim : (M,) int, 0-based, optional (default: all vertices).
-
-    Returns
-    -------
-    dict of the written paths: "mat", and "exp_pca", "std_exp", "trim" when written.
-    """
-    import scipy.io
-
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    n = model.n_vertices
-    tri = model.triangles[:, [0, 2, 1]] + 1
-    d = {"shapeMU": _col(model.mean), "shapePC": np.asarray(model.shape_basis, np.float32),
-         "shapeEV": _col(model.shape_std), "tl": tri.astype(np.float32)}
-    if model.has_texture:
-        d.update(texMU=_col(model.texture_mean), texPC=np.asarray(model.texture_basis, np.float32),
-                 texEV=_col(model.texture_std))
-    paths = {"mat": out / "01_MorphableModel.mat"}
-    _atomic(paths["mat"], lambda fh: scipy.io.savemat(fh, d, do_compression=False))
-    if expression and model.n_expression:
-        idx = np.arange(n) if trim is None else np.asarray(trim, np.int64)
-        rows = (3 * idx[:, None] + np.arange(3)).reshape(-1)
-        pc = np.asarray(model.expression_basis, np.float32)[rows]  # (3M, K)
-        paths["exp_pca"] = out / "Exp_Pca.bin"
-        header = np.array([pc.shape[1]], "<i4").tobytes()
-        mu = np.zeros(rows.size, "<f4").tobytes()
-        _atomic(paths["exp_pca"], lambda fh: fh.write(header + mu + np.ascontiguousarray(pc.T, "<f4").tobytes()))
-        paths["std_exp"] = out / "std_exp.txt"
-        _atomic(paths["std_exp"], lambda fh: np.savetxt(fh, np.asarray(model.expression_std, np.float64)))
-        paths["trim"] = out / "BFM_exp_idx.mat"
-        _atomic(paths["trim"], lambda fh: scipy.io.savemat(fh, {"trimIndex": _col(idx + 1, np.float64)}))
-    return paths
-
-
-def write_face3d_mat(path, model) -> Path:
-    """Write face3d's ``BFM.mat`` layout: a 1x1 struct ``model`` with shapeMU, shapePC, shapeEV,
-    expMU (zeros), expPC, expEV, texMU, texPC, texEV, tri (3, F) 1-based, kpt_ind (1, 68) 1-based
-    and tri_mouth (3, F_mouth) 1-based (the triangles around the mouth), as face3d's ``load_BFM``
-    reads them. Column vectors are (n, 1)."""
-    import scipy.io
-
-    n3 = 3 * model.n_vertices
-    v = model.mean
-    u, vv = v[:, 0] / HALF_WIDTH, v[:, 1] / HALF_HEIGHT
-    in_mouth = ((u / 0.32) ** 2 + ((vv + 0.55) / 0.12) ** 2) < 1.0
-    mouth_tri = model.triangles[in_mouth[model.triangles].all(axis=1)]
-    s = {"shapeMU": _col(model.mean), "shapePC": np.asarray(model.shape_basis, np.float32),
-         "shapeEV": _col(model.shape_std), "expMU": np.zeros((n3, 1)),
-         "expPC": np.asarray(model.expression_basis, np.float64), "expEV": _col(model.expression_std, np.float64),
-         "tri": (model.triangles.T + 1).astype(np.float64), "kpt_ind": (model.landmarks + 1).astype(np.float64)[None, :],
-         "tri_mouth": (mouth_tri.T + 1).astype(np.float64)}
-    if model.has_texture:
-        s.update(texMU=_col(model.texture_mean), texPC=np.asarray(model.texture_basis, np.float32),
-                 texEV=_col(model.texture_std))
-    p = Path(path)
-    _atomic(p, lambda fh: scipy.io.savemat(fh, {"model": s}, do_compression=False))
-    return p
-
-
-def write_3ddfa_pkl(path, model, *, n_shape: int = 40, n_expression: int = 10, tri_path=None,
-                    param_mean_std_path=None, camera_mean=None) -> dict:
-    """Write 3DDFA_V2's ``bfm_noneck_v3.pkl`` layout (+ ``tri.pkl`` and the 62-d mean/std pickle).
-
-    The model pickle is a dict: u (3N, 1) float32, w_shp (3N, n_shape), w_exp (3N, n_expression)
-    float32, keypoints (204,) int64 (the x, y, z rows of each landmark); with ``tri_path`` the
-    triangles go to that separate pickle as a bare (3, F) int32 array (the v3 arrangement), else
-    into the dict as ``tri`` (3, F). ``param_mean_std_path`` gets {"mean": (62,), "std": (62,)}
-    float32: pose part from ``camera_mean`` (12,) (default a frontal 120-px camera) with std 1e-4,
-    coefficient part mean 0 and std = the model's std. Protocol 2 (readable by Python 2 and 3).
-    """
-    import pickle
-
-    ks, ke = min(n_shape, model.n_shape), min(n_expression, model.n_expression)
-    rows = (3 * model.landmarks[:, None] + np.arange(3)).reshape(-1).astype(np.int64)
-    d = {"u": _col(model.mean), "w_shp": np.ascontiguousarray(model.shape_basis[:, :ks], np.float32),
-         "w_exp": np.ascontiguousarray(model.expression_basis[:, :ke], np.float32), "keypoints": rows}
-    tri = np.ascontiguousarray(model.triangles.T, np.int32)
-    paths = {"pkl": Path(path)}
-    if tri_path is None:
-        d["tri"] = tri
-    else:
-        paths["tri"] = Path(tri_path)
-        _atomic(paths["tri"], lambda fh: pickle.dump(tri, fh, protocol=2))
-    _atomic(paths["pkl"], lambda fh: pickle.dump(d, fh, protocol=2))
-    if param_mean_std_path is not None:
-        cam = np.array([6e-4, 0, 0, 60, 0, 6e-4, 0, 60, 0, 0, 6e-4, 0]) if camera_mean is None else np.asarray(camera_mean)
-        mean = np.concatenate([cam.reshape(12), np.zeros(ks + ke)]).astype(np.float32)
-        std = np.concatenate([np.full(12, 1e-4), model.shape_std[:ks], model.expression_std[:ke]]).astype(np.float32)
-        paths["param_mean_std"] = Path(param_mean_std_path)
-        _atomic(paths["param_mean_std"], lambda fh: pickle.dump({"mean": mean, "std": std}, fh, protocol=2))
-    return paths
-
-
-def write_bfm2017_h5(path, model, *, version: tuple[int, int] = (0, 9)) -> Path:
-    """Write the BFM2017 statismo HDF5 layout: ``{shape,expression,color}/model/{mean, pcaBasis,
-    pcaVariance, noiseVariance}`` (float32; mean (3N,), basis (3N, K), variance (K,) = std^2,
-    noise (1,)), ``{group}/representer/{points (3, N) float32, cells (3, F) int32 0-based}`` with the
-    representer attributes name/datasetType, ``/version/{majorVersion, minorVersion}``, and
-    ``metadata/landmarks/json`` naming the landmark vertices. ``version=(0, 8)`` writes the old
-    statismo basis U * sqrt(variance). Units are the model's (BFM2017 itself is in millimetres)."""
-    import json
-
-    import h5py
-
-    p = Path(path)
-    with atomic_path(p) as tmp, h5py.File(tmp, "w") as f:
-        groups = [("shape", np.asarray(model.mean).reshape(-1), model.shape_basis, model.shape_std)]
-        if model.n_expression:
-            groups.append(("expression", np.zeros(3 * model.n_vertices, np.float32), model.expression_basis,
-                           model.expression_std))
-        if model.has_texture:
-            groups.append(("color", np.asarray(model.texture_mean).reshape(-1), model.texture_basis, model.texture_std))
-        for g, mean, basis, std in groups:
-            variance = np.asarray(std, np.float64) ** 2
-            stored = np.asarray(basis, np.float64) * (np.sqrt(variance)[None, :] if tuple(version) == (0, 8) else 1.0)
-            f[f"{g}/model/mean"] = np.asarray(mean, np.float32)
-            f[f"{g}/model/pcaBasis"] = stored.astype(np.float32)
-            f[f"{g}/model/pcaVariance"] = variance.astype(np.float32)
-            f[f"{g}/model/noiseVariance"] = np.zeros(1, np.float32)
-            f[f"{g}/representer/points"] = np.asarray(model.mean, np.float32).T
-            f[f"{g}/representer/cells"] = np.asarray(model.triangles.T, np.int32)
-            f[f"{g}/representer"].attrs["name"] = "itkStandardMeshRepresenter"
-            f[f"{g}/representer"].attrs["datasetType"] = "POLYGON_MESH"
-        f["version/majorVersion"] = np.int32(version[0])
-        f["version/minorVersion"] = np.int32(version[1])
-        lms = [{"id": f"ibug_{i}", "vertex": int(k), "coordinates": [float(c) for c in model.mean[k]]}
-               for i, k in enumerate(model.landmarks)]
-        f["metadata/landmarks/json"] = json.dumps(lms)
-    return p
-
-
-def _atomic(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        write(fh)
-
+# the writers of the real layouts live with their readers in bfm.formats; re-exported here because
+# callers (meshkit bfm convert, tests, README) have always found them in bfm.synthetic
+from .formats import write_3ddfa_pkl, write_bfm2009, write_bfm2017_h5, write_face3d_mat  # noqa: E402
 
 # the synthetic 300W-LP tree writer lives in its own module (it renders images); re-exported here so
 # that everything synthetic is found in bfm.synthetic

@@ -4,6 +4,7 @@ h5py paths), and bad files (truncated, missing keys, wrong shapes, malicious pic
 
 import os
 import pickle
+import zipfile
 from array import array
 
 import h5py
@@ -12,7 +13,7 @@ import pytest
 import scipy.io
 
 from bfm import MorphableModel, formats
-from bfm.formats import load_model, save_npz
+from bfm.formats import LAYOUTS, load_model, save_model, save_npz
 from bfm.synthetic import small_model, synthetic_model_full, write_3ddfa_pkl, write_bfm2009, write_bfm2017_h5, write_face3d_mat
 from meshkit import face_normals
 from meshkit.cli import main
@@ -149,6 +150,86 @@ def test_npz_round_trip(tmp_path, model):
     assert got.name == model.name
     with np.load(p, allow_pickle=False) as z:
         assert str(z["format"]) == formats.NPZ_FORMAT
+
+
+# ---------------------------------------------------------------------------------------------
+# registry and save_model
+
+
+def test_save_model_then_load_model_round_trips_every_layout(tmp_path, model):
+    # by extension: each file is what an independent reader recognises as that layout
+    npz = save_model(tmp_path / "m.npz", model)
+    assert zipfile.is_zipfile(npz)
+    assert_same(load_model(npz), model)
+    mat = save_model(tmp_path / "BFM.mat", model)
+    assert "model" in {n for n, _, _ in scipy.io.whosmat(mat)}  # face3d's struct
+    assert_same(load_model(mat), model)
+    h5 = save_model(tmp_path / "m.h5", model)
+    assert h5py.is_hdf5(h5)
+    assert_same(load_model(h5, landmarks=model.landmarks), model, rtol=1e-6)  # variances stored as float32
+    pkl = save_model(tmp_path / "m.pkl", model, n_shape=model.n_shape, n_expression=model.n_expression,
+                     param_mean_std_path=tmp_path / "std.pkl")
+    with open(pkl["pkl"], "rb") as fh:
+        assert set(pickle.load(fh)) >= {"u", "w_shp", "w_exp", "keypoints", "tri"}
+    assert_same(load_model(pkl["pkl"], param_mean_std=pkl["param_mean_std"]), model, texture=False)
+    # BFM2009 is a folder of files, written when asked by name
+    folder = save_model(tmp_path / "bfm2009", model, layout="bfm2009")
+    assert {p.name for p in (tmp_path / "bfm2009").iterdir()} == {"01_MorphableModel.mat", "Exp_Pca.bin",
+                                                                   "std_exp.txt", "BFM_exp_idx.mat"}
+    got = load_model(folder["mat"], expression=folder["exp_pca"], expression_std=folder["std_exp"],
+                     trim=folder["trim"], landmarks=model.landmarks)
+    assert_same(got, model)
+
+
+def test_layout_argument_chooses_reader_and_writer(tmp_path, model):
+    # a name overrides the extension on save and the content detection on load
+    p = save_model(tmp_path / "model.bin", model, layout="face3d")
+    assert "model" in {n for n, _, _ in scipy.io.whosmat(p)}
+    assert_same(load_model(p, layout="face3d"), model)
+    assert_same(load_model(p), model)  # detected by content although the extension says nothing
+    with pytest.raises(ValueError, match="npz"):
+        load_model(p, layout="npz")  # the npz reader refuses a MATLAB file
+    # every layout in the table has a reader and a writer, and the file extensions name one layout each
+    suffixes = [s for lay in LAYOUTS.values() if not lay.folder for s in lay.suffixes]
+    assert len(suffixes) == len(set(suffixes))
+    assert all(callable(lay.read) and callable(lay.write) for lay in LAYOUTS.values())
+
+
+def test_save_model_and_load_model_reject_unknown_layouts(tmp_path, model):
+    with pytest.raises(ValueError, match="path.*'.obj'.*m.obj"):
+        save_model(tmp_path / "m.obj", model)
+    with pytest.raises(ValueError, match="path.*''"):
+        save_model(tmp_path / "noext", model)
+    with pytest.raises(ValueError, match="layout.*'bfm2010'"):
+        save_model(tmp_path / "m.npz", model, layout="bfm2010")
+    p = save_npz(tmp_path / "m.npz", model)
+    with pytest.raises(ValueError, match="layout.*'nope'"):
+        load_model(p, layout="nope")
+    with pytest.raises(TypeError, match="model"):
+        save_model(tmp_path / "m.npz", model.mean)
+    assert not (tmp_path / "m.obj").exists() and not (tmp_path / "noext").exists()
+
+
+def test_writers_stay_importable_from_bfm_synthetic():
+    import bfm
+    from bfm import synthetic
+
+    for name in ("write_bfm2009", "write_face3d_mat", "write_3ddfa_pkl", "write_bfm2017_h5"):
+        assert getattr(synthetic, name) is getattr(formats, name)
+    assert bfm.save_model is save_model and bfm.load_model is load_model
+
+
+def test_face3d_tri_mouth_surrounds_the_mouth_landmarks(tmp_path, model):
+    p = write_face3d_mat(tmp_path / "BFM.mat", model)
+    m = scipy.io.loadmat(p)["model"][0, 0]
+    tri_mouth = m["tri_mouth"].T.astype(np.int64) - 1
+    # every mouth triangle is one of the model's triangles, and its vertices lie near the mouth
+    # landmarks (iBUG 48-67): within the mouth's width of their centre
+    assert {tuple(t) for t in tri_mouth} <= {tuple(t) for t in model.triangles}
+    lips = model.mean[model.landmarks[48:68], :2]
+    width = np.ptp(lips[:, 0])
+    d = np.linalg.norm(model.mean[np.unique(tri_mouth), :2] - lips.mean(axis=0), axis=1)
+    assert len(tri_mouth) > 0 and d.max() < width
 
 
 # ---------------------------------------------------------------------------------------------
