@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _runner import Bench, optional  # noqa: E402
 
-from bfm.synthetic import face_template  # noqa: E402
 from meshkit import laplacian as lp  # noqa: E402
 from meshkit import spiral_indices  # noqa: E402
+from meshkit.synthetic import face_template  # noqa: E402
 
 
 def main() -> None:

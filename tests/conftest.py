@@ -33,6 +33,6 @@ def icosphere():
 
 @pytest.fixture(scope="session")
 def small_face():
-    from bfm.synthetic import face_template
+    from meshkit.synthetic import face_template
 
     return face_template(2000)

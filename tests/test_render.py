@@ -235,7 +235,7 @@ def contains(v, tri, px, py):
 
 
 def test_full_size_face_matches_ray_casting():
-    from bfm.synthetic import face_template
+    from meshkit.synthetic import face_template
 
     v, f = face_template()  # 53,215 vertices, 105,840 triangles
     size = 128

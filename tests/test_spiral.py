@@ -295,7 +295,7 @@ def test_bad_faces():
 
 
 def test_full_face_template_matches_reference():
-    from bfm.synthetic import face_template
+    from meshkit.synthetic import face_template
 
     v, f = face_template()
     s = spiral_indices(f, 9)

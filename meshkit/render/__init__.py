@@ -14,7 +14,7 @@ image.py       ``to_uint8``, ``save_png`` (pillow), ``overlay``
 
 Example::
 
-    from bfm.synthetic import face_template
+    from meshkit.synthetic import face_template
     from meshkit import render
     v, f = face_template()
     vi = render.frame_vertices(v, 256, 256)
