@@ -193,7 +193,6 @@ def _render_image(v, f, mode: str, size: int, *, colors=None, margin: float = 0.
     import numpy as np
 
     from . import render
-    from .mesh import _vertex_normals
 
     vi = render.frame_vertices(v, size, size, margin=margin)
     kw = dict(cull_backfaces=cull)
@@ -205,10 +204,9 @@ def _render_image(v, f, mode: str, size: int, *, colors=None, margin: float = 0.
     if mode == "pncc":
         return render.render_pncc(vi, f, size, size, reference=v, **kw)
     if colors is not None:
-        rgb = np.asarray(colors)[:, :3].astype(np.float64) / 255.0
-    else:  # shaded grey: a light above-right of the camera; outward normals in image axes are -cross
-        rgb = render.lambertian(-_vertex_normals(vi, f), [0.85, 0.85, 0.85], (0.4, -0.5, 1.0))
-    return render.render_colors(vi, f, rgb, size, size, **kw)
+        return render.render_colors(vi, f, np.asarray(colors)[:, :3].astype(np.float64) / 255.0, size, size, **kw)
+    # shaded grey: a light above-right of the camera
+    return render.render_shaded(vi, f, size, size, colors=(0.85, 0.85, 0.85), light_direction=(0.4, -0.5, 1.0), **kw)
 
 
 def _run_render(args) -> int:
