@@ -14,8 +14,7 @@ from meshkit import topology
 from meshkit.decimate import Decimation, decimate
 from meshkit.mesh import face_normals
 from meshkit.transfer import closest_points
-from tests.conftest import grid_mesh
-from tests.test_transfer import brute_closest
+from tests._helpers import brute_closest, grid_mesh
 
 _dec = sys.modules["meshkit.decimate"]  # the module (meshkit.decimate the attribute is the function)
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshkit import spiral_indices, topology
-from tests.conftest import grid_mesh
+from tests._helpers import grid_mesh
 
 # ---------------------------------------------------------------------------------------------
 # slow, obviously-correct reference (independent of the numba kernels, rings included)

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshkit import topology
-from tests.conftest import grid_mesh
+from tests._helpers import grid_mesh
 
 
 def _nx_graph(faces, n):
