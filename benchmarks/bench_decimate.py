@@ -23,14 +23,14 @@ import time
 import numpy as np
 from _runner import Bench, optional
 
-from bfm.synthetic import face_template
 from meshkit.decimate import decimate
+from meshkit.synthetic import face_template
 from meshkit.transfer import barycentric_transfer, closest_points
 
 _COLD = """
 import time, numpy as np
 t0 = time.perf_counter()
-from bfm.synthetic import face_template
+from meshkit.synthetic import face_template
 from meshkit.decimate import decimate
 v, f = face_template(2000)
 t1 = time.perf_counter()

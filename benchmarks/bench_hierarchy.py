@@ -16,7 +16,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _runner import Bench, optional, peak_rss_mb  # noqa: E402
 
-from bfm.synthetic import face_template  # noqa: E402
+from meshkit.synthetic import face_template  # noqa: E402
 from sampling import build_hierarchy  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def cold_start() -> float:
     import subprocess
     import tempfile
 
-    code = "from bfm.synthetic import face_template; from sampling import build_hierarchy; build_hierarchy(*face_template())"
+    code = "from meshkit.synthetic import face_template; from sampling import build_hierarchy; build_hierarchy(*face_template())"
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "NUMBA_CACHE_DIR": cache})

@@ -22,8 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _runner import Bench, peak_rss_mb  # noqa: E402
 
-from bfm.synthetic import face_template  # noqa: E402
 from meshkit.nn import ChebConv, Pool, SpiralDecoder  # noqa: E402
+from meshkit.synthetic import face_template  # noqa: E402
 from sampling import build_hierarchy  # noqa: E402
 
 B = 16

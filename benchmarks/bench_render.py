@@ -30,8 +30,8 @@ import numba
 import numpy as np
 from _runner import Bench, optional
 
-from bfm.synthetic import face_template
 from meshkit import render as R
+from meshkit.synthetic import face_template
 
 
 def frame(v, size):

@@ -58,12 +58,6 @@ def vertex_pattern_colors(model: MorphableModel) -> np.ndarray:
     return np.clip(np.stack([r, g, b], axis=1), 0.0, 1.0)
 
 
-def _vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    n = np.stack([sum(np.bincount(f[:, k], weights=fn[:, c], minlength=len(v)) for k in range(3)) for c in range(3)], 1)
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-30)
-
-
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
     base = rng.uniform(0.1, 0.5, size=3)
@@ -73,19 +67,14 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 
 def _render(model: MorphableModel, colors: np.ndarray, image_v: np.ndarray, bg: np.ndarray) -> np.ndarray:
-    from meshkit.render import render_colors
+    from meshkit.render import render_shaded
 
     h, w = bg.shape[:2]
-    # light from the viewer: n_z of the image-space normals (orthographic); the y flip mirrors the
-    # winding, so take |n_z|
-    n = _vertex_normals(image_v.astype(np.float64), model.triangles)
-    shade = 0.45 + 0.55 * np.abs(n[:, 2:3])
-    rgba = np.concatenate([colors * shade, np.ones((len(colors), 1))], axis=1)
+    # light from the viewer, two-sided: the y flip of pose_para_to_image mirrors the winding
     v = image_v.astype(np.float64).copy()
     v[:, :2] += 0.5  # pixel-index coordinates -> the rasterizer's pixel-centre convention
-    img = render_colors(v, model.triangles, rgba, h, w, background=0.0)
-    alpha = img[..., 3:4]
-    out = img[..., :3] + (1.0 - alpha) * bg
+    out = render_shaded(v, model.triangles, h, w, colors=colors, light_direction=(0.0, 0.0, 1.0), ambient=0.45,
+                        diffuse=0.55, two_sided=True, background=bg)
     return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
 
 

@@ -1,6 +1,6 @@
 """sampling: multi-resolution mesh hierarchies ready for spiral and Chebyshev networks.
 
->>> from bfm.synthetic import face_template                      # doctest: +SKIP
+>>> from meshkit.synthetic import face_template                  # doctest: +SKIP
 >>> h = build_hierarchy(*face_template(), factors=(4, 4, 4, 4, 4))  # doctest: +SKIP
 >>> h.n_vertices                                                  # doctest: +SKIP
 [53215, 13304, 3326, 832, 208, 52]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from meshkit._validate import check_int
-from meshkit.render import frame_vertices, lambertian, render_normals, save_png
+from meshkit.render import frame_vertices, render_shaded, save_png
 
 from .hierarchy import Hierarchy
 
@@ -27,10 +27,8 @@ def render_levels(h: Hierarchy, size: int = 256) -> np.ndarray:
     for lv in h.levels:
         # the same camera for every level: frame each level together with level 0's bounding box
         vi = frame_vertices(np.vstack([v0, lv.vertices]), s, s)[len(v0):]
-        n = render_normals(vi, lv.faces, s, s)
-        mask = np.linalg.norm(n, axis=2) > 0
-        shade = lambertian(n, np.array([0.85, 0.85, 0.88]), light_direction=(-0.4, -0.5, 1.0))
-        tile = np.where(mask[..., None], shade, 1.0)
+        tile = render_shaded(vi, lv.faces, s, s, colors=(0.85, 0.85, 0.88), light_direction=(-0.4, -0.5, 1.0),
+                             per_pixel=True, background=1.0)
         label = np.ones((24, s, 3), np.float32)
         _draw_number(label, lv.n_vertices)
         tiles.append(np.vstack([tile, label]))

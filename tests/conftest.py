@@ -1,23 +1,10 @@
-"""Shared fixtures: small meshes with known structure."""
+"""Shared fixtures: small meshes with known structure (shared helper functions are in tests/_helpers.py)."""
 
 import numpy as np
 import pytest
 import trimesh
 
-
-def grid_mesh(nx: int = 6, ny: int = 5, *, jitter: float = 0.0, seed: int = 0):
-    """A flat (nx by ny vertices) grid in the z=0 plane, CCW seen from +z (normals +z)."""
-    rng = np.random.default_rng(seed)
-    xs, ys = np.meshgrid(np.arange(nx, dtype=float), np.arange(ny, dtype=float))
-    v = np.stack([xs.ravel(), ys.ravel(), np.zeros(nx * ny)], axis=1)
-    if jitter:
-        v[:, :2] += rng.uniform(-jitter, jitter, size=(nx * ny, 2))
-    faces = []
-    for j in range(ny - 1):
-        for i in range(nx - 1):
-            a, b, c, d = j * nx + i, j * nx + i + 1, (j + 1) * nx + i, (j + 1) * nx + i + 1
-            faces += [(a, b, d), (a, d, c)]
-    return v, np.asarray(faces, dtype=np.int64)
+from tests._helpers import grid_mesh
 
 
 @pytest.fixture
@@ -33,6 +20,6 @@ def icosphere():
 
 @pytest.fixture(scope="session")
 def small_face():
-    from bfm.synthetic import face_template
+    from meshkit.synthetic import face_template
 
     return face_template(2000)

@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -66,3 +67,86 @@ def test_hierarchy_command_bad_factor_is_one_line_error(tmp_path, small_face, ca
     p = write_mesh(tmp_path / "face.ply", *small_face)
     assert main(["hierarchy", str(p), "--factors", "0.5", "--out", str(tmp_path / "h.npz")]) == 2
     assert "factors[0]" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# the dispatcher: one table of command modules (the 'meshkit.commands' entry points)
+
+
+def test_command_table_is_the_entry_point_group():
+    from importlib.metadata import entry_points
+
+    from meshkit import cli
+
+    eps = {ep.name: ep.value for ep in entry_points(group=cli.GROUP)}
+    assert eps == {"core": "meshkit.commands", "sampling": "sampling.cli", "bfm": "bfm.cli"}
+    assert [m.__name__ for m in cli.command_modules()] == ["meshkit.commands", "bfm.cli", "sampling.cli"]
+
+
+def test_each_package_owns_its_subcommands():
+    import argparse
+
+    import bfm.cli
+    import sampling.cli
+    from meshkit import commands
+
+    def names(module):
+        sub = argparse.ArgumentParser().add_subparsers()
+        module.add_commands(sub)
+        return list(sub.choices)
+
+    assert names(commands) == ["info", "demo", "spiral", "decimate", "render"]
+    assert names(sampling.cli) == ["hierarchy"]
+    assert names(bfm.cli) == ["bfm", "preprocess-300wlp"]
+    help_text = subprocess.run([sys.executable, "-m", "meshkit.cli", "--help"], capture_output=True, text=True).stdout
+    listed = re.findall(r"^    (\S+)", help_text, flags=re.MULTILINE)  # the subcommand column, in help order
+    assert listed == ["info", "demo", "spiral", "decimate", "render", "bfm", "preprocess-300wlp", "hierarchy"]
+
+
+def test_demo_steps_run_core_then_sampling_then_bfm():
+    from meshkit import cli
+
+    assert [s.__module__ + "." + s.__name__ for s in cli.demo_steps()] == [
+        "meshkit.commands._demo_render", "sampling.cli._demo_hierarchy", "bfm.cli._demo_300wlp", "bfm.cli._demo_bfm"]
+
+
+def test_empty_command_table_is_one_line_error(monkeypatch, capsys):
+    from meshkit import cli
+
+    monkeypatch.setattr(cli, "entry_points", lambda group: [])
+    assert main(["info", "x.ply"]) == 2
+    err = capsys.readouterr().err
+    assert "no 'meshkit.commands' entry points" in err and "Traceback" not in err
+
+
+def test_meshkit_imports_nothing_from_bfm_or_sampling():
+    """Statically (every import statement of the meshkit package) and at run time (loading the core
+    command module and the synthetic template pulls in neither package)."""
+    import ast
+    from pathlib import Path
+
+    import meshkit
+
+    for path in Path(meshkit.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                mods = [node.module or ""]
+            else:
+                continue
+            assert not any(m.split(".")[0] in ("bfm", "sampling") for m in mods), f"{path}: imports {mods}"
+    code = ("import sys, meshkit, meshkit.commands, meshkit.render, meshkit.synthetic; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('bfm', 'sampling')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+
+
+def test_installed_meshkit_executable_dispatches():
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "meshkit"
+    if not exe.exists():
+        pytest.skip(f"no meshkit executable beside {sys.executable}")
+    out = subprocess.run([str(exe), "bfm", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "reconstruct" in out.stdout and "convert" in out.stdout

@@ -14,8 +14,7 @@ from meshkit import topology
 from meshkit.decimate import Decimation, decimate
 from meshkit.mesh import face_normals
 from meshkit.transfer import closest_points
-from tests.conftest import grid_mesh
-from tests.test_transfer import brute_closest
+from tests._helpers import brute_closest, grid_mesh
 
 _dec = sys.modules["meshkit.decimate"]  # the module (meshkit.decimate the attribute is the function)
 
@@ -162,7 +161,7 @@ def test_invariants_grids_with_holes(nx, ny, n_holes, seed, factor):
 @settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(200, 2500), factor=st.sampled_from([2.0, 4.0, 8.0]))
 def test_invariants_face_template(n, factor):
-    from bfm.synthetic import face_template
+    from meshkit.synthetic import face_template
 
     v, f = face_template(n)
     d = decimate(v, f, factor=factor)
@@ -234,7 +233,7 @@ def test_float32_input_and_inputs_not_mutated(small_face):
 
 def test_chain_reaches_every_level():
     """The CoMA hierarchy counts, level by level (here on a smaller template: 8000 -> ... -> 8)."""
-    from bfm.synthetic import face_template
+    from meshkit.synthetic import face_template
 
     v, f = face_template(8000)
     expected = [8000]
@@ -250,7 +249,7 @@ def test_chain_reaches_every_level():
 
 @pytest.mark.slow
 def test_full_template_counts_and_invariants():
-    from bfm.synthetic import face_template
+    from meshkit.synthetic import face_template
 
     v, f = face_template()
     d = decimate(v, f, factor=4)
@@ -296,7 +295,7 @@ def _fs_same_count(v, f, target):
 def test_quality_vs_fast_simplification(name):
     """Mean and max distance from the fine vertices to the coarse surface, ours vs fast-simplification
     (which moves vertices to optimal positions, so it has an advantage) at the same vertex count."""
-    from bfm.synthetic import face_template
+    from meshkit.synthetic import face_template
 
     v, f = {"sphere": lambda: noisy_sphere(3, 0.01, 0), "face": lambda: face_template(8000),
             "grid": lambda: grid_with_holes(30, 30, 3, 0)}[name]()
@@ -432,7 +431,7 @@ def reference_decimate(v, f, target, boundary_weight, min_cos, eps, min_quality)
 
 @pytest.mark.parametrize("mesh", ["sphere", "grid", "face"])
 def test_kernel_matches_reference(mesh):
-    from bfm.synthetic import face_template
+    from meshkit.synthetic import face_template
 
     v, f = {"sphere": lambda: noisy_sphere(2, 0.02, 7), "grid": lambda: grid_with_holes(10, 9, 2, 3),
             "face": lambda: face_template(150)}[mesh]()

@@ -13,7 +13,7 @@ from sampling import build_hierarchy
 
 @pytest.fixture(scope="module")
 def face():
-    from bfm.synthetic import face_template
+    from meshkit.synthetic import face_template
 
     return face_template(2000)
 
@@ -157,7 +157,7 @@ def test_bad_input_names_the_level(face):
 
 @pytest.mark.slow
 def test_full_size_template_counts():
-    from bfm.synthetic import face_template
+    from meshkit.synthetic import face_template
 
     h = build_hierarchy(*face_template(), factors=(4, 4, 4, 4, 4))
     assert h.n_vertices == [53215, 13304, 3326, 832, 208, 52]

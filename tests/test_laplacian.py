@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshkit import laplacian as lp
-from tests.conftest import grid_mesh
+from tests._helpers import grid_mesh
 
 
 def _nx_graph(faces, n):
@@ -341,7 +341,7 @@ def test_returns_csr_with_sorted_indices():
 
 @pytest.mark.slow
 def test_full_face_template_invariants():
-    from bfm.synthetic import face_template
+    from meshkit.synthetic import face_template
 
     v, f = face_template()
     L = lp.cotangent(v, f)

@@ -478,7 +478,7 @@ def test_loss_gradcheck():
 def test_models_from_a_real_hierarchy(padding):
     """Integration with sampling.build_hierarchy (skipped if that module is unavailable)."""
     sampling = pytest.importorskip("sampling")
-    from bfm.synthetic import face_template
+    from meshkit.synthetic import face_template
 
     v, f = face_template(2000)
     h = sampling.build_hierarchy(v, f, factors=(4, 4, 4), spiral_length=19, padding=padding)

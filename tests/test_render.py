@@ -235,7 +235,7 @@ def contains(v, tri, px, py):
 
 
 def test_full_size_face_matches_ray_casting():
-    from bfm.synthetic import face_template
+    from meshkit.synthetic import face_template
 
     v, f = face_template()  # 53,215 vertices, 105,840 triangles
     size = 128
@@ -674,6 +674,59 @@ def test_lambertian_closed_form():
     out = R.lambertian(n, [1.0, 0.5], (0, 0, 2), ambient=0.2, diffuse=0.8)
     cos = np.array([1.0, 0.0, 0.0, 0.8])
     np.testing.assert_allclose(out, np.outer(0.2 + 0.8 * cos, [1.0, 0.5]), atol=1e-6)
+
+
+
+def _tilted_plane(normal, size=32):
+    """A grid filling most of a size x size image, on the plane through its centre with the given
+    (image-axes) normal, wound so that its outward normal is ``normal`` (front faces CCW in the image)."""
+    from tests._helpers import grid_mesh
+
+    v, f = grid_mesh(9, 9)
+    v = v * (size - 8) / 8 + 4.0  # x, y in [4, size - 4]
+    n = np.asarray(normal, float) / np.linalg.norm(normal)
+    c = (size - 1) / 2
+    v[:, 2] = -(n[0] * (v[:, 0] - c) + n[1] * (v[:, 1] - c)) / n[2]
+    # grid_mesh is CCW seen from +z in x right, y up; in the image (y down) that is clockwise, the
+    # winding of a back face: reverse it when the normal faces the viewer
+    return v, (f[:, ::-1] if n[2] > 0 else f).copy(), n
+
+
+@pytest.mark.parametrize("per_pixel", [False, True])
+def test_render_shaded_closed_form_on_planes(per_pixel):
+    """A plane shades uniformly to colors * (ambient + diffuse * max(0, n . l)); two_sided uses |n . l|
+    for a light on the view axis; uncovered pixels take the background image."""
+    size, light = 32, np.array([0.4, -0.5, 1.0])
+    bg = np.random.default_rng(0).uniform(0, 1, (size, size, 3))
+    for normal in ([0.3, -0.2, 1.0], [-0.5, 0.4, 1.0], [0.0, 0.0, 1.0]):
+        v, f, n = _tilted_plane(normal, size)
+        covered = R.rasterize(v, f, size, size).mask
+        assert covered.sum() > 300
+        img = R.render_shaded(v, f, size, size, colors=(1.0, 0.5, 0.25), light_direction=light, ambient=0.2,
+                              diffuse=0.8, per_pixel=per_pixel, background=bg)
+        cos = max(0.0, n @ light / np.linalg.norm(light))
+        np.testing.assert_allclose(img[covered], np.broadcast_to((0.2 + 0.8 * cos) * np.array([1.0, 0.5, 0.25]),
+                                                                 (covered.sum(), 3)), atol=1e-5)
+        np.testing.assert_allclose(img[~covered], bg[~covered], atol=1e-6)
+        # the same plane seen from behind (winding reversed): one-sided gets the ambient term only,
+        # two-sided lights it like the front
+        back = f[:, ::-1].copy()
+        one = R.render_shaded(v, back, size, size, ambient=0.3, diffuse=0.7, per_pixel=per_pixel)
+        two = R.render_shaded(v, back, size, size, ambient=0.3, diffuse=0.7, two_sided=True, per_pixel=per_pixel)
+        np.testing.assert_allclose(one[covered], 0.85 * 0.3, atol=1e-5)
+        np.testing.assert_allclose(two[covered], 0.85 * (0.3 + 0.7 * n[2]), atol=1e-5)
+
+
+def test_render_shaded_per_vertex_colours_and_bad_input():
+    v, f, n = _tilted_plane([0.0, 0.0, 1.0])
+    cols = np.random.default_rng(1).uniform(0, 1, (len(v), 3))
+    img = R.render_shaded(v, f, 32, 32, colors=cols, ambient=0.25, diffuse=0.5)
+    # facing the light: a factor 0.75 on the interpolated colours
+    np.testing.assert_allclose(img, 0.75 * R.render_colors(v, f, cols, 32, 32), atol=1e-5)
+    with pytest.raises(ValueError, match="colors"):
+        R.render_shaded(v, f, 32, 32, colors=np.ones((3, 3)))
+    with pytest.raises(ValueError, match="background"):
+        R.render_shaded(v, f, 32, 32, background=np.ones((5, 5, 3)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshkit import spiral_indices, topology
-from tests.conftest import grid_mesh
+from tests._helpers import grid_mesh
 
 # ---------------------------------------------------------------------------------------------
 # slow, obviously-correct reference (independent of the numba kernels, rings included)
@@ -295,7 +295,7 @@ def test_bad_faces():
 
 
 def test_full_face_template_matches_reference():
-    from bfm.synthetic import face_template
+    from meshkit.synthetic import face_template
 
     v, f = face_template()
     s = spiral_indices(f, 9)

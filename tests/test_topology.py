@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshkit import topology
-from tests.conftest import grid_mesh
+from tests._helpers import grid_mesh
 
 
 def _nx_graph(faces, n):
@@ -137,7 +137,7 @@ def test_synthetic_face_template_structure(small_face):
 
 @pytest.mark.slow
 def test_full_size_template_matches_bfm_counts():
-    from bfm.synthetic import face_template
+    from meshkit.synthetic import face_template
 
     v, f = face_template()
     assert v.shape == (53215, 3) and f.shape == (105840, 3)

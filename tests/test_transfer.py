@@ -8,43 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshkit.transfer import barycentric_transfer, closest_points
-from tests.conftest import grid_mesh
+from tests._helpers import brute_closest, grid_mesh
 
 # ------------------------------------------------------------------------------------------------
 # slow, obviously-correct references
-
-
-def _closest_on_segments(p, a, b):
-    """Closest points on segments a_i b_i (arrays (T, 3)) to one point p: (points (T,3), t (T,))."""
-    e = b - a
-    ee = (e * e).sum(1)
-    t = np.where(ee > 0, ((p - a) * e).sum(1) / np.where(ee > 0, ee, 1.0), 0.0)
-    t = np.clip(t, 0.0, 1.0)
-    return a + t[:, None] * e, t
-
-
-def brute_closest(v, f, p):
-    """For one point p: the distance to every triangle of (v, f), by projecting onto the plane when
-    the projection falls inside (barycentric coordinates from the 2x2 normal equations), else the
-    nearest of the three edges. Returns (distances (T,), closest points (T, 3))."""
-    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
-    e0, e1 = b - a, c - a
-    g00, g01, g11 = (e0 * e0).sum(1), (e0 * e1).sum(1), (e1 * e1).sum(1)
-    det = g00 * g11 - g01 * g01
-    r = p - a
-    r0, r1 = (r * e0).sum(1), (r * e1).sum(1)
-    ok = det > 1e-14 * np.maximum(g00, g11) ** 2
-    safe = np.where(ok, det, 1.0)
-    s = (g11 * r0 - g01 * r1) / safe
-    t = (g00 * r1 - g01 * r0) / safe
-    inside = ok & (s >= 0) & (t >= 0) & (s + t <= 1)
-    q_plane = a + s[:, None] * e0 + t[:, None] * e1
-    cands = [_closest_on_segments(p, a, b)[0], _closest_on_segments(p, b, c)[0], _closest_on_segments(p, c, a)[0]]
-    d_edges = np.stack([np.linalg.norm(q - p, axis=1) for q in cands], axis=1)
-    best_edge = np.argmin(d_edges, axis=1)
-    q_edge = np.stack(cands, axis=1)[np.arange(len(f)), best_edge]
-    q = np.where(inside[:, None], q_plane, q_edge)
-    return np.linalg.norm(q - p, axis=1), q
 
 
 def _noisy_sphere(sub=2, amp=0.02, seed=0):

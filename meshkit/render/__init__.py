@@ -3,8 +3,9 @@
 rasterize.py   ``rasterize`` / ``rasterize_batch`` -> ``Fragments`` (conventions: image axes,
                pixel centres at integer + 0.5, depth sign, fill rule, winding); ``Rasterizer``
                reuses its buffers over many frames
-shading.py     ``interpolate`` and ``render_colors`` / ``render_depth`` / ``render_normals`` /
-               ``render_pncc`` (``pncc_code``) / ``render_texture``; ``render_colors_batch``
+shading.py     ``interpolate`` and ``render_colors`` / ``render_shaded`` (one light, Lambertian) /
+               ``render_depth`` / ``render_normals`` / ``render_pncc`` (``pncc_code``) /
+               ``render_texture``; ``render_colors_batch``
                (B poses, parallel over images)
 lighting.py    ``lambertian``, spherical-harmonics lighting (``sh_basis``, ``sh_irradiance``,
                ``sh_lighting``)
@@ -14,7 +15,7 @@ image.py       ``to_uint8``, ``save_png`` (pillow), ``overlay``
 
 Example::
 
-    from bfm.synthetic import face_template
+    from meshkit.synthetic import face_template
     from meshkit import render
     v, f = face_template()
     vi = render.frame_vertices(v, 256, 256)
@@ -34,6 +35,7 @@ from .shading import (
     render_depth,
     render_normals,
     render_pncc,
+    render_shaded,
     render_texture,
 )
 from .visibility import visible_vertices
@@ -46,6 +48,7 @@ __all__ = [
     "interpolate",
     "render_colors",
     "render_colors_batch",
+    "render_shaded",
     "BatchRender",
     "render_depth",
     "render_normals",

@@ -1,0 +1,208 @@
+"""The `meshkit bfm reconstruct|convert` and `meshkit preprocess-300wlp` subcommands (a plugin of ``meshkit.cli``).
+
+``add_commands(subparsers)`` declares the subcommands; ``DEMO_STEPS`` (a synthetic 300W-LP tree
+preprocessed into a store; a random face and a landmark fit) are run by ``meshkit demo`` after the
+core's and the hierarchy's steps (``DEMO_STAGE`` 2).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["add_commands", "DEMO_STEPS", "DEMO_STAGE"]
+
+
+def add_commands(sub) -> None:
+    """Add the ``bfm`` and ``preprocess-300wlp`` subcommands to ``sub`` (an argparse subparsers action)."""
+    _add_bfm(sub)
+    _add_preprocess_300wlp(sub)
+
+
+# ---------------------------------------------------------------------------------------------
+# bfm: reconstruct a mesh from a Morphable Model, convert between model layouts
+
+
+def _add_bfm(sub) -> None:
+    p = sub.add_parser("bfm", help="Morphable Models: reconstruct a face mesh, convert between file layouts")
+    bsub = p.add_subparsers(dest="bfm_command", metavar="BFM_COMMAND")
+    r = bsub.add_parser("reconstruct", help="mesh from identity/expression coefficients")
+    r.add_argument("model", type=Path, help="model file (BFM2009 .mat, face3d BFM.mat, 3DDFA_V2 .pkl, BFM2017 .h5, .npz)")
+    r.add_argument("--shape", nargs="+", default=None,
+                   help="identity coefficients: numbers separated by spaces or commas (--shape -1 2 0.5, "
+                        "--shape=-1,2,0.5) or a .npy/.txt/.csv file")
+    r.add_argument("--expression", nargs="+", default=None, help="expression coefficients, as --shape")
+    r.add_argument("--units", choices=["raw", "std"], default="raw", help="coefficient units (default: raw)")
+    r.add_argument("--out", type=Path, required=True, help="output mesh (ply, obj, off, stl, npz)")
+    r.set_defaults(func=_run_bfm_reconstruct)
+    c = bsub.add_parser("convert", help="convert a model file to another layout (by the output extension)")
+    c.add_argument("input", type=Path, help="model file in any supported layout")
+    c.add_argument("output", type=Path, help=".npz (canonical), .h5 (BFM2017), .mat (face3d BFM.mat), .pkl (3DDFA_V2)")
+    c.set_defaults(func=_run_bfm_convert)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _coefficients(tokens, name):
+    """Coefficients from the command line: one file name, or numbers separated by spaces/commas."""
+    import numpy as np
+
+    if tokens is None:
+        return None
+    text = ",".join(tokens) if isinstance(tokens, list) else str(tokens)
+    path = Path(text)
+    if path.suffix.lower() in (".npy", ".txt", ".csv") and path.is_file():
+        a = np.load(path) if path.suffix.lower() == ".npy" else np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None)
+        return np.asarray(a, dtype=np.float64).reshape(-1)
+    try:
+        return np.array([float(x) for x in str(text).replace(" ", "").split(",") if x != ""], dtype=np.float64)
+    except ValueError as e:
+        raise ValueError(f"--{name}: expected comma-separated numbers or a .npy/.txt file, got {text!r}") from e
+
+
+def _run_bfm_reconstruct(args) -> int:
+    from meshkit.io import write_mesh
+
+    from .formats import load_model
+
+    model = load_model(args.model)
+    v = model.reconstruct(_coefficients(args.shape, "shape"), _coefficients(args.expression, "expression"), units=args.units)
+    write_mesh(args.out, v, model.triangles)
+    print(f"{model.name}: {model.n_vertices} vertices, {len(model.triangles)} triangles -> {args.out}")
+    return 0
+
+
+def _run_bfm_convert(args) -> int:
+    from . import synthetic
+    from .formats import load_model, save_npz
+
+    model = load_model(args.input)
+    ext = args.output.suffix.lower()
+    lost = []  # what the target layout cannot carry: said, never dropped silently
+    if ext == ".npz":
+        save_npz(args.output, model)
+    elif ext in (".h5", ".hdf5"):
+        synthetic.write_bfm2017_h5(args.output, model)
+        if len(model.landmarks):
+            lost.append("landmark indices (BFM2017 stores named points: pass landmarks= to bfm.load_model)")
+    elif ext == ".mat":
+        synthetic.write_face3d_mat(args.output, model)
+    elif ext == ".pkl":
+        # the layout has no standard deviations: they go to the 62-d mean/std file beside it
+        std_path = args.output.with_name(args.output.stem + "_param_mean_std.pkl")
+        synthetic.write_3ddfa_pkl(args.output, model, n_shape=model.n_shape, n_expression=model.n_expression,
+                                  param_mean_std_path=std_path)
+        print(f"standard deviations -> {std_path} (load with param_mean_std=)")
+        if model.has_texture:
+            lost.append("the texture model (3DDFA_V2's pickle has none)")
+    else:
+        raise ValueError(f"output: expected a .npz, .h5, .mat or .pkl file name, got {args.output.name!r}")
+    for what in lost:
+        print(f"meshkit bfm convert: warning: {args.output.suffix} cannot hold {what}; not written", file=sys.stderr)
+    print(f"{model.name}: {model.n_vertices} vertices, {model.n_shape} shape + {model.n_expression} expression "
+          f"components -> {args.output}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# preprocess-300wlp
+
+
+def _add_preprocess_300wlp(sub) -> None:
+    p = sub.add_parser("preprocess-300wlp", help="300W-LP -> chunked zarr training store (crops, meshes, landmarks, poses)")
+    p.add_argument("root", type=Path, help="the 300W_LP folder (AFW, AFW_Flip, ..., landmarks)")
+    p.add_argument("--out", type=Path, required=True, help="output store (zarr directory); resumed if it exists")
+    p.add_argument("--model", type=Path, default=None,
+                   help="BFM file in any layout bfm.formats.load_model reads (default: $MESHKIT_BFM)")
+    p.add_argument("--synthetic-model", action="store_true",
+                   help="use the bundled synthetic model instead of a BFM file (for synthetic trees)")
+    p.add_argument("--size", type=int, default=256, help="crop side in pixels (default 256; 120 for 3DDFA-style)")
+    p.add_argument("--margin", type=float, default=1.5, help="crop side / mean landmark-box side (default 1.5, face3d)")
+    p.add_argument("--store", choices=("vertices", "params"), default="vertices",
+                   help="store the cropped meshes, or only parameters (meshes rebuilt on the fly)")
+    p.add_argument("--float16", action="store_true", help="store vertices as float16")
+    p.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
+    p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address (runs the blocks there)")
+    p.add_argument("--block-size", type=int, default=32, help="samples per block / zarr chunk (default 32)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N samples (sorted ids)")
+    p.add_argument("--hierarchy", type=Path, default=None,
+                   help="a saved sampling hierarchy (.npz): also store the down-sampled meshes per level")
+    p.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_preprocess_300wlp)
+
+
+def _run_preprocess_300wlp(args) -> int:
+    import os
+
+    from . import w300lp
+
+    if args.synthetic_model:
+        from .synthetic import synthetic_model
+
+        model = synthetic_model()
+    else:
+        path = args.model or os.environ.get("MESHKIT_BFM")
+        if not path:
+            raise ValueError("--model: expected a BFM model file (the BFM is licensed and not shipped; set --model "
+                             "or $MESHKIT_BFM), or --synthetic-model for synthetic trees, got neither")
+        model = str(path)
+    summary = w300lp.preprocess(args.root, args.out, model=model, size=args.size, margin=args.margin, store=args.store,
+                                vertex_dtype="float16" if args.float16 else "float32", block_size=args.block_size,
+                                workers=args.workers, scheduler=args.scheduler, limit=args.limit, hierarchy=args.hierarchy,
+                                overwrite=args.overwrite, progress=not args.no_progress)
+    print(summary)
+    return 0
+
+
+def _demo_300wlp(args, v, f) -> None:
+    from . import w300lp
+    from .synthetic import small_model, synthetic_model
+    from .synthetic_300wlp import write_synthetic_300wlp
+
+    t0 = time.perf_counter()
+    model = small_model() if args.small else synthetic_model()
+    root = args.out / "300W_LP"
+    truth = write_synthetic_300wlp(root, model, n_per_subset=4, seed=0)
+    t1 = time.perf_counter()
+    s = w300lp.preprocess(root, args.out / "300wlp.zarr", model=model, size=256, workers=2, block_size=8,
+                          overwrite=True, progress=False)
+    print(f"[demo] 300W-LP: synthetic tree of {len(truth)} samples (4 per subset + flips) -> {root} "
+          f"({t1 - t0:.2f} s); preprocessed {s.processed} ({len(s.skipped)} skipped) -> "
+          f"{args.out / '300wlp.zarr'} ({time.perf_counter() - t1:.2f} s)")
+
+
+# ---------------------------------------------------------------------------------------------
+# demo
+
+
+def _demo_bfm(args, vertices, faces) -> None:
+    import numpy as np
+
+    from meshkit.io import write_mesh
+
+    from . import fit_landmarks
+    from .pose import pose_para_to_image
+    from .synthetic import small_model, synthetic_model
+
+    t0 = time.perf_counter()
+    model = small_model() if args.small else synthetic_model()
+    rng = np.random.default_rng(0)
+    shape = rng.standard_normal((8, 40)) * model.shape_std[:40]
+    expression = rng.standard_normal((8, 10)) * model.expression_std[:10]
+    faces_v = model.reconstruct(shape, expression)
+    write_mesh(args.out / "bfm_random_face.ply", faces_v[0], model.triangles)
+    pose_para = np.zeros((8, 7))
+    pose_para[:, 1] = np.radians(np.linspace(-60, 60, 8))
+    pose_para[:, 3:5] = 225.0
+    pose_para[:, 6] = 0.0012
+    lm = pose_para_to_image(faces_v.astype(np.float64), pose_para, 450)[:, model.landmarks, :2]
+    fit = fit_landmarks(model, lm, image_height=450)
+    size = np.linalg.norm(lm.max(1) - lm.min(1), axis=-1)
+    print(f"[demo] bfm: synthetic model {model.n_vertices} vertices, {model.n_shape} + {model.n_expression} components; "
+          f"8 random faces -> {args.out}/bfm_random_face.ply; landmark fit (yaw -60..60) mean error "
+          f"{100 * (fit.residual / size).mean():.3f}% of face size ({time.perf_counter() - t0:.2f} s)")
+
+
+DEMO_STEPS = [_demo_300wlp, _demo_bfm]
+DEMO_STAGE = 2
