@@ -227,7 +227,7 @@ class W300LPDataset:
                  vertex_mirror=None, include_skipped: bool = False):
         from meshkit._optional import require
 
-        from .w300lp import STATUS_DONE, open_store
+        from .w300lp import STATUS_DONE, model_token, open_store
 
         require("torch", "W300LPDataset")
         self.path = Path(store)
@@ -243,10 +243,9 @@ class W300LPDataset:
             raise ValueError(f"model: expected {self.config['n_vertices']} vertices as in the store, got {model.n_vertices}")
         if model is not None and self.mode == "params":
             # a params store is only meaningful with exactly the model that made it
-            from .w300lp import _model_token, _truncate
-
-            used = _truncate(model, self.config["n_shape_used"], self.config["n_expression_used"])
-            if _model_token(used) != self.config["model_token"]:
+            used = model.with_components(n_shape=self.config["n_shape_used"],
+                                         n_expression=self.config["n_expression_used"])
+            if model_token(used) != self.config["model_token"]:
                 raise ValueError(f"model: this params store was made with another model ({self.config['model']!r}, "
                                  f"token {self.config['model_token']}); meshes rebuilt with this one would be wrong")
         status = g["status"][:]
@@ -280,7 +279,7 @@ class W300LPDataset:
     def __len__(self) -> int:
         return len(self.indices)
 
-    def _g(self):
+    def _open_group(self):
         import os
 
         import zarr
@@ -297,7 +296,7 @@ class W300LPDataset:
         if not -len(self) <= i < len(self):
             raise IndexError(f"index: expected 0 <= index < {len(self)}, got {i}")
         r = int(self.indices[i])
-        g = self._g()
+        g = self._open_group()
         out = {"index": r, "id": str(g["ids"][r]), "image": g["images"][r], "landmarks2d": g["landmarks2d"][r],
                "landmarks3d": g["landmarks3d"][r], "pose": g["pose"][r]}
         if self.mode == "vertices":

@@ -34,7 +34,7 @@ from typing import Literal
 
 import numpy as np
 
-from meshkit._validate import check_choice, check_faces
+from meshkit._validate import check_choice, check_faces, check_int
 
 __all__ = ["MorphableModel", "Units"]
 
@@ -362,3 +362,15 @@ class MorphableModel:
         """A copy with other landmark indices ((L,) int, 0-based)."""
         return MorphableModel(self.mean, self.shape_basis, self.shape_std, self.expression_basis, self.expression_std,
                               self.triangles, landmarks, self.texture_mean, self.texture_basis, self.texture_std, self.name)
+
+    def with_components(self, *, n_shape: int | None = None, n_expression: int | None = None) -> MorphableModel:
+        """A copy keeping the leading ``n_shape`` identity and ``n_expression`` expression components
+        (None keeps all); this model itself when nothing is dropped."""
+        ks = self.n_shape if n_shape is None else check_int(n_shape, "n_shape", minimum=0, maximum=self.n_shape)
+        ke = (self.n_expression if n_expression is None
+              else check_int(n_expression, "n_expression", minimum=0, maximum=self.n_expression))
+        if ks == self.n_shape and ke == self.n_expression:
+            return self
+        return MorphableModel(self.mean, self.shape_basis[:, :ks], self.shape_std[:ks], self.expression_basis[:, :ke],
+                              self.expression_std[:ke], self.triangles, self.landmarks, self.texture_mean,
+                              self.texture_basis, self.texture_std, self.name)

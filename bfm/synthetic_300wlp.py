@@ -37,10 +37,9 @@ from meshkit.io import atomic_path
 
 from .model import MorphableModel
 from .pose import pose_para_to_image
+from .w300lp.layout import SUBSETS
 
 __all__ = ["write_synthetic_300wlp", "vertex_pattern_colors"]
-
-_SUBSETS = ("AFW", "HELEN", "IBUG", "LFPW")
 
 
 def vertex_pattern_colors(model: MorphableModel) -> np.ndarray:
@@ -93,7 +92,7 @@ def _save_jpg(path: Path, image: np.ndarray, quality: int) -> None:
 
 
 def write_synthetic_300wlp(root, model: MorphableModel, *, n_per_subset: int = 4, flips: bool = True,
-                           image_size: int = 450, subsets: Sequence[str] = _SUBSETS, seed: int = 0,
+                           image_size: int = 450, subsets: Sequence[str] = SUBSETS, seed: int = 0,
                            yaw_range: float = 0.6, face_px: float = 190.0, quality: int = 95,
                            colors: str = "texture") -> dict:
     """Write a synthetic 300W-LP tree under ``root`` (see the module docstring for the layout).

@@ -248,6 +248,22 @@ def test_fewer_model_components_use_the_leading_ones(store, model):
     assert zarr.open_group(str(store[0]), mode="r")["shape_para"].shape[1] == 40
 
 
+def test_model_with_components_equals_zero_trailing_coefficients(model):
+    """The truncated model reconstructs what the full one does with the dropped coefficients at zero."""
+    rng = np.random.default_rng(3)
+    a, e = rng.normal(size=12) * model.shape_std[:12], rng.normal(size=4) * model.expression_std[:4]
+    small = model.with_components(n_shape=12, n_expression=4)
+    assert (small.n_shape, small.n_expression, small.n_vertices) == (12, 4, model.n_vertices)
+    full = model.reconstruct(np.r_[a, np.zeros(model.n_shape - 12)], np.r_[e, np.zeros(model.n_expression - 4)])
+    np.testing.assert_allclose(small.reconstruct(a, e), full, rtol=0, atol=1e-4 * np.abs(full).max())
+    assert model.with_components() is model
+    assert w300lp.model_token(small) != w300lp.model_token(model)
+    with pytest.raises(ValueError, match="n_shape"):
+        model.with_components(n_shape=model.n_shape + 1)
+    with pytest.raises(TypeError, match="n_expression"):
+        model.with_components(n_expression=2.0)
+
+
 # ---------------------------------------------------------------------------------------------
 # failures, resume, parallel
 
@@ -280,11 +296,33 @@ def test_resume_after_a_hard_kill_gives_the_same_store(tmp_path, broken_tree, mo
     clean = tmp_path / "clean.zarr"  # the same command, uninterrupted
     w300lp.preprocess(root, clean, model=model, size=SIZE, workers=2, block_size=2, progress=False)
     killed = tmp_path / "killed.zarr"
-    code = ("import sys; from bfm import w300lp; from bfm.synthetic import small_model; "
-            f"w300lp.preprocess({str(root)!r}, {str(killed)!r}, model=small_model(), size={SIZE}, workers=2, "
-            "block_size=2, progress=False)")
-    env = dict(os.environ, **{w300lp.EXIT_AFTER_ENV: "2"})
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=240)
+    # the job's main process dies (os._exit, no cleanup) right after its second finished block: the
+    # child wraps the local runner's block-completion callback
+    code = f"""
+import os
+from bfm import w300lp
+from bfm.synthetic import small_model
+from bfm.w300lp import runners
+
+run_local = runners.run_local
+
+def run_local_then_die(workers, spec, out, tasks, opts, on_done):
+    n_done = 0
+
+    def on_done_then_die(result):
+        nonlocal n_done
+        on_done(result)
+        n_done += 1
+        if n_done == 2:
+            os._exit(75)
+
+    run_local(workers, spec, out, tasks, opts, on_done_then_die)
+
+runners.run_local = run_local_then_die
+w300lp.preprocess({str(root)!r}, {str(killed)!r}, model=small_model(), size={SIZE}, workers=2, block_size=2,
+                  progress=False)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
     assert r.returncode == 75, r.stderr[-2000:]
     markers = list((killed / ".w300lp").glob("block_*.json"))
     n_blocks = 8

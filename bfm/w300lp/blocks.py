@@ -1,0 +1,183 @@
+"""Processing one block of 300W-LP samples: read, reconstruct, pose, crop (``process_samples``), and the
+worker side of a run: the model each worker builds once from a ``WorkerSpec`` and ``run_block``, which
+processes a block and writes it into the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..model import MorphableModel
+from ..pose import pose_para_to_image
+from .crop import crop_from_landmarks, crop_image, crop_vertices
+from .layout import N_LANDMARKS, Sample, SampleError, read_sample
+from .store import write_block
+
+__all__ = ["STATUS_DONE", "STATUS_SKIPPED", "BlockOptions", "WorkerSpec", "process_samples", "model_payload",
+           "worker_model", "run_block"]
+
+
+#: Values of the store's ``status`` array (0, the fill value, is a row no block has written yet).
+STATUS_DONE, STATUS_SKIPPED = 1, 2
+
+
+@dataclass(frozen=True)
+class BlockOptions:
+    """The settings every block is processed and stored with."""
+
+    size: int  # crop side in pixels
+    margin: float  # crop side / mean landmark-box side
+    store: str  # "vertices" or "params"
+    vertex_dtype: str  # "float32" or "float16"
+    n_shape: int  # leading identity components used
+    n_expression: int  # leading expression components used
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """How a worker builds the model once: ``model`` (constructor arguments, a model file path or the
+    model itself), truncated to ``n_shape`` / ``n_expression`` leading components when those are not
+    None, and the hierarchy's ``down`` matrices; ``token`` names the result (model and hierarchy)."""
+
+    token: str
+    model: dict | str | MorphableModel
+    n_shape: int | None
+    n_expression: int | None
+    down: tuple = ()
+
+
+def process_samples(model: MorphableModel, samples: Sequence[Sample], *, size: int = 256, margin: float = 1.5,
+                    with_vertices: bool = True) -> tuple[dict, list]:
+    """Process a block of samples: read, reconstruct (one batched GEMM), pose, crop.
+
+    Parameters
+    ----------
+    model : the MorphableModel (the leading min(Ks, 199) / min(Ke, 29) components are used).
+    samples : the block's samples.
+    size, margin : the crop (see ``crop_from_landmarks``).
+    with_vertices : also return the cropped vertices (else only what ``store="params"`` keeps).
+
+    Returns
+    -------
+    (arrays, failures): arrays is a dict of per-sample arrays with a leading axis of len(samples)
+    (rows of failed samples are zero, ``status`` says which); failures is [(id, reason), ...].
+    """
+    n = len(samples)
+    ks, ke = model.n_shape, model.n_expression
+    nl = len(model.landmarks)
+    arrays = {
+        "images": np.zeros((n, size, size, 3), np.uint8),
+        "landmarks2d": np.zeros((n, N_LANDMARKS, 2), np.float32),
+        "landmarks3d": np.zeros((n, nl, 3), np.float32),
+        "pose": np.zeros((n, 3), np.float32),
+        "pose_para": np.zeros((n, 7), np.float32),
+        "shape_para": np.zeros((n, ks), np.float32),
+        "exp_para": np.zeros((n, ke), np.float32),
+        "crop": np.zeros((n, 4), np.float64),
+        "source_size": np.zeros((n, 2), np.int32),
+        "status": np.full(n, STATUS_SKIPPED, np.int8),
+    }
+    if with_vertices:
+        arrays["vertices"] = np.zeros((n, model.n_vertices, 3), np.float32)
+    failures = []
+    read = []
+    for i, smp in enumerate(samples):
+        try:
+            d = read_sample(smp)
+            h, w = d["image"].shape[:2]
+            k_s, k_e = min(ks, d["shape_para"].size), min(ke, d["exp_para"].size)
+            arrays["shape_para"][i, :k_s] = d["shape_para"][:k_s]
+            arrays["exp_para"][i, :k_e] = d["exp_para"][:k_e]
+            arrays["pose_para"][i] = d["pose_para"]
+            arrays["pose"][i] = d["pose_para"][:3]
+            arrays["source_size"][i] = (h, w)
+            read.append((i, d))
+        except SampleError as e:
+            failures.append((smp.id, str(e)))
+    if read:
+        rows = np.array([i for i, _ in read])
+        # one GEMM for the block's meshes (float32, raw units)
+        meshes = model.reconstruct(arrays["shape_para"][rows], arrays["exp_para"][rows])
+        for (i, d), mesh in zip(read, meshes, strict=True):
+            try:
+                h = arrays["source_size"][i, 0]
+                img_v = pose_para_to_image(mesh, d["pose_para"], float(h))
+                crop = crop_from_landmarks(d["pt2d"], size=size, margin=margin)
+                v, z_shift = crop_vertices(img_v, crop)
+                if not np.isfinite(v).all():
+                    raise SampleError("non-finite vertices after the pose and crop")
+                arrays["images"][i] = crop_image(d["image"], crop, size)
+                arrays["landmarks2d"][i, :, 0] = crop.scale * (d["pt2d"][:, 0] - crop.x0)
+                arrays["landmarks2d"][i, :, 1] = crop.scale * (d["pt2d"][:, 1] - crop.y0)
+                arrays["landmarks3d"][i] = v[model.landmarks]
+                arrays["crop"][i] = (crop.scale, crop.x0, crop.y0, z_shift)
+                if with_vertices:
+                    arrays["vertices"][i] = v
+                arrays["status"][i] = STATUS_DONE
+            except (SampleError, ValueError) as e:
+                failures.append((samples[i].id, f"bad parameters: {e}"))
+    # rows of failures are zeroed whatever step failed
+    bad = arrays["status"] != STATUS_DONE
+    if bad.any():
+        for k, a in arrays.items():
+            if k != "status":
+                a[bad] = 0
+    failures.sort()
+    return arrays, failures
+
+
+#: This process's model and down matrices, by spec token (one entry: a worker serves one job).
+_LOADED: dict = {}
+
+
+def model_payload(model: MorphableModel) -> dict:
+    """The constructor arguments of a model (pickled once per worker instead of the object)."""
+    return dict(mean=model.mean, shape_basis=model.shape_basis, shape_std=model.shape_std,
+                expression_basis=model.expression_basis, expression_std=model.expression_std,
+                triangles=model.triangles, landmarks=model.landmarks, name=model.name)
+
+
+def worker_model(spec: WorkerSpec | str) -> tuple[MorphableModel, tuple]:
+    """The (model, down matrices) of this process, built once from a spec; a bare token (``spec.token``)
+    looks up what an earlier call (the worker's initializer) built."""
+    if isinstance(spec, str):
+        return _LOADED[spec]
+    loaded = _LOADED.get(spec.token)
+    if loaded is None:
+        _LOADED.clear()
+        src = spec.model
+        if isinstance(src, MorphableModel):
+            m = src
+        elif isinstance(src, dict):
+            m = MorphableModel(**src)
+        else:
+            from ..formats import load_model
+
+            m = load_model(src)
+        if spec.n_shape is not None or spec.n_expression is not None:
+            m = m.with_components(n_shape=spec.n_shape, n_expression=spec.n_expression)
+        loaded = _LOADED[spec.token] = (m, spec.down)
+    return loaded
+
+
+def run_block(spec: WorkerSpec | str, out: str, block: int, start: int, samples: list,
+              opts: BlockOptions) -> tuple[int, int, list]:
+    """Process one block and write it into the store, then its marker. Returns (block, n_ok, failures)."""
+    model, down = worker_model(spec)
+    arrays, failures = process_samples(model, samples, size=opts.size, margin=opts.margin,
+                                       with_vertices=opts.store == "vertices")
+    if down and "vertices" in arrays:
+        cur = arrays["vertices"]
+        for k, d in enumerate(down, start=1):
+            b, n, _ = cur.shape
+            # one sparse product for the block: (n_k, n) @ (n, B*3)
+            x = np.ascontiguousarray(cur.transpose(1, 0, 2)).reshape(n, b * 3)
+            cur = np.asarray(d @ x, dtype=np.float32).reshape(d.shape[0], b, 3).transpose(1, 0, 2)
+            arrays[f"vertices_level{k}"] = cur
+    n_ok = int((arrays["status"] == STATUS_DONE).sum())
+    write_block(Path(out), block, start, arrays, failures, n_ok=n_ok, vertex_dtype=opts.vertex_dtype)
+    return block, n_ok, failures

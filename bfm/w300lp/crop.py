@@ -1,0 +1,102 @@
+"""The landmark crop of a 300W-LP sample: the crop map, resampling the image, mapping the vertices.
+
+See the package docstring (``bfm.w300lp``) for the pixel convention and the crop rule (face3d's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from meshkit._validate import check_float, check_int
+
+from ..model import MorphableModel
+from ..pose import pose_para_to_image
+
+__all__ = ["CropTransform", "crop_from_landmarks", "crop_image", "crop_vertices", "reconstruct_cropped"]
+
+
+@dataclass(frozen=True)
+class CropTransform:
+    """The crop map ``p_out = scale * (p - (x0, y0))`` in pixel-index coordinates."""
+
+    scale: float
+    x0: float
+    y0: float
+
+
+def crop_from_landmarks(pt2d, *, size: int = 256, margin: float = 1.5) -> CropTransform:
+    """The square crop around 68 landmarks (face3d's 300W-LP rule, see the module docstring).
+
+    Parameters
+    ----------
+    pt2d : (68, 2) float, x, y pixel indices.
+    size : output side in pixels.
+    margin : crop side / mean side of the landmark box (1.5 in face3d).
+    """
+    p = np.asarray(pt2d, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 2 or p.shape[0] == 0:
+        raise ValueError(f"pt2d: expected shape (L, 2), got shape {p.shape}")
+    size = check_int(size, "size", minimum=2)
+    margin = check_float(margin, "margin", minimum=0.0, strict_minimum=True)
+    lo, hi = p.min(axis=0), p.max(axis=0)
+    side = margin * float((hi - lo).sum()) / 2.0
+    if not side > 0:
+        raise ValueError(f"pt2d: expected landmarks spanning a box of positive size, got a box of side {side}")
+    c = (lo + hi) / 2.0
+    return CropTransform(scale=(size - 1) / side, x0=float(c[0] - side / 2), y0=float(c[1] - side / 2))
+
+
+def crop_image(image: np.ndarray, crop: CropTransform, size: int) -> np.ndarray:
+    """Resample an (H, W, 3) uint8 image with the crop map into (size, size, 3) uint8 (bilinear).
+
+    Pillow's transforms work in continuous coordinates (pixel k covers [k, k+1)), so the
+    pixel-index map ``p_out = s (p - q)`` becomes ``u_in = u_out / s + q + 0.5 - 0.5 / s``.
+    """
+    from PIL import Image
+
+    s = crop.scale
+    data = (1.0 / s, 0.0, crop.x0 + 0.5 - 0.5 / s, 0.0, 1.0 / s, crop.y0 + 0.5 - 0.5 / s)
+    im = Image.fromarray(np.ascontiguousarray(image))
+    out = im.transform((size, size), Image.Transform.AFFINE, data, resample=Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
+    return np.asarray(out)
+
+
+def crop_vertices(vertices: np.ndarray, crop: CropTransform) -> tuple[np.ndarray, float]:
+    """Apply the crop map to (..., V, 3) image-space vertices; z scaled and shifted to start at 0.
+
+    Returns
+    -------
+    (cropped vertices float32 of the same shape, z_shift = min(s * z) that was subtracted).
+    """
+    v = np.array(vertices, dtype=np.float64)
+    s = crop.scale
+    v[..., 0] = s * (v[..., 0] - crop.x0)
+    v[..., 1] = s * (v[..., 1] - crop.y0)
+    v[..., 2] *= s
+    z_shift = float(v[..., 2].min())
+    v[..., 2] -= z_shift
+    return v.astype(np.float32), z_shift
+
+
+def reconstruct_cropped(model: MorphableModel, shape_para, exp_para, pose_para, crop, source_height) -> np.ndarray:
+    """Rebuild a store row's cropped vertices from its parameters (the ``store="params"`` path).
+
+    Parameters
+    ----------
+    shape_para : (Ks,), exp_para : (Ke,), pose_para : (7,), crop : (4,) = s, x0, y0, z_shift,
+    source_height : the source image height.
+
+    Returns
+    -------
+    (V, 3) float32, equal (to float32 rounding) to what ``store="vertices"`` stores.
+    """
+    v = model.reconstruct(np.asarray(shape_para, np.float32), np.asarray(exp_para, np.float32))
+    img = pose_para_to_image(v, np.asarray(pose_para, np.float64), float(source_height))
+    c = np.asarray(crop, np.float64)
+    out = np.array(img, dtype=np.float64)
+    out[:, 0] = c[0] * (out[:, 0] - c[1])
+    out[:, 1] = c[0] * (out[:, 1] - c[2])
+    out[:, 2] = c[0] * out[:, 2] - c[3]
+    return out.astype(np.float32)

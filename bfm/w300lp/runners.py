@@ -1,0 +1,132 @@
+"""Running the blocks: in this process, on a local process pool, or on a dask.distributed cluster.
+
+Each runner takes the ``WorkerSpec``, the store path, an iterator of ``(block, start, samples)`` tasks,
+the ``BlockOptions`` and an ``on_done(result)`` callback called in this process with each block's
+``run_block`` result, in the order the blocks finish.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from .blocks import BlockOptions, WorkerSpec, run_block, worker_model
+
+__all__ = ["run_in_process", "run_local", "run_dask"]
+
+
+_BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def run_in_process(spec: WorkerSpec, out: str, tasks, opts: BlockOptions, on_done) -> None:
+    """The blocks one after the other in this process (``workers=1``)."""
+    for b, start, smp in tasks:
+        on_done(run_block(spec, out, b, start, smp, opts))
+
+
+def run_local(workers: int, spec: WorkerSpec, out: str, tasks, opts: BlockOptions, on_done) -> None:
+    """Blocks on a process pool, at most 2 * workers in flight (memory flat in the sample count)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("forkserver") if "forkserver" in mp.get_all_start_methods() else mp.get_context("spawn")
+    # one BLAS thread per worker (the workers are the parallelism); only where the user set nothing,
+    # and only for processes started now
+    saved = {k: os.environ.get(k) for k in _BLAS_ENV}
+    for k in _BLAS_ENV:
+        os.environ.setdefault(k, "1")
+    try:
+        _pool_loop(ctx, workers, spec, out, tasks, opts, on_done)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _pool_loop(ctx, workers: int, spec: WorkerSpec, out: str, tasks, opts: BlockOptions, on_done) -> None:
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(spec, os.getpid())) as ex:
+        pending = set()
+        it = iter(tasks)
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < 2 * workers:
+                try:
+                    b, start, smp = next(it)
+                except StopIteration:
+                    exhausted = True
+                    break
+                # the initializer built the model: each task names it by its token only
+                pending.add(ex.submit(run_block, spec.token, out, b, start, smp, opts))
+            if not pending:
+                break
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in sorted(finished, key=lambda f: f.result()[0]):
+                on_done(f.result())
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, dead but not yet reaped by its parent, counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+    except OSError:  # pragma: no cover - no /proc: fall back to a signal probe
+        try:
+            os.kill(pid, 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+
+
+def _init_worker(spec: WorkerSpec, parent_pid: int | None = None) -> None:
+    """Worker start-up: build the model once; exit if the parent job dies (a killed job leaves no
+    orphan workers holding its files)."""
+    if parent_pid is not None:
+        import threading
+
+        ppid0 = os.getppid()  # the job itself, or the forkserver it started
+
+        def watch():
+            while True:
+                time.sleep(0.25)
+                if os.getppid() != ppid0 or not _alive(parent_pid):
+                    os._exit(1)
+
+        threading.Thread(target=watch, daemon=True, name="w300lp-parent-watch").start()
+    worker_model(spec)
+
+
+def run_dask(scheduler, spec: WorkerSpec, out: str, tasks, opts: BlockOptions, on_done, *, window: int) -> None:
+    """The same blocks on a dask.distributed cluster, a bounded number in flight."""
+    from meshkit._optional import require
+
+    distributed = require("dask.distributed", "preprocess(scheduler=...) on a Dask cluster")
+    Client, as_completed = distributed.Client, distributed.as_completed
+    own = not isinstance(scheduler, Client)
+    client = Client(scheduler) if own else scheduler
+    try:
+        payload = client.scatter(spec, broadcast=True)
+        it = iter(tasks)
+        ac = as_completed()
+        n_in = 0
+        for b, start, smp in it:
+            ac.add(client.submit(run_block, payload, out, b, start, smp, opts, key=f"w300lp-{out}-{b}", pure=False))
+            n_in += 1
+            if n_in >= window:
+                break
+        for fut in ac:
+            on_done(fut.result())
+            fut.release()
+            nxt = next(it, None)
+            if nxt is not None:
+                b, start, smp = nxt
+                ac.add(client.submit(run_block, payload, out, b, start, smp, opts, key=f"w300lp-{out}-{b}", pure=False))
+    finally:
+        if own:
+            client.close()
