@@ -296,13 +296,6 @@ class MorphableModel:
         return a
 
     # ------------------------------------------------------------------------------------------
-    def landmark_vertices(self, vertices) -> np.ndarray:
-        """The landmark rows of reconstructed vertices: (..., N, 3) -> (..., L, 3)."""
-        v = np.asarray(vertices)
-        if v.ndim < 2 or v.shape[-2:] != (self.n_vertices, 3):
-            raise ValueError(f"vertices: expected shape (..., {self.n_vertices}, 3), got shape {v.shape}")
-        return v[..., self.landmarks, :]
-
     def subset(self, vertex_ids, *, name: str | None = None) -> MorphableModel:
         """The model restricted to the given vertices, in the given order.
 
