@@ -36,7 +36,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ._validate import check_choice, check_float, check_int, check_mesh
-from .topology import _adjacency, _prep
+from .topology import _adjacency, _faces_and_vertex_count
 
 __all__ = [
     "combinatorial",
@@ -144,7 +144,7 @@ def combinatorial(faces, n_vertices: int | None = None) -> sp.csr_matrix:
     -------
     (V, V) csr float64, symmetric.
     """
-    f, n = _prep(faces, n_vertices)
+    f, n = _faces_and_vertex_count(faces, n_vertices)
     a = _adjacency(f, n)
     deg = np.diff(a.indptr).astype(np.float64)
     a.data *= -1.0
@@ -167,7 +167,7 @@ def normalized(faces, n_vertices: int | None = None) -> sp.csr_matrix:
     -------
     (V, V) csr float64, symmetric.
     """
-    f, n = _prep(faces, n_vertices)
+    f, n = _faces_and_vertex_count(faces, n_vertices)
     a = _adjacency(f, n)
     deg = np.diff(a.indptr).astype(np.float64)
     s = np.zeros(n)
@@ -193,7 +193,7 @@ def random_walk(faces, n_vertices: int | None = None) -> sp.csr_matrix:
     -------
     (V, V) csr float64.
     """
-    f, n = _prep(faces, n_vertices)
+    f, n = _faces_and_vertex_count(faces, n_vertices)
     a = _adjacency(f, n)
     deg = np.diff(a.indptr).astype(np.float64)
     inv = np.zeros(n)

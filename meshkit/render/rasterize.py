@@ -69,9 +69,9 @@ class Fragments:
 
     @cached_property
     def barycentric(self) -> np.ndarray:
-        from .._kernels import render as K
+        from .._kernels import render as render_kernels
 
-        return K.barycentric(self.snapped_xy, self.faces, self.face_index)
+        return render_kernels.barycentric(self.snapped_xy, self.faces, self.face_index)
 
     @property
     def mask(self) -> np.ndarray:
@@ -92,9 +92,9 @@ def _check_size(height, width) -> tuple[int, int]:
 
 def _check_guard(v: np.ndarray, name: str) -> None:
     """Refuse x/y beyond the fixed-point guard band (a sign of un-projected model coordinates)."""
-    from .._kernels import render as K
+    from .._kernels import render as render_kernels
 
-    m = float(K.max_abs_xy(v)) if v.size else 0.0
+    m = float(render_kernels.max_abs_xy(v)) if v.size else 0.0
     if m > GUARD_BAND:
         raise ValueError(
             f"{name}: expected image-space x and y within +-{GUARD_BAND:.0f} pixels (the rasterizer's "
@@ -155,9 +155,9 @@ def rasterize(vertices, faces, height: int, width: int, *, near_is_larger: bool 
 
 def _rasterize(v: np.ndarray, f: np.ndarray, h: int, w: int, near: bool, cull: bool) -> Fragments:
     """rasterize on validated input (float64 vertices, int64 faces, checked sizes and flags)."""
-    from .._kernels import render as K
+    from .._kernels import render as render_kernels
 
-    fidx, depth, xy = K.rasterize_one(v, f, h, w, 1.0 if near else -1.0, cull)
+    fidx, depth, xy = render_kernels.rasterize_one(v, f, h, w, 1.0 if near else -1.0, cull)
     return Fragments(fidx, depth, xy, f)
 
 
@@ -190,7 +190,7 @@ class Rasterizer:
 
     def __call__(self, vertices, faces) -> Fragments:
         """Rasterize one frame (see ``rasterize``); the result lives in this object's buffers."""
-        from .._kernels import render as K
+        from .._kernels import render as render_kernels
 
         v, f = check_mesh(vertices, faces, allow_repeated=True)
         _check_guard(v, "vertices")
@@ -198,7 +198,7 @@ class Rasterizer:
         if self._xy.shape[0] < n:
             self._xy = np.empty((n, 2), dtype=np.int32)
         xy = self._xy[:n]
-        K.rasterize_into(v, f, 1.0 if self.near_is_larger else -1.0, self.cull_backfaces, self._fbuf, self._zbuf, xy)
+        render_kernels.rasterize_into(v, f, 1.0 if self.near_is_larger else -1.0, self.cull_backfaces, self._fbuf, self._zbuf, xy)
         return Fragments(self._fbuf, self._zbuf, xy, f)
 
 
@@ -220,7 +220,7 @@ def rasterize_batch(vertices, faces, height: int, width: int, *, near_is_larger:
     list of B Fragments, each as ``rasterize`` would return for that mesh (views into shared
     (B, H, W) blocks). The number of threads is numba's (``numba.set_num_threads``).
     """
-    from .._kernels import render as K
+    from .._kernels import render as render_kernels
 
     h, w = _check_size(height, width)
     sign = 1.0 if _check_flag(near_is_larger, "near_is_larger") else -1.0
@@ -236,7 +236,7 @@ def rasterize_batch(vertices, faces, height: int, width: int, *, near_is_larger:
         flat = check_vertices(vertices.reshape(-1, 3), "vertices")
         f = check_faces(faces, n_v, "faces", allow_repeated=True)
         _check_guard(flat, "vertices")
-        fidx, depth, xy = K.rasterize_stack(flat.reshape(b, n_v, 3), f, h, w, sign, cull)
+        fidx, depth, xy = render_kernels.rasterize_stack(flat.reshape(b, n_v, 3), f, h, w, sign, cull)
         return [Fragments(fidx[k], depth[k], xy[k], f) for k in range(b)]
     if faces is not None:
         raise ValueError("faces: expected None when vertices is a sequence of meshes (each carries its faces)")
@@ -257,6 +257,6 @@ def rasterize_batch(vertices, faces, height: int, width: int, *, near_is_larger:
     f_end = np.cumsum([len(x) for x in fs]).astype(np.int64)
     f_start = np.concatenate([[0], f_end[:-1]]).astype(np.int64)
     _check_guard(flat, "vertices")
-    fidx, depth, xy = K.rasterize_many(flat, stacked_f, v_start, f_start, f_end, h, w, sign, cull)
+    fidx, depth, xy = render_kernels.rasterize_many(flat, stacked_f, v_start, f_start, f_end, h, w, sign, cull)
     return [Fragments(fidx[k], depth[k], xy[v_start[k]:v_start[k + 1]], stacked_f[f_start[k]:f_end[k]])
             for k in range(len(f_start))]

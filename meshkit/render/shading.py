@@ -115,7 +115,7 @@ def _plane_scratch(n_faces: int, n_cols: int) -> np.ndarray:
 def _interpolate(fragments: Fragments, f: np.ndarray, a: np.ndarray, bg: np.ndarray, out: np.ndarray | None = None
                  ) -> np.ndarray:
     """interpolate on validated input: (V, C) float64 attributes, (C,) background -> (H, W, C) float32."""
-    from .._kernels import render as K
+    from .._kernels import render as render_kernels
 
     h, w = fragments.shape
     if out is None:
@@ -124,9 +124,9 @@ def _interpolate(fragments: Fragments, f: np.ndarray, a: np.ndarray, bg: np.ndar
     # barycentrics per pixel
     if h * w >= 2 * f.shape[0]:
         coef = _plane_scratch(f.shape[0], 3 * a.shape[1])
-        K.interpolate_planes(fragments.snapped_xy, f, fragments.face_index, a, bg, out, coef)
+        render_kernels.interpolate_planes(fragments.snapped_xy, f, fragments.face_index, a, bg, out, coef)
     else:
-        K.interpolate_fused(fragments.snapped_xy, f, fragments.face_index, a, bg, out)
+        render_kernels.interpolate_fused(fragments.snapped_xy, f, fragments.face_index, a, bg, out)
     return out
 
 
@@ -189,7 +189,7 @@ def render_colors_batch(vertices, faces, colors, height: int, width: int, *, bac
     -------
     BatchRender with ``images`` (B, H, W, C), ``depth`` (B, H, W), ``face_index`` (B, H, W).
     """
-    from .._kernels import render as K
+    from .._kernels import render as render_kernels
 
     v = np.asarray(vertices) if not isinstance(vertices, (str, bytes)) and vertices is not None else vertices
     if not isinstance(v, np.ndarray) or v.ndim != 3 or v.shape[2] != 3 or v.shape[0] == 0:
@@ -208,7 +208,7 @@ def render_colors_batch(vertices, faces, colors, height: int, width: int, *, bac
         att = _check_attributes(c, n_v, "colors")[0][None]
     bg = _check_background(background, att.shape[2])
     sign = 1.0 if _check_flag(near_is_larger, "near_is_larger") else -1.0
-    fidx, depth, images = K.render_stack(flat.reshape(b, n_v, 3), f, np.ascontiguousarray(att), bg, h, w, sign,
+    fidx, depth, images = render_kernels.render_stack(flat.reshape(b, n_v, 3), f, np.ascontiguousarray(att), bg, h, w, sign,
                                          _check_flag(cull_backfaces, "cull_backfaces"))
     return BatchRender(images, depth, fidx)
 
