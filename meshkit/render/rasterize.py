@@ -27,7 +27,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .._validate import check_faces, check_int, check_mesh, check_vertices
+from .._validate import check_bool, check_faces, check_int, check_mesh, check_vertices
 
 __all__ = ["Fragments", "Rasterizer", "rasterize", "rasterize_batch", "GUARD_BAND", "SUBPIXEL"]
 
@@ -109,12 +109,6 @@ def _check_image_mesh(vertices, faces, height, width):
     return v, f, h, w
 
 
-def _check_flag(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
 def rasterize(vertices, faces, height: int, width: int, *, near_is_larger: bool = True,
               cull_backfaces: bool = False) -> Fragments:
     """Rasterize an image-space triangle mesh with a z-buffer: nearest triangle per pixel.
@@ -150,7 +144,7 @@ def rasterize(vertices, faces, height: int, width: int, *, near_is_larger: bool 
         ``barycentric`` (H, W, 3) float32 (computed when first read).
     """
     v, f, h, w = _check_image_mesh(vertices, faces, height, width)
-    return _rasterize(v, f, h, w, _check_flag(near_is_larger, "near_is_larger"), _check_flag(cull_backfaces, "cull_backfaces"))
+    return _rasterize(v, f, h, w, check_bool(near_is_larger, "near_is_larger"), check_bool(cull_backfaces, "cull_backfaces"))
 
 
 def _rasterize(v: np.ndarray, f: np.ndarray, h: int, w: int, near: bool, cull: bool) -> Fragments:
@@ -182,8 +176,8 @@ class Rasterizer:
 
     def __init__(self, height: int, width: int, *, near_is_larger: bool = True, cull_backfaces: bool = False):
         self.height, self.width = _check_size(height, width)
-        self.near_is_larger = _check_flag(near_is_larger, "near_is_larger")
-        self.cull_backfaces = _check_flag(cull_backfaces, "cull_backfaces")
+        self.near_is_larger = check_bool(near_is_larger, "near_is_larger")
+        self.cull_backfaces = check_bool(cull_backfaces, "cull_backfaces")
         self._fbuf = np.empty((self.height, self.width), dtype=np.int32)
         self._zbuf = np.empty((self.height, self.width), dtype=np.float32)
         self._xy = np.empty((0, 2), dtype=np.int32)
@@ -223,8 +217,8 @@ def rasterize_batch(vertices, faces, height: int, width: int, *, near_is_larger:
     from .._kernels import render as render_kernels
 
     h, w = _check_size(height, width)
-    sign = 1.0 if _check_flag(near_is_larger, "near_is_larger") else -1.0
-    cull = _check_flag(cull_backfaces, "cull_backfaces")
+    sign = 1.0 if check_bool(near_is_larger, "near_is_larger") else -1.0
+    cull = check_bool(cull_backfaces, "cull_backfaces")
     if isinstance(vertices, np.ndarray) and vertices.ndim == 3:
         if faces is None:
             raise ValueError("faces: expected an (F, 3) integer array shared by the (B, V, 3) vertices, got None")
