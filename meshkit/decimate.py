@@ -173,8 +173,8 @@ def decimate(vertices, faces, factor=None, n_vertices=None) -> Decimation:
         lo, hi = v.min(axis=0), v.max(axis=0)
         diag = float(np.linalg.norm(hi - lo)) or 1.0
         p = (v - 0.5 * (lo + hi)) / diag
-        alive, out_f, face_alive, n_alive, collapses = decimate_kernels.qem_decimate(p, f, target, BOUNDARY_WEIGHT, MIN_COS,
-                                                                       EPS_DEGENERATE, MIN_QUALITY)
+        alive, out_f, face_alive, n_alive, collapses = decimate_kernels.qem_decimate(
+            p, f, target, BOUNDARY_WEIGHT, MIN_COS, EPS_DEGENERATE, MIN_QUALITY)
         if n_alive != target:
             raise ValueError(
                 f"decimate: no valid collapse left at {n_alive} vertices, target {target} "

@@ -2,7 +2,7 @@
 
 What is here:
 - ``check_input``: unreferenced vertices, degenerate faces, edges with > 2 faces or inconsistent
-  winding, non-manifold vertices, in one pass.
+  winding, non-manifold vertices (the one-fan check is ``_kernels.topology.fan_order``), in one pass.
 - ``qem_decimate``: the whole decimation loop: quadrics, boundary constraint planes, a priority
   queue, the collapse checks (link condition, boundary rules, normal flips, degenerate and
   duplicate faces) and the collapses themselves on a corner-based vertex -> face incidence
