@@ -34,31 +34,12 @@ from typing import Literal
 
 import numpy as np
 
-from meshkit._validate import check_choice, check_faces, check_int
+from meshkit._validate import check_array, check_choice, check_faces, check_int
 
 __all__ = ["MorphableModel", "Units"]
 
 Units = Literal["raw", "std"]
 _UNITS = ("raw", "std")
-
-
-def _as_float32(a, name: str, shape: tuple) -> np.ndarray:
-    """Validate a float array of the given shape (None in ``shape`` = any size) and return float32."""
-    if a is None or isinstance(a, (str, bytes)):
-        raise TypeError(f"{name}: expected a float array of shape {_shape_text(shape)}, got {type(a).__name__}")
-    arr = np.asarray(a)
-    if arr.dtype == object or arr.dtype.kind not in "fiu":
-        raise TypeError(f"{name}: expected a float array of shape {_shape_text(shape)}, got dtype {arr.dtype}")
-    if arr.ndim != len(shape) or any(s is not None and s != g for s, g in zip(shape, arr.shape, strict=True)):
-        raise ValueError(f"{name}: expected shape {_shape_text(shape)}, got shape {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name}: expected finite values, got {int((~np.isfinite(arr)).sum())} NaN/inf value(s)")
-    return arr
-
-
-def _shape_text(shape: tuple) -> str:
-    return "(" + ", ".join("?" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 def _readonly(a: np.ndarray | None) -> np.ndarray | None:
@@ -113,14 +94,14 @@ class MorphableModel:
     _basis: np.ndarray = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        mean = _as_float32(self.mean, "mean", (None, 3))
+        mean = check_array(self.mean, "mean", ("N", 3), dtype=np.float32)
         n = mean.shape[0]
         if n == 0:
             raise ValueError("mean: expected at least one vertex, got shape (0, 3)")
-        sb = _as_float32(self.shape_basis, "shape_basis", (3 * n, None))
-        ss = _as_float32(self.shape_std, "shape_std", (sb.shape[1],))
-        eb = _as_float32(self.expression_basis, "expression_basis", (3 * n, None))
-        es = _as_float32(self.expression_std, "expression_std", (eb.shape[1],))
+        sb = check_array(self.shape_basis, "shape_basis", (3 * n, "Ks"), dtype=np.float32)
+        ss = check_array(self.shape_std, "shape_std", (sb.shape[1],), dtype=np.float32)
+        eb = check_array(self.expression_basis, "expression_basis", (3 * n, "Ke"), dtype=np.float32)
+        es = check_array(self.expression_std, "expression_std", (eb.shape[1],), dtype=np.float32)
         tri = check_faces(self.triangles, n, "triangles")
         lm = np.asarray(self.landmarks)
         if lm.dtype.kind not in "iu":
@@ -134,12 +115,12 @@ class MorphableModel:
         if any(t is not None for t in tex):
             if self.texture_mean is None:
                 raise ValueError("texture_mean: expected an (N, 3) array when a texture basis or std is given, got None")
-            tm = _as_float32(self.texture_mean, "texture_mean", (n, 3))
+            tm = check_array(self.texture_mean, "texture_mean", (n, 3), dtype=np.float32)
             if (self.texture_basis is None) != (self.texture_std is None):
                 raise ValueError("texture_basis, texture_std: expected both or neither, got only one")
             if self.texture_basis is not None:
-                tb = _as_float32(self.texture_basis, "texture_basis", (3 * n, None))
-                ts = _as_float32(self.texture_std, "texture_std", (tb.shape[1],))
+                tb = check_array(self.texture_basis, "texture_basis", (3 * n, "Kt"), dtype=np.float32)
+                ts = check_array(self.texture_std, "texture_std", (tb.shape[1],), dtype=np.float32)
             else:
                 tb = np.zeros((3 * n, 0), np.float32)
                 ts = np.zeros((0,), np.float32)
@@ -296,13 +277,6 @@ class MorphableModel:
         return a
 
     # ------------------------------------------------------------------------------------------
-    def landmark_vertices(self, vertices) -> np.ndarray:
-        """The landmark rows of reconstructed vertices: (..., N, 3) -> (..., L, 3)."""
-        v = np.asarray(vertices)
-        if v.ndim < 2 or v.shape[-2:] != (self.n_vertices, 3):
-            raise ValueError(f"vertices: expected shape (..., {self.n_vertices}, 3), got shape {v.shape}")
-        return v[..., self.landmarks, :]
-
     def subset(self, vertex_ids, *, name: str | None = None) -> MorphableModel:
         """The model restricted to the given vertices, in the given order.
 

@@ -41,7 +41,7 @@ from typing import Literal
 
 import numpy as np
 
-from meshkit._validate import check_choice, check_float
+from meshkit._validate import check_array, check_choice, check_float, check_shape
 from meshkit.transform import euler_to_matrix, matrix_to_euler
 
 __all__ = [
@@ -63,32 +63,16 @@ __all__ = [
 TEMPLATES = {62: (12, 40, 10), 72: (12, 40, 20), 141: (12, 100, 29)}
 
 
-def _float_array(a, name: str, tail: tuple, what: str) -> np.ndarray:
-    """Validate a float array whose trailing dims are ``tail``; return float64."""
-    if a is None or isinstance(a, (str, bytes)):
-        raise TypeError(f"{name}: expected a float array of shape (..., {', '.join(map(str, tail))}) {what}, "
-                        f"got {type(a).__name__}")
-    arr = np.asarray(a)
-    if arr.dtype == object or arr.dtype.kind not in "fiu":
-        raise TypeError(f"{name}: expected a float array {what}, got dtype {arr.dtype}")
-    if arr.ndim < len(tail) or arr.shape[arr.ndim - len(tail):] != tail:
-        raise ValueError(f"{name}: expected shape (..., {', '.join(map(str, tail))}) {what}, got shape {arr.shape}")
-    arr = arr.astype(np.float64)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name}: expected finite values, got {int((~np.isfinite(arr)).sum())} NaN/inf value(s)")
-    return arr
-
-
 def _pose_para(pose_para) -> np.ndarray:
     p = np.asarray(pose_para) if pose_para is not None else pose_para
     if isinstance(p, np.ndarray) and p.ndim == 2 and p.shape == (1, 7):
         p = p[0]  # the (1, 7) row as stored in 300W-LP .mat files
-    out = _float_array(p, "pose_para", (7,), "= pitch, yaw, roll, tx, ty, tz, scale")
+    out = check_array(p, "pose_para", (..., 7), what="= pitch, yaw, roll, tx, ty, tz, scale", copy=True)
     return out
 
 
 def _vertices(vertices, name: str = "vertices") -> np.ndarray:
-    return _float_array(vertices, name, (3,), "of (N, 3) or (B, N, 3) points")
+    return check_array(vertices, name, (..., 3), what="of (N, 3) or (B, N, 3) points", copy=True)
 
 
 def _out_dtype(a) -> np.dtype:
@@ -129,7 +113,7 @@ def pose_para_to_camera(pose_para) -> np.ndarray:
 def _decompose(camera) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(scale (...,), R (..., 3, 3) orthonormal, t (..., 3)) from a 3x4 affine camera, as 3DDFA_V2's
     P2sRt: rows 0 and 1 normalised, row 2 = row0 x row1, scale = mean of the two row norms."""
-    p = _float_array(camera, "camera", (3, 4), "(3x4 affine camera [s R | t])")
+    p = check_array(camera, "camera", (..., 3, 4), what="(3x4 affine camera [s R | t])", copy=True)
     r1, r2 = p[..., 0, :3], p[..., 1, :3]
     n1, n2 = np.linalg.norm(r1, axis=-1), np.linalg.norm(r2, axis=-1)
     if (n1 <= 0).any() or (n2 <= 0).any():
@@ -249,7 +233,7 @@ def camera_to_image(vertices, camera, *, size=None) -> np.ndarray:
     p = np.asarray(camera)
     if p.ndim >= 1 and p.shape[-1] == 12 and p.dtype.kind in "fiu":
         p = p.reshape(p.shape[:-1] + (3, 4))
-    p = _float_array(p, "camera", (3, 4), "(3x4 affine camera)")
+    p = check_array(p, "camera", (..., 3, 4), what="(3x4 affine camera)", copy=True)
     _check_batch(v, p, "camera")
     out = v @ np.swapaxes(p[..., :3], -1, -2) + p[..., None, :, 3]
     if size is not None:
@@ -263,8 +247,7 @@ def camera_to_image(vertices, camera, *, size=None) -> np.ndarray:
 def _check_batch(v: np.ndarray, per_item: np.ndarray, name: str) -> None:
     """Vertices (N, 3) go with one pose; (B, N, 3) with one pose or B poses."""
     batched_pose = per_item.ndim == 3
-    if v.ndim not in (2, 3):
-        raise ValueError(f"vertices: expected shape (N, 3) or (B, N, 3), got shape {v.shape}")
+    check_shape(v, "vertices", [("N", 3), ("B", "N", 3)])
     if batched_pose and (v.ndim != 3 or v.shape[0] != per_item.shape[0]):
         raise ValueError(f"{name}: got a batch of {per_item.shape[0]} poses for vertices of shape {v.shape}; "
                          f"expected one pose or (B, N, 3) vertices with the same B")
@@ -275,7 +258,7 @@ def _check_batch(v: np.ndarray, per_item: np.ndarray, name: str) -> None:
 
 
 def _params(param, name: str = "param") -> np.ndarray:
-    p = _float_array(param, name, (np.asarray(param).shape[-1] if np.ndim(param) else -1,), "")
+    p = check_array(param, name, (..., "n"), copy=True)
     n = p.shape[-1]
     if n not in TEMPLATES:
         raise ValueError(f"{name}: expected a 3DDFA parameter vector of length {sorted(TEMPLATES)} "
@@ -310,7 +293,7 @@ def join_params(camera, shape, expression) -> np.ndarray:
     -------
     (L,) or (B, L) float64.
     """
-    cam = _float_array(camera, "camera", (3, 4), "(3x4 affine camera)")
+    cam = check_array(camera, "camera", (..., 3, 4), what="(3x4 affine camera)", copy=True)
     s = np.asarray(shape, dtype=np.float64)
     e = np.asarray(expression, dtype=np.float64)
     lead = cam.shape[:-2]
@@ -342,8 +325,8 @@ def unwhiten_params(whitened, mean, std) -> np.ndarray:
 
 
 def _mean_std(mean, std, n: int) -> tuple[np.ndarray, np.ndarray]:
-    m = _float_array(mean, "mean", (n,), f"(the parameter mean, length {n})")
-    s = _float_array(std, "std", (n,), f"(the parameter std, length {n})")
+    m = check_array(mean, "mean", (..., n), what=f"(the parameter mean, length {n})", copy=True)
+    s = check_array(std, "std", (..., n), what=f"(the parameter std, length {n})", copy=True)
     if m.ndim != 1 or s.ndim != 1:
         raise ValueError(f"mean, std: expected 1-D arrays of length {n}, got shapes {m.shape}, {s.shape}")
     if not (s > 0).all():

@@ -88,31 +88,6 @@ class Decimation:
         return self.down.shape[0]
 
 
-def _up_matrix(n: int, kept: np.ndarray, rem: np.ndarray, corners: np.ndarray, bary: np.ndarray) -> sp.csr_matrix:
-    """CSR (n, n_coarse): row kept[j] = e_j; row rem[i] = the positive weights bary[i] on the coarse
-    vertices corners[i] (renormalised to sum to 1), columns ascending."""
-    nc = len(kept)
-    w = np.clip(bary, 0.0, None)
-    w /= w.sum(axis=1, keepdims=True)
-    order = np.argsort(corners, axis=1, kind="stable")
-    cols = np.take_along_axis(corners, order, axis=1)
-    w = np.take_along_axis(w, order, axis=1)
-    nz = w > 0
-    counts = np.ones(n, dtype=np.int64)
-    counts[rem] = nz.sum(axis=1)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    indices = np.empty(indptr[-1], dtype=np.int64)
-    data = np.empty(indptr[-1])
-    indices[indptr[kept]] = np.arange(nc)
-    data[indptr[kept]] = 1.0
-    # removed rows: their non-zeros in order, placed after each row start
-    slot = indptr[rem][:, None] + np.cumsum(nz, axis=1) - 1
-    indices[slot[nz]] = cols[nz]
-    data[slot[nz]] = w[nz]
-    return sp.csr_matrix((data, indices, indptr), shape=(n, nc))
-
-
 def _target(n: int, factor, n_vertices) -> int:
     if (factor is None) == (n_vertices is None):
         raise ValueError(
@@ -133,9 +108,9 @@ def _target(n: int, factor, n_vertices) -> int:
 def _check_input(v: np.ndarray, f: np.ndarray) -> None:
     """Refuse unreferenced vertices, degenerate faces and non-manifold or inconsistently wound input
     (one numba pass; the tests check it against meshkit.topology)."""
-    from ._kernels import decimate as _k
+    from ._kernels import decimate as decimate_kernels
 
-    code, a, b = _k.check_input(v, f, EPS_DEGENERATE)
+    code, a, b = decimate_kernels.check_input(v, f, EPS_DEGENERATE)
     if code == 1:
         raise ValueError(f"faces: every vertex must belong to a face, got unreferenced vertex {a} (remove such vertices first)")
     if code == 2:
@@ -182,8 +157,8 @@ def decimate(vertices, faces, factor=None, n_vertices=None) -> Decimation:
     >>> coarse = d.down @ v           # == v[d.kept]  # doctest: +SKIP
     >>> back = d.up @ coarse          # fine vertices projected onto the coarse surface  # doctest: +SKIP
     """
-    from ._kernels import decimate as _k
-    from .transfer import _closest
+    from ._kernels import decimate as decimate_kernels
+    from .transfer import _barycentric_matrix, _closest
 
     v, f = check_mesh(vertices, faces)
     # numba compiles a separate specialisation for read-only arrays (e.g. a Mesh's): hand it writeable ones
@@ -198,8 +173,8 @@ def decimate(vertices, faces, factor=None, n_vertices=None) -> Decimation:
         lo, hi = v.min(axis=0), v.max(axis=0)
         diag = float(np.linalg.norm(hi - lo)) or 1.0
         p = (v - 0.5 * (lo + hi)) / diag
-        alive, out_f, face_alive, n_alive, collapses = _k.qem_decimate(p, f, target, BOUNDARY_WEIGHT, MIN_COS,
-                                                                       EPS_DEGENERATE, MIN_QUALITY)
+        alive, out_f, face_alive, n_alive, collapses = decimate_kernels.qem_decimate(
+            p, f, target, BOUNDARY_WEIGHT, MIN_COS, EPS_DEGENERATE, MIN_QUALITY)
         if n_alive != target:
             raise ValueError(
                 f"decimate: no valid collapse left at {n_alive} vertices, target {target} "
@@ -223,6 +198,12 @@ def decimate(vertices, faces, factor=None, n_vertices=None) -> Decimation:
     removed[kept] = False
     rem = np.flatnonzero(removed)
     face, bary, _ = _closest(cv, cf, v[rem])
-    up = _up_matrix(n, kept, rem, cf[face], bary)
+    corners = np.empty((n, 3), dtype=np.int64)
+    weights = np.zeros((n, 3))
+    corners[kept] = np.arange(nc, dtype=np.int64)[:, None]  # kept vertex j: weight 1 on coarse vertex j
+    weights[kept, 0] = 1.0
+    corners[rem] = cf[face]
+    weights[rem] = bary
+    up = _barycentric_matrix(corners, weights, nc)
     # arrays are fresh copies owned by the result, left writeable (torch.from_numpy warns on read-only ones)
     return Decimation(vertices=cv, faces=cf, kept=kept, down=down, up=up, collapses=np.asarray(collapses))

@@ -35,8 +35,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from ._validate import check_choice, check_float, check_int, check_mesh
-from .topology import _adjacency, _prep
+from ._validate import check_choice, check_float, check_int, check_mesh, check_signal, check_square_sparse
+from .topology import _adjacency, _faces_and_vertex_count
 
 __all__ = [
     "combinatorial",
@@ -68,34 +68,6 @@ def _with_diagonal(off: sp.csr_matrix, diag: np.ndarray) -> sp.csr_matrix:
     out = (off + sp.csr_matrix((diag, (np.arange(n), np.arange(n))), shape=(n, n))).tocsr()
     out.sort_indices()
     return out
-
-
-def _check_square(L, name: str = "L") -> sp.csr_matrix:
-    if not sp.issparse(L):
-        if isinstance(L, np.ndarray) and L.ndim == 2 and L.shape[0] == L.shape[1]:
-            L = sp.csr_matrix(L)
-        else:
-            raise TypeError(f"{name}: expected a square scipy.sparse matrix, got {type(L).__name__}")
-    if L.ndim != 2 or L.shape[0] != L.shape[1] or L.shape[0] == 0:
-        raise ValueError(f"{name}: expected a non-empty square matrix, got shape {L.shape}")
-    if L.dtype.kind not in "fiu":
-        raise TypeError(f"{name}: expected a real matrix, got dtype {L.dtype}")
-    L = sp.csr_matrix(L, dtype=np.float64)
-    if not np.isfinite(L.data).all():
-        raise ValueError(f"{name}: expected finite entries, got NaN/inf")
-    return L
-
-
-def _check_signal(x, n: int, name: str = "x") -> np.ndarray:
-    a = np.asarray(x)
-    if a.dtype.kind not in "fiu":
-        raise TypeError(f"{name}: expected a real array of shape (V,) or (V, C), got dtype {a.dtype}")
-    if a.ndim not in (1, 2) or a.shape[0] != n:
-        raise ValueError(f"{name}: expected shape ({n},) or ({n}, C), got shape {a.shape}")
-    a = np.asarray(a, dtype=np.float64)
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name}: expected finite values, got NaN/inf")
-    return a
 
 
 def factor_backend() -> str:
@@ -144,7 +116,7 @@ def combinatorial(faces, n_vertices: int | None = None) -> sp.csr_matrix:
     -------
     (V, V) csr float64, symmetric.
     """
-    f, n = _prep(faces, n_vertices)
+    f, n = _faces_and_vertex_count(faces, n_vertices)
     a = _adjacency(f, n)
     deg = np.diff(a.indptr).astype(np.float64)
     a.data *= -1.0
@@ -167,7 +139,7 @@ def normalized(faces, n_vertices: int | None = None) -> sp.csr_matrix:
     -------
     (V, V) csr float64, symmetric.
     """
-    f, n = _prep(faces, n_vertices)
+    f, n = _faces_and_vertex_count(faces, n_vertices)
     a = _adjacency(f, n)
     deg = np.diff(a.indptr).astype(np.float64)
     s = np.zeros(n)
@@ -193,7 +165,7 @@ def random_walk(faces, n_vertices: int | None = None) -> sp.csr_matrix:
     -------
     (V, V) csr float64.
     """
-    f, n = _prep(faces, n_vertices)
+    f, n = _faces_and_vertex_count(faces, n_vertices)
     a = _adjacency(f, n)
     deg = np.diff(a.indptr).astype(np.float64)
     inv = np.zeros(n)
@@ -348,7 +320,7 @@ def lambda_max(L, *, tol: float = 1e-8) -> float:
     -------
     float
     """
-    L = _check_square(L)
+    L = check_square_sparse(L)
     tol = check_float(tol, "tol", minimum=0.0)
     n = L.shape[0]
     if n <= 16:
@@ -375,7 +347,7 @@ def chebyshev_rescale(L, lmax: float | None = None) -> sp.csr_matrix:
     -------
     (V, V) csr float64.
     """
-    L = _check_square(L)
+    L = check_square_sparse(L)
     lmax = lambda_max(L) if lmax is None else check_float(lmax, "lmax", minimum=0.0, strict_minimum=True)
     out = (L * (2.0 / lmax) - sp.identity(L.shape[0], format="csr")).tocsr()
     out.sort_indices()
@@ -398,8 +370,8 @@ def chebyshev_basis(L_hat, x, K: int) -> np.ndarray:
     -------
     (K, V, C) float64, or (K, V) for a 1-D ``x``.
     """
-    L_hat = _check_square(L_hat, "L_hat")
-    x = _check_signal(x, L_hat.shape[0])
+    L_hat = check_square_sparse(L_hat, "L_hat")
+    x = check_signal(x, L_hat.shape[0])
     K = check_int(K, "K", minimum=1)
     out = np.empty((K,) + x.shape)
     out[0] = x
@@ -465,11 +437,11 @@ def eigenbasis(L, k: int, mass=None, *, sigma: float | None = None, tol: float =
     machine whose cores are already busy, BLAS threads waiting for each other can make this 5x
     slower; ``OMP_NUM_THREADS=1`` (set before Python starts) avoids it (see benchmarks/README.md).
     """
-    L = _check_square(L)
+    L = check_square_sparse(L)
     n = L.shape[0]
     k = check_int(k, "k", minimum=1, maximum=n - 1)
     tol = check_float(tol, "tol", minimum=0.0)
-    M = None if mass is None else _check_square(mass, "mass")
+    M = None if mass is None else check_square_sparse(mass, "mass")
     if M is not None and M.shape != L.shape:
         raise ValueError(f"mass: expected shape {L.shape} to match L, got {M.shape}")
     mdiag = 1.0 if M is None else float(np.mean(M.diagonal()))
@@ -498,14 +470,14 @@ def fourier(basis: Eigenbasis, x) -> np.ndarray:
     With M-orthonormal Phi, ``inverse_fourier(basis, fourier(basis, x))`` is the M-orthogonal
     projection of x onto the span of the k eigenvectors.
     """
-    x = _check_signal(x, basis.vectors.shape[0])
+    x = check_signal(x, basis.vectors.shape[0])
     mx = x if basis.mass is None else basis.mass @ x
     return basis.vectors.T @ mx
 
 
 def inverse_fourier(basis: Eigenbasis, coefficients) -> np.ndarray:
     """Inverse graph Fourier transform: x = Phi c ((V,) or (V, C) for c (k,) or (k, C))."""
-    c = _check_signal(coefficients, basis.vectors.shape[1], "coefficients")
+    c = check_signal(coefficients, basis.vectors.shape[1], "coefficients")
     return basis.vectors @ c
 
 
@@ -557,7 +529,7 @@ class Smoother:
 
     def __call__(self, x) -> np.ndarray:
         """Smooth a signal x (V,) or (V, C) (e.g. the vertices) once; same shape out, float64."""
-        x = _check_signal(x, self.n_vertices)
+        x = check_signal(x, self.n_vertices)
         return np.asarray(self._solve(self.mass @ x)).reshape(x.shape)
 
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import check_choice, check_float, check_int
+from ._validate import check_array, check_choice, check_float, check_int
 
 __all__ = [
     "bbox_size",
@@ -59,18 +59,13 @@ YAW_BINS = ((0.0, 30.0), (30.0, 60.0), (60.0, 90.0))
 
 def _points(a, name, dims=None) -> np.ndarray:
     """(B, K, d) or (K, d) float points -> (B, K, d) float64."""
-    x = np.asarray(a)
-    if x.dtype.kind not in "fiu":
-        raise TypeError(f"{name}: expected a float array of shape (B, K, d) or (K, d), got dtype {x.dtype}")
+    x = check_array(a, name, [("B", "K", 2), ("B", "K", 3), ("K", 2), ("K", 3)], copy=True)
     if x.ndim == 2:
         x = x[None]
-    if x.ndim != 3 or x.shape[1] == 0 or x.shape[2] not in (2, 3):
-        raise ValueError(f"{name}: expected shape (B, K, 2|3) or (K, 2|3), got {np.shape(a)}")
+    if x.shape[1] == 0:
+        raise ValueError(f"{name}: expected at least one point per sample, got shape {np.shape(a)}")
     if dims is not None and x.shape[2] < dims:
         raise ValueError(f"{name}: expected {dims} coordinates per point, got shape {np.shape(a)}")
-    x = x.astype(np.float64)
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name}: expected finite coordinates, got NaN/inf")
     return x
 
 
@@ -83,7 +78,7 @@ def _pair(pred, gt, dims):
 
 
 def _normaliser(n, name, b):
-    d = np.asarray(n, dtype=np.float64).reshape(-1)
+    d = check_array(n, name).reshape(-1)
     if d.size == 1 and b > 1:
         d = np.full(b, d[0])
     if d.shape != (b,):
@@ -163,10 +158,7 @@ def nme_interocular(pred, gt, *, dims: int = 2, left: int = 36, right: int = 45)
 
 
 def _errors(errors) -> np.ndarray:
-    e = np.asarray(errors)
-    if e.dtype.kind not in "fiu":
-        raise TypeError(f"errors: expected a float array, got dtype {e.dtype}")
-    e = e.astype(np.float64).reshape(-1)
+    e = check_array(errors, "errors", finite=False).reshape(-1)
     if e.size == 0:
         raise ValueError("errors: expected at least one value, got an empty array")
     if not (np.isfinite(e) & (e >= 0)).all():
@@ -192,9 +184,7 @@ def ced_curve(errors, thresholds=None, *, max_error: float | None = None, n: int
         top = float(e[-1]) if max_error is None else check_float(max_error, "max_error", minimum=0.0, strict_minimum=True)
         t = np.linspace(0.0, top, check_int(n, "n", minimum=2))
     else:
-        t = np.asarray(thresholds, dtype=np.float64).reshape(-1)
-        if t.size == 0 or not np.isfinite(t).all():
-            raise ValueError("thresholds: expected a non-empty array of finite values")
+        t = check_array(thresholds, "thresholds", nonempty=True).reshape(-1)
     frac = np.searchsorted(e, t, side="right") / e.size
     return t, frac
 
@@ -214,12 +204,7 @@ def yaw_bins(yaw, *, degrees: bool = False, right_closed: bool = False) -> np.nd
 
     ``right_closed``: 3DDFA's (0, 30], (30, 60], (60, ...) instead. |yaw| beyond 90 goes to bin 2.
     """
-    y = np.asarray(yaw)
-    if y.dtype.kind not in "fiu":
-        raise TypeError(f"yaw: expected a float array, got dtype {y.dtype}")
-    y = np.abs(y.astype(np.float64).reshape(-1))
-    if not np.isfinite(y).all():
-        raise ValueError("yaw: expected finite values, got NaN/inf")
+    y = np.abs(check_array(yaw, "yaw").reshape(-1))
     if not degrees:
         y = np.degrees(y)
     if right_closed:

@@ -61,7 +61,7 @@ from typing import Literal
 
 import numpy as np
 
-from ._kernels import spiral as _ks
+from ._kernels import spiral as spiral_kernels
 from ._validate import check_choice, check_faces, check_int
 from .topology import _rings_csr
 
@@ -119,4 +119,4 @@ def spiral_indices(faces, length: int, dilation: int = 1, *, padding: Literal["r
             f"{int(bad[0])}"
         )
     pad = -1 if padding == "repeat" else n
-    return _ks.spirals(indptr, ring, n, length, dilation, pad)
+    return spiral_kernels.spirals(indptr, ring, n, length, dilation, pad)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ._kernels import topology as _k
+from ._kernels import topology as topology_kernels
 from ._validate import check_faces, check_int
 
 __all__ = [
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-def _prep(faces, n_vertices) -> tuple[np.ndarray, int]:
+def _faces_and_vertex_count(faces, n_vertices) -> tuple[np.ndarray, int]:
     """Validated faces and the vertex count (``n_vertices``, checked first, or ``faces.max() + 1``)."""
     n = None if n_vertices is None else check_int(n_vertices, "n_vertices", minimum=1)
     f = check_faces(faces, n)
@@ -56,7 +56,7 @@ def edges(faces, *, return_counts: bool = False):
 
 def adjacency(faces, n_vertices: int | None = None) -> sp.csr_matrix:
     """Symmetric 0/1 vertex adjacency (V, V) csr, float64, no diagonal, column indices sorted."""
-    f, n = _prep(faces, n_vertices)
+    f, n = _faces_and_vertex_count(faces, n_vertices)
     return _adjacency(f, n)
 
 
@@ -82,7 +82,7 @@ def vertex_face_incidence(faces, n_vertices: int | None = None) -> sp.csr_matrix
 
     Row v's column indices (``.indices[indptr[v]:indptr[v+1]]``) list v's faces in ascending order.
     """
-    f, n = _prep(faces, n_vertices)
+    f, n = _faces_and_vertex_count(faces, n_vertices)
     nf = len(f)
     rows = f.ravel()
     cols = np.repeat(np.arange(nf, dtype=np.int64), 3)
@@ -94,7 +94,7 @@ def vertex_face_incidence(faces, n_vertices: int | None = None) -> sp.csr_matrix
 
 def _rings_csr(f: np.ndarray, n: int):
     vf = vertex_face_incidence(f, n)
-    return _k.ordered_one_rings(f, vf.indptr.astype(np.int64), vf.indices.astype(np.int64), n)
+    return topology_kernels.ordered_one_rings(f, vf.indptr.astype(np.int64), vf.indices.astype(np.int64), n)
 
 
 def one_rings(faces, n_vertices: int | None = None, *, return_boundary: bool = False):
@@ -121,7 +121,7 @@ def one_rings(faces, n_vertices: int | None = None, *, return_boundary: bool = F
     ValueError
         At a non-manifold vertex (several fans) or inconsistent winding, which has no rotational order.
     """
-    f, n = _prep(faces, n_vertices)
+    f, n = _faces_and_vertex_count(faces, n_vertices)
     indptr, ring, status = _rings_csr(f, n)
     bad = np.flatnonzero(status < 0)
     if bad.size:
@@ -180,7 +180,7 @@ def boundary_loops(faces) -> list[np.ndarray]:
 
 def boundary_vertices(faces, n_vertices: int | None = None) -> np.ndarray:
     """(V,) bool mask of vertices on a boundary edge."""
-    f, n = _prep(faces, n_vertices)
+    f, n = _faces_and_vertex_count(faces, n_vertices)
     mask = np.zeros(n, dtype=bool)
     mask[boundary_edges(f).ravel()] = True
     return mask
@@ -211,7 +211,7 @@ def nonmanifold_edges(faces) -> np.ndarray:
 def nonmanifold_vertices(faces, n_vertices: int | None = None) -> np.ndarray:
     """Indices of vertices whose faces do not form a single fan (e.g. two cones touching at a tip),
     or around which the winding is inconsistent."""
-    f, n = _prep(faces, n_vertices)
+    f, n = _faces_and_vertex_count(faces, n_vertices)
     _, _, status = _rings_csr(f, n)
     return np.flatnonzero(status < 0)
 
@@ -223,5 +223,5 @@ def is_manifold(faces, n_vertices: int | None = None) -> bool:
 
 def euler_characteristic(faces, n_vertices: int | None = None) -> int:
     """V - E + F, counting all ``n_vertices`` vertices (default: those up to ``faces.max()``)."""
-    f, n = _prep(faces, n_vertices)
+    f, n = _faces_and_vertex_count(faces, n_vertices)
     return int(n - len(edges(f)) + len(f))

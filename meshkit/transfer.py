@@ -35,9 +35,9 @@ class ClosestPoints(NamedTuple):
 def _grid_params(v: np.ndarray, f: np.ndarray):
     """Origin, cell size and dims of the acceleration grid: cells about the mean edge length,
     coarsened so that there are at most ~8 cells per triangle."""
-    from ._kernels import transfer as _k
+    from ._kernels import transfer as transfer_kernels
 
-    lo, hi, mean_edge = _k.grid_stats(v, f)
+    lo, hi, mean_edge = transfer_kernels.grid_stats(v, f)
     ext = hi - lo
     h = float(mean_edge)
     if not h > 0.0:
@@ -53,7 +53,7 @@ def _grid_params(v: np.ndarray, f: np.ndarray):
 
 def _closest(v: np.ndarray, f: np.ndarray, p: np.ndarray):
     """Unvalidated core: (face (P,), bary (P,3), squared distance (P,))."""
-    from ._kernels import transfer as _k
+    from ._kernels import transfer as transfer_kernels
 
     if len(p) == 0:
         return np.empty(0, dtype=np.int64), np.empty((0, 3)), np.empty(0)
@@ -62,8 +62,8 @@ def _closest(v: np.ndarray, f: np.ndarray, p: np.ndarray):
     f = np.require(f, np.int64, ["C", "W"])
     p = np.require(p, np.float64, ["C", "W"])
     origin, h, dims = _grid_params(v, f)
-    ptr, tris = _k.build_grid(v, f, origin, h, dims)
-    face, bary, d2 = _k.query_grid(p, v, f, origin, h, dims, ptr, tris)
+    ptr, tris = transfer_kernels.build_grid(v, f, origin, h, dims)
+    face, bary, d2 = transfer_kernels.query_grid(p, v, f, origin, h, dims, ptr, tris)
     if (face < 0).any():
         i = int(np.flatnonzero(face < 0)[0])
         raise ValueError(
@@ -97,15 +97,27 @@ def closest_points(vertices, faces, points) -> ClosestPoints:
     return ClosestPoints(closest, face, bary, np.sqrt(d2))
 
 
-def _transfer_matrix(f: np.ndarray, face: np.ndarray, bary: np.ndarray, n_src: int) -> sp.csr_matrix:
-    """CSR (P, n_src) from per-point faces and weights: zero weights dropped, rows renormalised
-    to sum to 1, columns ascending within each row."""
-    cols = f[face]  # (P, 3)
+def _barycentric_matrix(corners: np.ndarray, bary: np.ndarray, n_cols: int) -> sp.csr_matrix:
+    """Sparse (P, n_cols) matrix whose row i holds the weights ``bary[i]`` on the columns ``corners[i]``.
+
+    Negative weights are clipped to 0, zero weights dropped, each row renormalised to sum to 1,
+    columns ascending within each row. The corners with a positive weight must be distinct within a row.
+
+    Parameters
+    ----------
+    corners : (P, 3) int64, column (vertex) indices in [0, n_cols).
+    bary : (P, 3) float64, barycentric weights, each row with a positive sum.
+    n_cols : int
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix (P, n_cols) float64.
+    """
     w = np.clip(bary, 0.0, None)
     w = w / w.sum(axis=1, keepdims=True)
-    rows = np.repeat(np.arange(len(face), dtype=np.int64), 3)
+    rows = np.repeat(np.arange(len(corners), dtype=np.int64), 3)
     keep = w.ravel() > 0
-    m = sp.csr_matrix((w.ravel()[keep], (rows[keep], cols.ravel()[keep])), shape=(len(face), n_src))
+    m = sp.csr_matrix((w.ravel()[keep], (rows[keep], corners.ravel()[keep])), shape=(len(corners), n_cols))
     m.sort_indices()
     return m
 
@@ -130,4 +142,4 @@ def barycentric_transfer(src_vertices, src_faces, points) -> sp.csr_matrix:
     v, f = check_mesh(src_vertices, src_faces, vertices_name="src_vertices", faces_name="src_faces")
     p = check_points(points)
     face, bary, _ = _closest(v, f, p)
-    return _transfer_matrix(f, face, bary, len(v))
+    return _barycentric_matrix(f[face], bary, len(v))

@@ -595,3 +595,24 @@ def test_cli_decimate_writes_mesh_and_matrices(tmp_path, small_face, capsys):
     capsys.readouterr()
     assert main(["decimate", str(src), str(out), "--factor", "1"]) == 2
     assert "factor" in capsys.readouterr().err
+
+
+def test_up_is_the_barycentric_matrix_of_closest_points(small_face):
+    """up: kept rows are e_j, removed rows the clipped, renormalised barycentrics of their closest
+    coarse points, bit for bit as a scipy COO build of the same entries."""
+    from tests.test_transfer import coo_barycentric
+
+    v, f = small_face
+    d = decimate(v, f, factor=4)
+    n, nc = len(v), len(d.kept)
+    rem = np.setdiff1d(np.arange(n), d.kept)
+    cp = closest_points(d.vertices, d.faces, v[rem])
+    corners = np.zeros((n, 3), dtype=np.int64)
+    bary = np.zeros((n, 3))
+    corners[d.kept, 0] = np.arange(nc)
+    bary[d.kept, 0] = 1.0
+    corners[rem] = d.faces[cp.face]
+    bary[rem] = cp.barycentric
+    want = coo_barycentric(corners, bary, nc)
+    assert np.array_equal(d.up.indptr, want.indptr) and np.array_equal(d.up.indices, want.indices)
+    assert d.up.data.tobytes() == want.data.tobytes()

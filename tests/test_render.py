@@ -484,7 +484,7 @@ def test_interpolate_matches_numpy_reference(small_face):
 def test_both_interpolation_kernels_match_numpy(size, n_ch):
     # few pixels per triangle -> per-pixel barycentrics; many -> per-triangle planes (scratch larger
     # than needed, reused): both against NumPy barycentrics of the snapped vertices
-    from meshkit._kernels import render as K
+    from meshkit._kernels import render as render_kernels
 
     v, f, _ = sphere_in_image(size, subdivisions=2)
     frag = R.rasterize(v, f, size, size)
@@ -500,7 +500,9 @@ def test_both_interpolation_kernels_match_numpy(size, n_ch):
     w = np.stack([edge(tri[:, 1], tri[:, 2]), edge(tri[:, 2], tri[:, 0]), edge(tri[:, 0], tri[:, 1])], 1)
     ref = np.einsum("nk,nkc->nc", w / w.sum(1, keepdims=True), attr[f[frag.face_index[m]]])
     coef = np.full((len(f) + 3, 16), np.nan)  # larger than needed, reused
-    for kernel, extra in ((K.interpolate_fused, ()), (K.interpolate_planes, (coef,)), (K.interpolate_planes, (coef,))):
+    kernels = ((render_kernels.interpolate_fused, ()), (render_kernels.interpolate_planes, (coef,)),
+               (render_kernels.interpolate_planes, (coef,)))
+    for kernel, extra in kernels:
         out = np.empty((size, size, n_ch), np.float32)
         kernel(frag.snapped_xy, f, frag.face_index, attr, np.full(n_ch, 9.0), out, *extra)
         np.testing.assert_allclose(out[m], ref, rtol=1e-5, atol=1e-5)
@@ -512,7 +514,7 @@ def test_both_interpolation_kernels_match_numpy(size, n_ch):
 def test_plane_interpolation_of_far_and_thin_triangles_matches_numpy():
     # the plane kernel moves each triangle's plane to the image origin: check its rounding on
     # triangles with vertices far off-screen (large coordinates) and on thin slivers (steep gradients)
-    from meshkit._kernels import render as K
+    from meshkit._kernels import render as render_kernels
 
     h = w = 16
     v = np.array([[-1e5, -1e5, 1.0], [3e5, -1e5, 5.0], [-1e5, 3e5, 9.0],  # huge, covers the image
@@ -533,7 +535,7 @@ def test_plane_interpolation_of_far_and_thin_triangles_matches_numpy():
     wts = np.stack([edge(tri[:, 1], tri[:, 2]), edge(tri[:, 2], tri[:, 0]), edge(tri[:, 0], tri[:, 1])], 1)
     ref = np.einsum("nk,nkc->nc", wts / wts.sum(1, keepdims=True), attr[f[frag.face_index[m]]])
     out = np.empty((h, w, 3), np.float32)
-    K.interpolate_planes(frag.snapped_xy, f, frag.face_index, attr, np.zeros(3), out, np.empty((3, 9)))
+    render_kernels.interpolate_planes(frag.snapped_xy, f, frag.face_index, attr, np.zeros(3), out, np.empty((3, 9)))
     scale = np.abs(attr).max(0)  # per channel
     np.testing.assert_allclose(out[m] / scale, ref / scale, rtol=0, atol=1e-6)
 

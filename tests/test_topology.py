@@ -142,3 +142,29 @@ def test_full_size_template_matches_bfm_counts():
     v, f = face_template()
     assert v.shape == (53215, 3) and f.shape == (105840, 3)
     assert topology.is_manifold(f, len(v)) and len(topology.boundary_loops(f)) == 1
+
+
+@pytest.mark.parametrize(
+    "steps, want",
+    [
+        ([(1, 2), (2, 3), (3, 1)], [1, 2, 3]),  # closed fan: starts at the smallest source
+        ([(3, 1), (2, 3), (1, 2)], [1, 2, 3]),
+        ([(5, 6), (4, 5)], [4, 5, 6]),  # open fan: from the source nobody ends at, D + 1 vertices
+        ([(1, 2), (2, 1), (3, 4), (4, 3)], None),  # two closed fans
+        ([(1, 2), (3, 4)], None),  # two open fans
+        ([(1, 2), (1, 3)], None),  # a repeated source (inconsistent winding)
+        ([(1, 3), (2, 3)], None),  # a repeated target
+        ([(1, 2), (3, 4), (4, 3)], None),  # an open fan beside a closed one
+    ],
+)
+def test_fan_order(steps, want):
+    from meshkit._kernels.topology import fan_order
+
+    src = np.array([s for s, _ in steps], dtype=np.int64)
+    dst = np.array([d for _, d in steps], dtype=np.int64)
+    out = np.full(len(steps) + 1, -1, dtype=np.int64)
+    n = fan_order(src, dst, out)
+    if want is None:
+        assert n == -1
+    else:
+        assert out[:n].tolist() == want

@@ -162,3 +162,31 @@ def test_closest_points_result_has_named_fields():
     np.testing.assert_array_equal(r.points, c)
     np.testing.assert_allclose(r.distance, np.linalg.norm(pts - r.points, axis=1))
     np.testing.assert_allclose(np.einsum("pk,pkd->pd", r.barycentric, m.vertices[m.faces[r.face]]), r.points)
+
+
+def coo_barycentric(corners, bary, n_cols):
+    """The barycentric matrix built independently: scipy COO of clipped, renormalised weights."""
+    w = np.maximum(bary, 0.0)
+    w = w / w.sum(axis=1, keepdims=True)
+    rows = np.repeat(np.arange(len(corners)), 3)
+    m = sp.coo_matrix((w.ravel(), (rows, corners.ravel())), shape=(len(corners), n_cols)).tocsr()
+    m.eliminate_zeros()
+    m.sort_indices()
+    return m
+
+
+def test_barycentric_matrix_matches_scipy_coo():
+    from meshkit.transfer import _barycentric_matrix
+
+    rng = np.random.default_rng(3)
+    n_cols = 40
+    corners = np.stack([rng.choice(n_cols, 3, replace=False) for _ in range(200)]).astype(np.int64)
+    bary = rng.random((200, 3))
+    bary[rng.random((200, 3)) < 0.2] = 0.0  # on an edge or a vertex
+    bary[rng.random((200, 3)) < 0.05] = -1e-12  # round-off below 0
+    bary[bary.sum(axis=1) <= 0, 0] = 1.0
+    got = _barycentric_matrix(corners, bary, n_cols)
+    want = coo_barycentric(corners, bary, n_cols)
+    assert got.shape == want.shape and got.has_sorted_indices
+    assert np.array_equal(got.indptr, want.indptr) and np.array_equal(got.indices, want.indices)
+    assert got.data.tobytes() == want.data.tobytes()  # bit-identical weights

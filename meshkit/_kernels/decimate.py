@@ -2,7 +2,7 @@
 
 What is here:
 - ``check_input``: unreferenced vertices, degenerate faces, edges with > 2 faces or inconsistent
-  winding, non-manifold vertices, in one pass.
+  winding, non-manifold vertices (the one-fan check is ``_kernels.topology.fan_order``), in one pass.
 - ``qem_decimate``: the whole decimation loop: quadrics, boundary constraint planes, a priority
   queue, the collapse checks (link condition, boundary rules, normal flips, degenerate and
   duplicate faces) and the collapses themselves on a corner-based vertex -> face incidence
@@ -25,6 +25,8 @@ Conventions. A quadric is stored as 10 floats ``(a00 a01 a02 a11 a12 a22 b0 b1 b
 
 import numpy as np
 from numba import njit
+
+from .topology import fan_order
 
 # ------------------------------------------------------------------------------------------------
 # input checks
@@ -93,6 +95,9 @@ def check_input(vertices, faces, eps_area):
                 return 3, v, x
             mark[x] = v
     # one fan per vertex: the steps (next -> prev) of v's corners chain into one path or one cycle
+    max_corners = 0
+    for v in range(n):
+        max_corners = max(max_corners, ptr[v + 1] - ptr[v])
     src = np.empty(3 * m, dtype=np.int64)
     dst = np.empty(3 * m, dtype=np.int64)
     for i in range(3 * m):
@@ -101,34 +106,9 @@ def check_input(vertices, faces, eps_area):
         k = c % 3
         src[i] = faces[f, (k + 1) % 3]
         dst[i] = faces[f, (k + 2) % 3]
+    fan = np.empty(max_corners + 1, dtype=np.int64)
     for v in range(n):
-        lo = ptr[v]
-        hi = ptr[v + 1]
-        d = hi - lo
-        # sources are distinct and so are targets (checked above): a start is a source nobody ends at
-        for i in range(lo, hi):
-            mark[dst[i]] = -2 - v
-        start = -1
-        for i in range(lo, hi):
-            if mark[src[i]] != -2 - v:
-                if start >= 0:
-                    return 4, v, 0  # two fans (two path starts)
-                start = i
-        i = lo if start < 0 else start
-        first_src = src[i]
-        cur = dst[i]
-        steps = 1
-        while steps < d:
-            nxt_i = -1
-            for j in range(lo, hi):
-                if src[j] == cur:
-                    nxt_i = j
-                    break
-            if nxt_i < 0 or (start < 0 and cur == first_src):
-                break  # end of the path, or a cycle closed early
-            cur = dst[nxt_i]
-            steps += 1
-        if steps != d:
+        if fan_order(src[ptr[v]:ptr[v + 1]], dst[ptr[v]:ptr[v + 1]], fan) < 0:
             return 4, v, 0
     return 0, 0, 0
 

@@ -339,28 +339,6 @@ def interpolate_planes(xy, faces, fbuf, attributes, background, out, coef):
 
 
 @njit(cache=True)
-def interpolate(fbuf, bary, faces, attributes, background, out):
-    """As interpolate_fused, from stored barycentrics (H, W, 3)."""
-    height, width = fbuf.shape
-    n_ch = attributes.shape[1]
-    for j in range(height):
-        for i in range(width):
-            f = fbuf[j, i]
-            if f < 0:
-                for c in range(n_ch):
-                    out[j, i, c] = background[c]
-                continue
-            a = faces[f, 0]
-            b = faces[f, 1]
-            d = faces[f, 2]
-            ba = bary[j, i, 0]
-            bb = bary[j, i, 1]
-            bc = bary[j, i, 2]
-            for c in range(n_ch):
-                out[j, i, c] = ba * attributes[a, c] + bb * attributes[b, c] + bc * attributes[d, c]
-
-
-@njit(cache=True)
 def rasterize_into(vertices, faces, sign, cull, fbuf, zbuf, xy):
     """Rasterize one mesh into given buffers: fbuf (H,W) int32, zbuf (H,W) float32 (input z,
     NaN empty), xy (V,2) int32 for the snapped vertices."""

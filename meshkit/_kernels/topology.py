@@ -1,7 +1,74 @@
-"""Numba kernels for mesh connectivity (ordered one-rings)."""
+"""Numba kernels for mesh connectivity: the one-fan check and ordered one-rings."""
 
 import numpy as np
 from numba import njit
+
+
+@njit(cache=True)
+def fan_order(src, dst, out):
+    """Chain the steps ``src[k] -> dst[k]`` around one vertex (one per incident face) into one fan.
+
+    For a face (a, b, c) the corner at a gives the step b -> c. The steps form one fan when they
+    chain into a single path (an open fan, at a boundary vertex) or a single cycle (a closed fan).
+    An open fan starts at the one source no step ends at; a closed one at its smallest source.
+
+    Parameters
+    ----------
+    src, dst : (D,) int64, the D >= 1 steps.
+    out : (>= D + 1,) int64, receives the fan's vertices in order.
+
+    Returns
+    -------
+    int: the number of vertices written to ``out`` (D + 1 for an open fan, D for a closed one), or
+    -1 when the steps are not one fan (a repeated source or target, several path starts, or a
+    cycle that closes before using every step).
+    """
+    deg = src.shape[0]
+    start = -1
+    n_starts = 0
+    for k in range(deg):
+        has_in = False
+        for j in range(deg):
+            if dst[j] == src[k]:
+                has_in = True
+                break
+        if not has_in:
+            n_starts += 1
+            start = src[k]
+        for j in range(k + 1, deg):
+            if src[j] == src[k] or dst[j] == dst[k]:
+                return -1
+    if n_starts > 1:
+        return -1
+    if n_starts == 0:
+        start = src[0]
+        for k in range(1, deg):
+            if src[k] < start:
+                start = src[k]
+    # walk
+    cur = start
+    count = 0
+    n_out = 1
+    out[0] = cur
+    while True:
+        nxt = -1
+        for k in range(deg):
+            if src[k] == cur:
+                nxt = dst[k]
+                break
+        if nxt == -1:
+            break
+        count += 1
+        if nxt == start:
+            break
+        if count > deg:
+            break
+        out[n_out] = nxt
+        n_out += 1
+        cur = nxt
+    if count != deg:  # several closed fans sharing the vertex
+        return -1
+    return n_out
 
 
 @njit(cache=True)
@@ -48,56 +115,11 @@ def ordered_one_rings(faces, vf_indptr, vf_faces, n_vertices):
             else:
                 src[k] = a
                 dst[k] = b
-        # the start: a step source that no step ends at (boundary), else the smallest neighbour
-        start = -1
-        n_starts = 0
-        bad = False
-        for k in range(deg):
-            has_in = False
-            for j in range(deg):
-                if dst[j] == src[k]:
-                    has_in = True
-                    break
-            if not has_in:
-                n_starts += 1
-                start = src[k]
-            for j in range(k + 1, deg):
-                if src[j] == src[k] or dst[j] == dst[k]:
-                    bad = True
-        if bad or n_starts > 1:
+        n_ring = fan_order(src, dst, ring[pos:])
+        if n_ring < 0:
             status[v] = -1
             continue
-        boundary = n_starts == 1
-        if not boundary:
-            start = src[0]
-            for k in range(1, deg):
-                if src[k] < start:
-                    start = src[k]
-        # walk
-        cur = start
-        count = 0
-        ring[pos] = cur
-        pos += 1
-        while True:
-            nxt = -1
-            for k in range(deg):
-                if src[k] == cur:
-                    nxt = dst[k]
-                    break
-            if nxt == -1:
-                break
-            count += 1
-            if nxt == start:
-                break
-            if count > deg:
-                break
-            ring[pos] = nxt
-            pos += 1
-            cur = nxt
-        if count != deg:  # several closed fans sharing the vertex
-            status[v] = -1
-            pos = indptr[v]
-            continue
-        status[v] = 1 if boundary else 0
+        pos += n_ring
+        status[v] = 1 if n_ring > deg else 0
     indptr[n_vertices] = pos
     return indptr, ring[:pos].copy(), status

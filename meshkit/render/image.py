@@ -6,19 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .._validate import check_float
+from .._validate import check_float, check_image
 from ..io import atomic_path
 
 __all__ = ["to_uint8", "save_png", "overlay"]
-
-
-def _check_image(image, name: str) -> np.ndarray:
-    a = np.asarray(image)
-    if a.dtype.kind not in "fiub":
-        raise TypeError(f"{name}: expected a numeric image array, got dtype {a.dtype}")
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)) or min(a.shape[:2], default=0) < 1:
-        raise ValueError(f"{name}: expected shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {a.shape}")
-    return a
 
 
 def to_uint8(image) -> np.ndarray:
@@ -33,7 +24,7 @@ def to_uint8(image) -> np.ndarray:
     -------
     uint8 array of the same shape.
     """
-    a = _check_image(image, "image")
+    a = check_image(image, "image")
     if a.dtype == np.uint8:
         return a
     if a.dtype == np.bool_:
@@ -83,8 +74,8 @@ def overlay(image, rendered, mask, alpha: float = 0.5) -> np.ndarray:
     -------
     Array of the image's shape and dtype (uint8 rounded to nearest); unchanged outside the mask.
     """
-    img = _check_image(image, "image")
-    ren = _check_image(rendered, "rendered")
+    img = check_image(image, "image")
+    ren = check_image(rendered, "rendered")
     if ren.shape != img.shape:
         raise ValueError(f"rendered: expected the image's shape {img.shape}, got {ren.shape}")
     m = np.asarray(mask)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import check_float
+from .._validate import check_array, check_float
 
 __all__ = ["lambertian", "sh_basis", "sh_irradiance", "sh_lighting", "SH_BAND_FACTORS"]
 
@@ -20,29 +20,13 @@ SH_BAND_FACTORS = (np.pi, 2.0 * np.pi / 3.0, np.pi / 4.0)
 _BAND_OF = np.array([0, 1, 1, 1, 2, 2, 2, 2, 2])
 
 
-def _check_normals(normals, name: str = "normals") -> np.ndarray:
-    n = np.asarray(normals)
-    if n.dtype.kind not in "fiu":
-        raise TypeError(f"{name}: expected a float array of shape (..., 3), got dtype {n.dtype}")
-    if n.ndim < 1 or n.shape[-1] != 3:
-        raise ValueError(f"{name}: expected shape (..., 3), got shape {n.shape}")
-    n = n.astype(np.float64)
-    if not np.isfinite(n).all():
-        raise ValueError(f"{name}: expected finite values, got NaN/inf")
-    return n
-
-
 def _check_albedo(albedo, lead: tuple) -> np.ndarray:
-    a = np.asarray(albedo)
-    if a.dtype.kind not in "fiu":
-        raise TypeError(f"albedo: expected a float array, got dtype {a.dtype}")
-    a = a.astype(np.float64)
+    """Albedo (..., C) whose leading shape broadcasts against the normals' ``lead``."""
+    a = check_array(albedo, "albedo")
     try:
         np.broadcast_shapes(a.shape[:-1] if a.ndim else (), lead)
     except ValueError:
         raise ValueError(f"albedo: expected shape {lead + ('C',)} (or broadcastable), got shape {a.shape}") from None
-    if not np.isfinite(a).all():
-        raise ValueError("albedo: expected finite values, got NaN/inf")
     return a
 
 
@@ -61,9 +45,9 @@ def lambertian(normals, albedo, light_direction=(0.0, 0.0, 1.0), *, ambient: flo
     -------
     (..., C) float32.
     """
-    n = _check_normals(normals)
+    n = check_array(normals, "normals", (..., 3))
     a = _check_albedo(albedo, n.shape[:-1])
-    d = _check_normals(light_direction, "light_direction").reshape(3)
+    d = check_array(light_direction, "light_direction", (3,))
     length = np.linalg.norm(d)
     if length == 0:
         raise ValueError("light_direction: expected a non-zero vector, got (0, 0, 0)")
@@ -89,7 +73,7 @@ def sh_basis(normals) -> np.ndarray:
     -------
     (..., 9) float64.
     """
-    n = _check_normals(normals)
+    n = check_array(normals, "normals", (..., 3))
     x, y, z = n[..., 0], n[..., 1], n[..., 2]
     c0 = 0.5 / np.sqrt(np.pi)
     c1 = np.sqrt(3.0 / (4.0 * np.pi))
@@ -98,18 +82,6 @@ def sh_basis(normals) -> np.ndarray:
     c4 = 0.25 * np.sqrt(15.0 / np.pi)
     return np.stack([np.full_like(x, c0), c1 * y, c1 * z, c1 * x, c2 * x * y, c2 * y * z, c3 * (3 * z * z - 1),
                      c2 * x * z, c4 * (x * x - y * y)], axis=-1)
-
-
-def _check_coefficients(coefficients) -> np.ndarray:
-    c = np.asarray(coefficients)
-    if c.dtype.kind not in "fiu":
-        raise TypeError(f"coefficients: expected a float array of shape (9,) or (9, C), got dtype {c.dtype}")
-    if c.ndim not in (1, 2) or c.shape[0] != 9:
-        raise ValueError(f"coefficients: expected shape (9,) or (9, C), got shape {c.shape}")
-    c = c.astype(np.float64)
-    if not np.isfinite(c).all():
-        raise ValueError("coefficients: expected finite values, got NaN/inf")
-    return c
 
 
 def sh_irradiance(normals, coefficients) -> np.ndarray:
@@ -128,7 +100,7 @@ def sh_irradiance(normals, coefficients) -> np.ndarray:
     -------
     (...,) or (..., C) float64.
     """
-    c = _check_coefficients(coefficients)
+    c = check_array(coefficients, "coefficients", [(9,), (9, "C")])
     y = sh_basis(normals) * np.asarray(SH_BAND_FACTORS)[_BAND_OF]
     return y @ c
 
@@ -150,9 +122,9 @@ def sh_lighting(normals, albedo, coefficients) -> np.ndarray:
     -------
     (..., C) float32.
     """
-    n = _check_normals(normals)
+    n = check_array(normals, "normals", (..., 3))
     a = _check_albedo(albedo, n.shape[:-1])
-    c = _check_coefficients(coefficients)
+    c = check_array(coefficients, "coefficients", [(9,), (9, "C")])
     e = sh_irradiance(n, c)
     if c.ndim == 1:
         e = e[..., None]

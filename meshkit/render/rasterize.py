@@ -27,7 +27,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .._validate import check_faces, check_int, check_mesh, check_vertices
+from .._validate import check_bool, check_faces, check_int, check_mesh, check_vertices
 
 __all__ = ["Fragments", "Rasterizer", "rasterize", "rasterize_batch", "GUARD_BAND", "SUBPIXEL"]
 
@@ -69,9 +69,9 @@ class Fragments:
 
     @cached_property
     def barycentric(self) -> np.ndarray:
-        from .._kernels import render as K
+        from .._kernels import render as render_kernels
 
-        return K.barycentric(self.snapped_xy, self.faces, self.face_index)
+        return render_kernels.barycentric(self.snapped_xy, self.faces, self.face_index)
 
     @property
     def mask(self) -> np.ndarray:
@@ -92,9 +92,9 @@ def _check_size(height, width) -> tuple[int, int]:
 
 def _check_guard(v: np.ndarray, name: str) -> None:
     """Refuse x/y beyond the fixed-point guard band (a sign of un-projected model coordinates)."""
-    from .._kernels import render as K
+    from .._kernels import render as render_kernels
 
-    m = float(K.max_abs_xy(v)) if v.size else 0.0
+    m = float(render_kernels.max_abs_xy(v)) if v.size else 0.0
     if m > GUARD_BAND:
         raise ValueError(
             f"{name}: expected image-space x and y within +-{GUARD_BAND:.0f} pixels (the rasterizer's "
@@ -107,12 +107,6 @@ def _check_image_mesh(vertices, faces, height, width):
     _check_guard(v, "vertices")
     h, w = _check_size(height, width)
     return v, f, h, w
-
-
-def _check_flag(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
 
 
 def rasterize(vertices, faces, height: int, width: int, *, near_is_larger: bool = True,
@@ -150,14 +144,14 @@ def rasterize(vertices, faces, height: int, width: int, *, near_is_larger: bool 
         ``barycentric`` (H, W, 3) float32 (computed when first read).
     """
     v, f, h, w = _check_image_mesh(vertices, faces, height, width)
-    return _rasterize(v, f, h, w, _check_flag(near_is_larger, "near_is_larger"), _check_flag(cull_backfaces, "cull_backfaces"))
+    return _rasterize(v, f, h, w, check_bool(near_is_larger, "near_is_larger"), check_bool(cull_backfaces, "cull_backfaces"))
 
 
 def _rasterize(v: np.ndarray, f: np.ndarray, h: int, w: int, near: bool, cull: bool) -> Fragments:
     """rasterize on validated input (float64 vertices, int64 faces, checked sizes and flags)."""
-    from .._kernels import render as K
+    from .._kernels import render as render_kernels
 
-    fidx, depth, xy = K.rasterize_one(v, f, h, w, 1.0 if near else -1.0, cull)
+    fidx, depth, xy = render_kernels.rasterize_one(v, f, h, w, 1.0 if near else -1.0, cull)
     return Fragments(fidx, depth, xy, f)
 
 
@@ -182,15 +176,15 @@ class Rasterizer:
 
     def __init__(self, height: int, width: int, *, near_is_larger: bool = True, cull_backfaces: bool = False):
         self.height, self.width = _check_size(height, width)
-        self.near_is_larger = _check_flag(near_is_larger, "near_is_larger")
-        self.cull_backfaces = _check_flag(cull_backfaces, "cull_backfaces")
+        self.near_is_larger = check_bool(near_is_larger, "near_is_larger")
+        self.cull_backfaces = check_bool(cull_backfaces, "cull_backfaces")
         self._fbuf = np.empty((self.height, self.width), dtype=np.int32)
         self._zbuf = np.empty((self.height, self.width), dtype=np.float32)
         self._xy = np.empty((0, 2), dtype=np.int32)
 
     def __call__(self, vertices, faces) -> Fragments:
         """Rasterize one frame (see ``rasterize``); the result lives in this object's buffers."""
-        from .._kernels import render as K
+        from .._kernels import render as render_kernels
 
         v, f = check_mesh(vertices, faces, allow_repeated=True)
         _check_guard(v, "vertices")
@@ -198,7 +192,7 @@ class Rasterizer:
         if self._xy.shape[0] < n:
             self._xy = np.empty((n, 2), dtype=np.int32)
         xy = self._xy[:n]
-        K.rasterize_into(v, f, 1.0 if self.near_is_larger else -1.0, self.cull_backfaces, self._fbuf, self._zbuf, xy)
+        render_kernels.rasterize_into(v, f, 1.0 if self.near_is_larger else -1.0, self.cull_backfaces, self._fbuf, self._zbuf, xy)
         return Fragments(self._fbuf, self._zbuf, xy, f)
 
 
@@ -220,11 +214,11 @@ def rasterize_batch(vertices, faces, height: int, width: int, *, near_is_larger:
     list of B Fragments, each as ``rasterize`` would return for that mesh (views into shared
     (B, H, W) blocks). The number of threads is numba's (``numba.set_num_threads``).
     """
-    from .._kernels import render as K
+    from .._kernels import render as render_kernels
 
     h, w = _check_size(height, width)
-    sign = 1.0 if _check_flag(near_is_larger, "near_is_larger") else -1.0
-    cull = _check_flag(cull_backfaces, "cull_backfaces")
+    sign = 1.0 if check_bool(near_is_larger, "near_is_larger") else -1.0
+    cull = check_bool(cull_backfaces, "cull_backfaces")
     if isinstance(vertices, np.ndarray) and vertices.ndim == 3:
         if faces is None:
             raise ValueError("faces: expected an (F, 3) integer array shared by the (B, V, 3) vertices, got None")
@@ -236,7 +230,7 @@ def rasterize_batch(vertices, faces, height: int, width: int, *, near_is_larger:
         flat = check_vertices(vertices.reshape(-1, 3), "vertices")
         f = check_faces(faces, n_v, "faces", allow_repeated=True)
         _check_guard(flat, "vertices")
-        fidx, depth, xy = K.rasterize_stack(flat.reshape(b, n_v, 3), f, h, w, sign, cull)
+        fidx, depth, xy = render_kernels.rasterize_stack(flat.reshape(b, n_v, 3), f, h, w, sign, cull)
         return [Fragments(fidx[k], depth[k], xy[k], f) for k in range(b)]
     if faces is not None:
         raise ValueError("faces: expected None when vertices is a sequence of meshes (each carries its faces)")
@@ -257,6 +251,6 @@ def rasterize_batch(vertices, faces, height: int, width: int, *, near_is_larger:
     f_end = np.cumsum([len(x) for x in fs]).astype(np.int64)
     f_start = np.concatenate([[0], f_end[:-1]]).astype(np.int64)
     _check_guard(flat, "vertices")
-    fidx, depth, xy = K.rasterize_many(flat, stacked_f, v_start, f_start, f_end, h, w, sign, cull)
+    fidx, depth, xy = render_kernels.rasterize_many(flat, stacked_f, v_start, f_start, f_end, h, w, sign, cull)
     return [Fragments(fidx[k], depth[k], xy[v_start[k]:v_start[k + 1]], stacked_f[f_start[k]:f_end[k]])
             for k in range(len(f_start))]

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import check_faces, check_float, check_vertices
+from .._validate import check_array, check_bool, check_faces, check_float, check_vertices
 from ..mesh import _vertex_normals
 from .lighting import lambertian
-from .rasterize import Fragments, _check_flag, _check_guard, _check_image_mesh, _check_size, _rasterize
+from .rasterize import Fragments, _check_guard, _check_image_mesh, _check_size, _rasterize
 
 __all__ = [
     "interpolate",
@@ -35,24 +35,18 @@ __all__ = [
 
 def _check_attributes(attributes, n_vertices: int, name: str) -> tuple[np.ndarray, bool]:
     """(V, C) or (V,) finite numbers -> ((V, C) float64, was_1d)."""
-    a = np.asarray(attributes) if not isinstance(attributes, (str, bytes)) and attributes is not None else attributes
-    one_d = isinstance(a, np.ndarray) and a.ndim == 1
-    if one_d:
-        a = a[:, None]
-    c = a.shape[1] if isinstance(a, np.ndarray) and a.ndim == 2 else 1
-    a = check_vertices(a, name, dims=c)
+    a = check_array(attributes, name, [("V",), ("V", "C")])
     if a.shape[0] != n_vertices:
         raise ValueError(f"{name}: expected one row per vertex ({n_vertices}), got {a.shape[0]} rows")
-    return a, one_d
+    one_d = a.ndim == 1
+    return (a[:, None] if one_d else a), one_d
 
 
 def _check_background(background, n_ch: int) -> np.ndarray:
     """A scalar or (C,) fill value for empty pixels -> (C,) float64."""
-    b = np.asarray(background, dtype=np.float64) if not isinstance(background, (str, bytes)) else None
-    if b is None or b.dtype.kind not in "fiu" or b.ndim > 1 or (b.ndim == 1 and b.shape[0] not in (1, n_ch)):
+    b = check_array(background, "background")
+    if b.ndim > 1 or (b.ndim == 1 and b.shape[0] not in (1, n_ch)):
         raise ValueError(f"background: expected a number or {n_ch} numbers, got {background!r}")
-    if not np.isfinite(b).all():
-        raise ValueError(f"background: expected finite values, got {background!r}")
     return np.ascontiguousarray(np.broadcast_to(b.reshape(-1), (n_ch,)))
 
 
@@ -117,7 +111,7 @@ def _plane_scratch(n_faces: int, n_cols: int) -> np.ndarray:
 def _interpolate(fragments: Fragments, f: np.ndarray, a: np.ndarray, bg: np.ndarray, out: np.ndarray | None = None
                  ) -> np.ndarray:
     """interpolate on validated input: (V, C) float64 attributes, (C,) background -> (H, W, C) float32."""
-    from .._kernels import render as K
+    from .._kernels import render as render_kernels
 
     h, w = fragments.shape
     if out is None:
@@ -126,9 +120,9 @@ def _interpolate(fragments: Fragments, f: np.ndarray, a: np.ndarray, bg: np.ndar
     # barycentrics per pixel
     if h * w >= 2 * f.shape[0]:
         coef = _plane_scratch(f.shape[0], 3 * a.shape[1])
-        K.interpolate_planes(fragments.snapped_xy, f, fragments.face_index, a, bg, out, coef)
+        render_kernels.interpolate_planes(fragments.snapped_xy, f, fragments.face_index, a, bg, out, coef)
     else:
-        K.interpolate_fused(fragments.snapped_xy, f, fragments.face_index, a, bg, out)
+        render_kernels.interpolate_fused(fragments.snapped_xy, f, fragments.face_index, a, bg, out)
     return out
 
 
@@ -152,7 +146,7 @@ def render_colors(vertices, faces, colors, height: int, width: int, *, backgroun
     v, f, h, w = _check_image_mesh(vertices, faces, height, width)
     c, one_d = _check_attributes(colors, v.shape[0], "colors")
     bg = _check_background(background, c.shape[1])
-    frag = _rasterize(v, f, h, w, _check_flag(near_is_larger, "near_is_larger"), _check_flag(cull_backfaces, "cull_backfaces"))
+    frag = _rasterize(v, f, h, w, check_bool(near_is_larger, "near_is_larger"), check_bool(cull_backfaces, "cull_backfaces"))
     out = _interpolate(frag, f, c, bg)
     return out[..., 0] if one_d else out
 
@@ -191,8 +185,8 @@ def render_shaded(vertices, faces, height: int, width: int, *, colors=(0.85, 0.8
     (height, width, C) float32 image.
     """
     v, f, h, w = _check_image_mesh(vertices, faces, height, width)
-    two = _check_flag(two_sided, "two_sided")
-    pixel = _check_flag(per_pixel, "per_pixel")
+    two = check_bool(two_sided, "two_sided")
+    pixel = check_bool(per_pixel, "per_pixel")
     albedo = np.asarray(colors) if not isinstance(colors, (str, bytes)) else np.asarray(None)
     per_vertex = albedo.ndim == 2 and albedo.shape[0] == v.shape[0]
     if albedo.dtype.kind not in "fiu" or not (albedo.ndim == 1 or per_vertex) or not np.isfinite(albedo).all():
@@ -209,7 +203,7 @@ def render_shaded(vertices, faces, height: int, width: int, *, colors=(0.85, 0.8
     n = -_vertex_normals(v, f)  # the cross product of a front face points away from the viewer (left-handed axes)
     if two:
         n = np.where(n[:, 2:3] < 0, -n, n)
-    frag = _rasterize(v, f, h, w, True, _check_flag(cull_backfaces, "cull_backfaces"))
+    frag = _rasterize(v, f, h, w, True, check_bool(cull_backfaces, "cull_backfaces"))
     if pixel:
         npix = _interpolate(frag, f, n, np.zeros(3))
         length = np.linalg.norm(npix, axis=2, keepdims=True)
@@ -256,7 +250,7 @@ def render_colors_batch(vertices, faces, colors, height: int, width: int, *, bac
     -------
     BatchRender with ``images`` (B, H, W, C), ``depth`` (B, H, W), ``face_index`` (B, H, W).
     """
-    from .._kernels import render as K
+    from .._kernels import render as render_kernels
 
     v = np.asarray(vertices) if not isinstance(vertices, (str, bytes)) and vertices is not None else vertices
     if not isinstance(v, np.ndarray) or v.ndim != 3 or v.shape[2] != 3 or v.shape[0] == 0:
@@ -274,9 +268,9 @@ def render_colors_batch(vertices, faces, colors, height: int, width: int, *, bac
     else:
         att = _check_attributes(c, n_v, "colors")[0][None]
     bg = _check_background(background, att.shape[2])
-    sign = 1.0 if _check_flag(near_is_larger, "near_is_larger") else -1.0
-    fidx, depth, images = K.render_stack(flat.reshape(b, n_v, 3), f, np.ascontiguousarray(att), bg, h, w, sign,
-                                         _check_flag(cull_backfaces, "cull_backfaces"))
+    sign = 1.0 if check_bool(near_is_larger, "near_is_larger") else -1.0
+    fidx, depth, images = render_kernels.render_stack(flat.reshape(b, n_v, 3), f, np.ascontiguousarray(att), bg, h, w, sign,
+                                         check_bool(cull_backfaces, "cull_backfaces"))
     return BatchRender(images, depth, fidx)
 
 
@@ -299,8 +293,8 @@ def render_depth(vertices, faces, height: int, width: int, *, background: float 
     """
     v, f, h, w = _check_image_mesh(vertices, faces, height, width)
     bg = check_float(background, "background")
-    norm = _check_flag(normalize, "normalize")
-    frag = _rasterize(v, f, h, w, _check_flag(near_is_larger, "near_is_larger"), _check_flag(cull_backfaces, "cull_backfaces"))
+    norm = check_bool(normalize, "normalize")
+    frag = _rasterize(v, f, h, w, check_bool(near_is_larger, "near_is_larger"), check_bool(cull_backfaces, "cull_backfaces"))
     d = frag.depth
     mask = frag.mask
     if norm and mask.any():
@@ -329,12 +323,12 @@ def render_normals(vertices, faces, height: int, width: int, *, background=0.0, 
     """
     v, f, h, w = _check_image_mesh(vertices, faces, height, width)
     bg = _check_background(background, 3)
-    near = _check_flag(near_is_larger, "near_is_larger")
+    near = check_bool(near_is_larger, "near_is_larger")
     # axes (x right, y down, z towards the viewer) are left-handed: the cross product of a
     # front face then points away from the viewer, so flip it to get outward normals
     vz = v if near else v * np.array([1.0, 1.0, -1.0])
     n = -_vertex_normals(vz, f)
-    frag = _rasterize(v, f, h, w, near, _check_flag(cull_backfaces, "cull_backfaces"))
+    frag = _rasterize(v, f, h, w, near, check_bool(cull_backfaces, "cull_backfaces"))
     img = _interpolate(frag, f, n, np.zeros(3))
     length = np.linalg.norm(img, axis=2, keepdims=True)
     np.divide(img, length, out=img, where=length > 0)
@@ -422,7 +416,7 @@ def render_texture(vertices, faces, uv, texture, height: int, width: int, *, bac
     if not np.isfinite(t).all():
         raise ValueError("texture: expected finite values, got NaN/inf")
     bg = _check_background(background, t.shape[2])
-    frag = _rasterize(v, f, h, w, _check_flag(near_is_larger, "near_is_larger"), _check_flag(cull_backfaces, "cull_backfaces"))
+    frag = _rasterize(v, f, h, w, check_bool(near_is_larger, "near_is_larger"), check_bool(cull_backfaces, "cull_backfaces"))
     mask = frag.mask
     uvs = _interpolate(frag, f, uv_, np.zeros(2))[mask].astype(np.float64)
     ht, wt = t.shape[:2]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import check_float
-from .rasterize import _check_flag, _check_image_mesh, _rasterize
+from .._validate import check_bool, check_float
+from .rasterize import _check_image_mesh, _rasterize
 
 __all__ = ["visible_vertices"]
 
@@ -35,8 +35,8 @@ def visible_vertices(vertices, faces, height: int, width: int, *, tolerance: flo
     (V,) bool.
     """
     v, f, h, w = _check_image_mesh(vertices, faces, height, width)
-    near = _check_flag(near_is_larger, "near_is_larger")
-    cull = _check_flag(cull_backfaces, "cull_backfaces")
+    near = check_bool(near_is_larger, "near_is_larger")
+    cull = check_bool(cull_backfaces, "cull_backfaces")
     if tolerance is None:
         tol = 0.01 * float(np.ptp(v[:, 2])) + 1.0
     else:
