@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from meshkit._validate import check_float, check_int, check_vertices
+from meshkit.validate import check_float, check_int, check_vertices
 
 __all__ = [
     "IBUG_FLIP",

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from meshkit._validate import check_float, check_int
 from meshkit.transform import matrix_to_euler
+from meshkit.validate import check_float, check_int
 
 from .model import MorphableModel
 

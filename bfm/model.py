@@ -34,7 +34,7 @@ from typing import Literal
 
 import numpy as np
 
-from meshkit._validate import check_array, check_choice, check_faces, check_int
+from meshkit.validate import check_array, check_choice, check_faces, check_int
 
 __all__ = ["MorphableModel", "Units"]
 

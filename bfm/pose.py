@@ -41,8 +41,8 @@ from typing import Literal
 
 import numpy as np
 
-from meshkit._validate import check_array, check_choice, check_float, check_shape
 from meshkit.transform import euler_to_matrix, matrix_to_euler
+from meshkit.validate import check_array, check_choice, check_float, check_shape
 
 __all__ = [
     "TEMPLATES",

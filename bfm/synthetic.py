@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from meshkit._validate import check_int
 from meshkit.synthetic import DEPTH, HALF_HEIGHT, HALF_WIDTH, _zip_rows, face_height, face_template
+from meshkit.validate import check_int
 
 __all__ = [
     "write_synthetic_300wlp",

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from meshkit._validate import check_float, check_int
 from meshkit.io import atomic_path
+from meshkit.validate import check_float, check_int
 
 from .model import MorphableModel
 from .pose import pose_para_to_image

@@ -113,7 +113,7 @@ class TorchMorphableModel(nn.Module):
                 raise ValueError(f"{name}: expected {k} values (one per component), got {tuple(t.shape)}")
             self.register_buffer(name, t)
         if triangles is not None:
-            from meshkit._validate import check_faces
+            from meshkit.validate import check_faces
 
             self.register_buffer("triangles", torch.from_numpy(check_faces(triangles, n, "triangles").copy()))
         else:

@@ -210,9 +210,9 @@ def _render_image(v, f, mode: str, size: int, *, colors=None, margin: float = 0.
 
 
 def _run_render(args) -> int:
-    from ._validate import check_int
     from .io import read_mesh
     from .render import save_png
+    from .validate import check_int
 
     size = check_int(args.size, "--size", minimum=1, maximum=1 << 15)
     m, colors = read_mesh(args.mesh, return_colors=True)

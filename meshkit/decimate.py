@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ._validate import check_float, check_int, check_mesh
+from .validate import check_float, check_int, check_mesh
 
 __all__ = ["Decimation", "decimate", "BOUNDARY_WEIGHT", "MIN_COS", "EPS_DEGENERATE", "MIN_QUALITY"]
 

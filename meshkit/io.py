@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validate import check_float, check_mesh
 from .mesh import Mesh
+from .validate import check_float, check_mesh
 
 __all__ = ["read_mesh", "write_mesh", "merge_vertices", "atomic_path", "FORMATS"]
 

@@ -35,8 +35,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from ._validate import check_choice, check_float, check_int, check_mesh, check_signal, check_square_sparse
 from .topology import _adjacency, _faces_and_vertex_count
+from .validate import check_choice, check_float, check_int, check_mesh, check_signal, check_square_sparse
 
 __all__ = [
     "combinatorial",

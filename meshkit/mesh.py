@@ -11,7 +11,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ._validate import check_mesh
+from .validate import check_mesh
 
 __all__ = ["Mesh", "face_normals", "face_areas", "vertex_normals"]
 

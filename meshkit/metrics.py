@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import check_array, check_choice, check_float, check_int
+from .validate import check_array, check_choice, check_float, check_int
 
 __all__ = [
     "bbox_size",

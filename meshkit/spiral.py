@@ -62,8 +62,8 @@ from typing import Literal
 import numpy as np
 
 from ._kernels import spiral as spiral_kernels
-from ._validate import check_choice, check_faces, check_int
 from .topology import _rings_csr
+from .validate import check_choice, check_faces, check_int
 
 __all__ = ["spiral_indices"]
 

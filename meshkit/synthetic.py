@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import check_int
+from .validate import check_int
 
 __all__ = ["face_template", "face_height", "HALF_WIDTH", "HALF_HEIGHT", "DEPTH"]
 

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._kernels import topology as topology_kernels
-from ._validate import check_faces, check_int
+from .validate import check_faces, check_int
 
 __all__ = [
     "edges",

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from ._validate import check_mesh, check_points
+from .validate import check_mesh, check_points
 
 __all__ = ["ClosestPoints", "closest_points", "barycentric_transfer"]
 

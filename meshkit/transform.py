@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from ._validate import check_float, check_vertices
+from .validate import check_float, check_vertices
 
 __all__ = [
     "EulerConvention",

@@ -27,9 +27,9 @@ import scipy.sparse as sp
 
 from meshkit import laplacian as _lap
 from meshkit import topology
-from meshkit._validate import check_choice, check_float, check_int, check_mesh
 from meshkit.decimate import decimate
 from meshkit.spiral import spiral_indices
+from meshkit.validate import check_choice, check_float, check_int, check_mesh
 
 __all__ = ["Level", "Hierarchy", "build_hierarchy", "template_hash", "FORMAT_VERSION"]
 

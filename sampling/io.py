@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from meshkit._validate import check_mesh
 from meshkit.io import atomic_path
+from meshkit.validate import check_mesh
 
 from .hierarchy import FORMAT_VERSION, Hierarchy, Level, template_hash
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from meshkit._validate import check_int
 from meshkit.render import frame_vertices, render_shaded, save_png
+from meshkit.validate import check_int
 
 from .hierarchy import Hierarchy
 

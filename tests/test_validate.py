@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from meshkit._validate import check_choice, check_faces, check_float, check_int, check_mesh, check_vertices
+from meshkit.validate import check_choice, check_faces, check_float, check_int, check_mesh, check_vertices
 
 
 def test_vertices_accepts_float32_and_ints_returns_float64():
@@ -79,7 +79,7 @@ def test_scalars():
 
 
 def test_shape_text():
-    from meshkit._validate import shape_text
+    from meshkit.validate import shape_text
 
     assert shape_text((..., 3)) == "(..., 3)"
     assert shape_text((None, 3)) == "(?, 3)"
@@ -99,7 +99,7 @@ def test_shape_text():
     ],
 )
 def test_check_shape_patterns(shape, good, bad):
-    from meshkit._validate import check_shape
+    from meshkit.validate import check_shape
 
     for s in good:
         check_shape(np.zeros(s), "a", shape)
@@ -109,7 +109,7 @@ def test_check_shape_patterns(shape, good, bad):
 
 
 def test_check_array_converts_and_names_the_argument():
-    from meshkit._validate import check_array
+    from meshkit.validate import check_array
 
     out = check_array([[1, 2, 3]], "pts", (..., 3))
     assert out.dtype == np.float64 and out.flags.c_contiguous
@@ -131,7 +131,7 @@ def test_check_array_converts_and_names_the_argument():
 
 
 def test_check_array_finite_counts_bad_values():
-    from meshkit._validate import check_array
+    from meshkit.validate import check_array
 
     a = np.array([[0.0, np.nan, 1.0], [np.inf, 2.0, -np.inf]])
     with pytest.raises(ValueError, match=r"x: expected finite values, got 3 NaN/inf value\(s\)"):
@@ -140,7 +140,7 @@ def test_check_array_finite_counts_bad_values():
 
 
 def test_check_array_copy_semantics():
-    from meshkit._validate import check_array
+    from meshkit.validate import check_array
 
     a = np.arange(6.0).reshape(2, 3)
     assert check_array(a, "a") is a  # float64 C-contiguous: returned as is
@@ -152,7 +152,7 @@ def test_check_array_copy_semantics():
 
 
 def test_check_signal():
-    from meshkit._validate import check_signal
+    from meshkit.validate import check_signal
 
     assert check_signal(np.arange(5), 5).shape == (5,)
     assert check_signal(np.ones((5, 2), np.float32), 5).dtype == np.float64
@@ -167,7 +167,7 @@ def test_check_signal():
 def test_check_square_sparse():
     import scipy.sparse as sp
 
-    from meshkit._validate import check_square_sparse
+    from meshkit.validate import check_square_sparse
 
     dense = np.array([[2.0, -1.0], [-1.0, 2.0]])
     out = check_square_sparse(dense)
@@ -187,7 +187,7 @@ def test_check_square_sparse():
 
 
 def test_check_image():
-    from meshkit._validate import check_image
+    from meshkit.validate import check_image
 
     for shape in [(4, 5), (4, 5, 1), (4, 5, 3), (4, 5, 4)]:
         for dtype in (np.uint8, np.float32, bool):
@@ -203,7 +203,7 @@ def test_check_image():
 
 
 def test_check_bool():
-    from meshkit._validate import check_bool
+    from meshkit.validate import check_bool
 
     assert check_bool(True, "flag") is True and check_bool(np.bool_(False), "flag") is False
     for bad in (1, 0, "yes", None):

@@ -80,7 +80,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from meshkit._validate import check_choice, check_float, check_int
+from meshkit.validate import check_choice, check_float, check_int
 
 from ..model import MorphableModel
 from . import runners

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from meshkit._validate import check_float, check_int
+from meshkit.validate import check_float, check_int
 
 from ..model import MorphableModel
 from ..pose import pose_para_to_image

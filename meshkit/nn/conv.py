@@ -57,7 +57,7 @@ def spiral_length_for_hops(hops: int) -> int:
     -------
     int: 1 for 0 hops, 7 for 1, 19 for 2, 37 for 3.
     """
-    from meshkit._validate import check_int
+    from meshkit.validate import check_int
 
     h = check_int(hops, "hops", minimum=0)
     return 1 + 3 * h * (h + 1)
@@ -118,7 +118,7 @@ class SpiralConv(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, spirals, *, length: int | None = None, bias: bool = True):
         super().__init__()
-        from meshkit._validate import check_int
+        from meshkit.validate import check_int
 
         self.in_channels = check_int(in_channels, "in_channels", minimum=1)
         self.out_channels = check_int(out_channels, "out_channels", minimum=1)
@@ -167,7 +167,7 @@ class ChebConv(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, laplacian, K: int = 6, *, bias: bool = True):
         super().__init__()
-        from meshkit._validate import check_int
+        from meshkit.validate import check_int
 
         self.in_channels = check_int(in_channels, "in_channels", minimum=1)
         self.out_channels = check_int(out_channels, "out_channels", minimum=1)

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from meshkit._validate import check_int
+from meshkit.validate import check_int
 
 from . import _sparse
 from .conv import ChebConv, SpiralConv, check_spirals, spiral_length_for_hops
@@ -310,7 +310,7 @@ class ImageToMesh(nn.Module):
         self.encoder = nn.Sequential(*layers)
         self.decoder = SpiralDecoder(spirals, up, latent_dim=latent_dim, **decoder_kwargs)
         if template is not None:
-            from meshkit._validate import check_vertices
+            from meshkit.validate import check_vertices
 
             t = check_vertices(template, "template", dims=self.decoder.out_channels)
             if t.shape[0] != self.decoder.sizes[0]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import check_float, check_vertices
+from ..validate import check_float, check_vertices
 from .rasterize import _check_size
 
 __all__ = ["frame_vertices"]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._validate import check_float, check_image
 from ..io import atomic_path
+from ..validate import check_float, check_image
 
 __all__ = ["to_uint8", "save_png", "overlay"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import check_array, check_float
+from ..validate import check_array, check_float
 
 __all__ = ["lambertian", "sh_basis", "sh_irradiance", "sh_lighting", "SH_BAND_FACTORS"]
 

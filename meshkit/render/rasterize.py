@@ -27,7 +27,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .._validate import check_bool, check_faces, check_int, check_mesh, check_vertices
+from ..validate import check_bool, check_faces, check_int, check_mesh, check_vertices
 
 __all__ = ["Fragments", "Rasterizer", "rasterize", "rasterize_batch", "GUARD_BAND", "SUBPIXEL"]
 

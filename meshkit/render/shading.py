@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import check_array, check_bool, check_faces, check_float, check_vertices
 from ..mesh import _vertex_normals
+from ..validate import check_array, check_bool, check_faces, check_float, check_vertices
 from .lighting import lambertian
 from .rasterize import Fragments, _check_guard, _check_image_mesh, _check_size, _rasterize
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import check_bool, check_float
+from ..validate import check_bool, check_float
 from .rasterize import _check_image_mesh, _rasterize
 
 __all__ = ["visible_vertices"]
