@@ -12,6 +12,8 @@ Rows (steady state after warm-up; the first call is reported apart; all single-t
 - matplotlib ``LinearTriInterpolator`` on the same triangles at the texel centres: the plain
   numpy-stack reference of the same map (trapezoid-map point location + linear interpolation).
 - ``sample_uv_map`` back to the 53,215 vertices, and the round-trip error, for each size.
+- ``uv_texture``: a 256² photo unwrapped (layout, texel positions, z-buffer of the photo,
+  occlusion test, bilinear colour lookup), for scale.
 
 UVs: the template is a height field seen from +z; its normalised (x, y) is the layout.
 
@@ -28,7 +30,7 @@ import numpy as np
 from _runner import Bench, optional
 
 from bfm.synthetic import face_template
-from meshkit.render import UVLayout, sample_uv_map, uv_position_map
+from meshkit.render import UVLayout, frame_vertices, sample_uv_map, uv_position_map, uv_texture
 
 
 def face3d_library():
@@ -96,6 +98,10 @@ def run(v, f, uv, size, lib, mtri, repeat) -> None:
     else:
         b.skip("matplotlib LinearTriInterpolator", "matplotlib not installed")
     b.time("meshkit sample_uv_map (map -> 53,215 vertices)", lambda: sample_uv_map(m, uv), repeat=repeat)
+    image_vertices = frame_vertices(v, 256, 256)
+    photo = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    b.time("meshkit uv_texture (256² photo, occlusion test)", lambda: uv_texture(photo, image_vertices, f, uv, size),
+           repeat=max(3, repeat // 3))
     b.report(reference="meshkit uv_position_map (one call)")
 
     err = np.linalg.norm(sample_uv_map(m, uv) - v, axis=1)
