@@ -280,3 +280,18 @@ def test_bad_input_names_the_argument(small_face, two_planes):
         uv_texture(photo, pv, pf, puv, 32, eps=-1.0)
     with pytest.raises(TypeError, match="symmetric: expected a bool"):
         uv_texture(photo, pv, pf, puv, 32, symmetric=1)
+
+
+def test_uv_texture_of_a_height_field_seen_from_the_front_masks_nothing(small_face):
+    """A height field seen along its height axis has no self-occlusion and no back faces: every
+    covered texel is seen, and a uniform photo unwraps to that colour everywhere."""
+    from meshkit.render import frame_vertices
+
+    v, f = small_face
+    uv = planar_uv(v)
+    vi = frame_vertices(v, 128, 128)
+    photo = np.full((128, 128, 3), 0.25)
+    tex = uv_texture(photo, vi, f, uv, 64)
+    assert tex.covered.sum() > 0.5 * 64 * 64
+    assert np.array_equal(tex.mask, tex.covered)
+    np.testing.assert_allclose(tex.image[tex.mask], 0.25, rtol=0, atol=1e-7)
