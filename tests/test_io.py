@@ -177,6 +177,9 @@ def test_textured_glb_and_npz_uv(tmp_path, shuffled_face):
     np.testing.assert_allclose(got_uv, uv, rtol=0, atol=1e-7)
     m, got_uv = read_mesh(write_mesh(tmp_path / "face.npz", v, f, uv=uv), return_uv=True)
     np.testing.assert_array_equal(got_uv, uv)
+    bare = write_mesh(tmp_path / "bare" / "face.obj", v, f, uv=uv)  # UVs without an image: no mtl, no png
+    assert os.listdir(bare.parent) == ["face.obj"]
+    np.testing.assert_array_equal(trimesh.load(bare, process=False, maintain_order=True).visual.uv, uv)
 
 
 def test_textured_export_errors(tmp_path, small_face):

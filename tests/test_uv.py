@@ -295,3 +295,18 @@ def test_uv_texture_of_a_height_field_seen_from_the_front_masks_nothing(small_fa
     assert tex.covered.sum() > 0.5 * 64 * 64
     assert np.array_equal(tex.mask, tex.covered)
     np.testing.assert_allclose(tex.image[tex.mask], 0.25, rtol=0, atol=1e-7)
+
+
+def test_unwrapped_texture_renders_back_to_the_photo(two_planes):
+    """photo -> uv_texture -> render_texture (OBJ texel convention: u' = (u (size - 1) + 0.5) / size)
+    gives the photo back wherever the mesh is seen: the two conventions differ by exactly that map."""
+    from meshkit.render import render_texture
+
+    photo, v, f, uv = two_planes
+    size = 128
+    tex = uv_texture(photo, v, f, uv, size)
+    uv_obj = (uv * (size - 1) + 0.5) / size
+    back = render_texture(v, f, uv_obj, tex.image, 64, 64)
+    seen = render_texture(v, f, uv_obj, tex.mask.astype(float), 64, 64) == 1  # all four texels seen
+    assert seen.sum() > 1500
+    np.testing.assert_allclose(back[seen], photo[seen], rtol=0, atol=1e-4)
