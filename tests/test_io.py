@@ -177,6 +177,9 @@ def test_textured_glb_and_npz_uv(tmp_path, shuffled_face):
     np.testing.assert_allclose(got_uv, uv, rtol=0, atol=1e-7)
     m, got_uv = read_mesh(write_mesh(tmp_path / "face.npz", v, f, uv=uv), return_uv=True)
     np.testing.assert_array_equal(got_uv, uv)
+    c = np.random.default_rng(2).integers(0, 256, (len(v), 3)).astype(np.uint8)
+    _, col = read_mesh(write_mesh(tmp_path / "c" / "face.glb", v, f, colors=c), return_colors=True)
+    np.testing.assert_array_equal(col[:, :3], c)
     bare = write_mesh(tmp_path / "bare" / "face.obj", v, f, uv=uv)  # UVs without an image: no mtl, no png
     assert os.listdir(bare.parent) == ["face.obj"]
     np.testing.assert_array_equal(trimesh.load(bare, process=False, maintain_order=True).visual.uv, uv)
