@@ -1,4 +1,4 @@
-"""Mesh files: read/write ply, obj, off, stl (through trimesh) and npz, preserving vertex order.
+"""Mesh files: read/write ply, obj, off, stl, glb (through trimesh) and npz, preserving vertex order.
 
 Nothing is merged, reordered or dropped on the way in or out: the i-th vertex of the file is
 the i-th row of ``vertices`` (trimesh is always called with ``process=False`` and
@@ -6,6 +6,13 @@ the i-th row of ``vertices`` (trimesh is always called with ``process=False`` an
 reads as 3F unshared vertices; :func:`merge_vertices` is the separate, explicit step that welds
 them. Per-vertex colours are kept where the format holds them (ply, obj, npz; trimesh writes
 none to off and stl).
+
+Textured meshes: ``write_mesh(path, vertices, faces, uv=..., texture=...)`` writes an .obj with
+its .mtl and .png beside it (same stem), or a single binary glTF .glb, that trimesh, pyvista / VTK,
+MeshLab and Blender open with the texture applied. UVs are per vertex (one ``vt`` per ``v``, same
+index: the vertex order is kept), in the OBJ / glTF-on-disk sense: u left to right, v bottom to top
+of the texture image (the ``meshkit.render.uv`` maps use the same axes, so a ``uv_texture`` result
+is written as is; their texel centres are half a texel from the OBJ convention's, see there).
 
 All writes are atomic: the file is written under a temporary name in the target folder and
 renamed into place, so a crash never leaves a half-written file behind.
@@ -21,11 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from .mesh import Mesh
-from .validate import check_float, check_mesh
+from .validate import check_float, check_mesh, check_vertices
 
 __all__ = ["read_mesh", "write_mesh", "merge_vertices", "atomic_path", "FORMATS"]
 
-FORMATS = ("ply", "obj", "off", "stl", "npz")
+FORMATS = ("ply", "obj", "off", "stl", "npz", "glb")
 
 
 @contextlib.contextmanager
@@ -85,19 +92,23 @@ def _colors_to_uint8(colors, n: int) -> np.ndarray:
     return c
 
 
-def read_mesh(path, *, format: str | None = None, return_colors: bool = False):
+def read_mesh(path, *, format: str | None = None, return_colors: bool = False, return_uv: bool = False):
     """Read a triangle mesh, keeping the file's vertex order exactly.
 
     Parameters
     ----------
-    path : str or Path, a .ply, .obj, .off, .stl or .npz file (``format`` overrides the suffix).
-        An .npz holds ``vertices`` (V, 3), ``faces`` (F, 3) and optionally ``colors`` (V, 4) uint8.
+    path : str or Path, a .ply, .obj, .off, .stl, .glb or .npz file (``format`` overrides the
+        suffix). An .npz holds ``vertices`` (V, 3), ``faces`` (F, 3) and optionally ``colors``
+        (V, 4) uint8 and ``uv`` (V, 2).
     return_colors : bool
         Also return per-vertex colours (V, 4) uint8 RGBA, or None when the file has none.
+    return_uv : bool
+        Also return per-vertex texture coordinates (V, 2) float64 (u right, v up), or None when the
+        file has none.
 
     Returns
     -------
-    Mesh (and colours).
+    Mesh, followed by the colours and then the UVs when asked for.
 
     Raises
     ------
@@ -107,7 +118,7 @@ def read_mesh(path, *, format: str | None = None, return_colors: bool = False):
     fmt = _format(path, format)
     if not path.is_file():
         raise FileNotFoundError(f"path: no such file: {str(path)!r}")
-    colors = None
+    colors = uv = None
     if fmt == "npz":
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -116,6 +127,7 @@ def read_mesh(path, *, format: str | None = None, return_colors: bool = False):
                     raise ValueError(f"expected arrays 'vertices' and 'faces', found {sorted(z.files)}")
                 v, f = z["vertices"], z["faces"]
                 colors = z["colors"] if "colors" in z.files else None
+                uv = z["uv"] if "uv" in z.files else None
         except ValueError as e:
             raise ValueError(f"path: could not read {str(path)!r} as an npz mesh: {e}") from e
         except Exception as e:  # zipfile.BadZipFile, EOFError, OSError on truncated files
@@ -132,27 +144,39 @@ def read_mesh(path, *, format: str | None = None, return_colors: bool = False):
         v, f = np.asarray(tm.vertices), np.asarray(tm.faces)
         if getattr(tm.visual, "kind", None) == "vertex":
             colors = np.asarray(tm.visual.vertex_colors, dtype=np.uint8)
+        if getattr(tm.visual, "uv", None) is not None and len(tm.visual.uv) == len(v):
+            uv = np.asarray(tm.visual.uv, dtype=np.float64)
     try:
         mesh = Mesh(v, f)
     except (TypeError, ValueError) as e:
         raise ValueError(f"path: {str(path)!r} is not a valid triangle mesh: {e}") from e
-    return (mesh, colors) if return_colors else mesh
+    out = (mesh,) + ((colors,) if return_colors else ()) + ((uv,) if return_uv else ())
+    return out if len(out) > 1 else mesh
 
 
-def write_mesh(path, vertices, faces=None, *, colors=None, format: str | None = None) -> Path:
+def write_mesh(path, vertices, faces=None, *, colors=None, uv=None, texture=None, format: str | None = None) -> Path:
     """Write a triangle mesh atomically, vertex order as given.
 
     Parameters
     ----------
-    path : str or Path, ending in .ply, .obj, .off, .stl or .npz (or give ``format``).
+    path : str or Path, ending in .ply, .obj, .off, .stl, .glb or .npz (or give ``format``).
     vertices : (V, 3) float, or a :class:`Mesh` (then ``faces`` is omitted).
     faces : (F, 3) int.
-    colors : (V, 3|4) per-vertex colours, uint8 in [0, 255] or float in [0, 1]; ply, obj and npz hold
-        them; asking for them in off or stl raises ``ValueError`` (they would be lost).
+    colors : (V, 3|4) per-vertex colours, uint8 in [0, 255] or float in [0, 1]; ply, obj, glb and
+        npz hold them; asking for them in off or stl raises ``ValueError`` (they would be lost).
+    uv : (V, 2) float or None
+        Per-vertex texture coordinates (u right, v up, as OBJ and ``meshkit.render.uv``); obj, glb
+        and npz hold them. Not with ``colors`` (viewers show one or the other).
+    texture : (H, W), (H, W, 3) or (H, W, 4) image or None
+        uint8, or float in [0, 1]; needs ``uv``. For .obj it is written as ``<stem>.png`` beside
+        it with a ``<stem>.mtl`` material that the OBJ names (all three atomically, the OBJ last);
+        a .glb embeds it. Formats without textures (ply, off, stl, npz) raise ``ValueError``.
+
+    Vertices keep full float64 precision in ply, obj (shortest repr) and npz; glb stores float32.
 
     Returns
     -------
-    The path written.
+    The path written (the .obj or .glb; the .mtl and .png share its stem).
     """
     if isinstance(vertices, Mesh):
         if faces is not None:
@@ -167,11 +191,31 @@ def write_mesh(path, vertices, faces=None, *, colors=None, format: str | None = 
     if colors is not None and fmt in ("off", "stl"):
         raise ValueError(f"colors: the {fmt} writer cannot store per-vertex colours; write ply, obj or npz to keep them")
     c = None if colors is None else _colors_to_uint8(colors, len(v))
+    t = uvs = None
+    if uv is not None:
+        if fmt not in ("obj", "glb", "npz"):
+            raise ValueError(f"uv: the {fmt} writer cannot store texture coordinates; write obj, glb or npz to keep them")
+        if c is not None:
+            raise ValueError("colors: expected None when uv is given (a mesh is written either textured or coloured)")
+        uvs = check_vertices(uv, "uv", dims=2)
+        if len(uvs) != len(v):
+            raise ValueError(f"uv: expected one row per vertex ({len(v)}), got {len(uvs)} rows")
+    if texture is not None:
+        if uvs is None:
+            raise ValueError("uv: expected (V, 2) texture coordinates with a texture, got None")
+        if fmt not in ("obj", "glb"):
+            raise ValueError(f"texture: the {fmt} writer cannot store a texture image; write obj or glb")
+        t = _texture_to_uint8(texture)
+    if fmt == "obj" and uvs is not None:
+        _write_textured_obj(path, v, f, uvs, t)
+        return path
     with atomic_path(path) as tmp:
         if fmt == "npz":
             arrays = {"vertices": np.asarray(v, np.float64), "faces": np.asarray(f, np.int64)}
             if c is not None:
                 arrays["colors"] = c
+            if uvs is not None:
+                arrays["uv"] = uvs
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
         elif fmt == "ply":
@@ -180,11 +224,55 @@ def write_mesh(path, vertices, faces=None, *, colors=None, format: str | None = 
             import trimesh
 
             tm = trimesh.Trimesh(vertices=np.array(v), faces=np.array(f), vertex_colors=c, process=False)
+            if uvs is not None:
+                from PIL import Image
+
+                material = trimesh.visual.material.PBRMaterial(
+                    baseColorTexture=None if t is None else Image.fromarray(t), baseColorFactor=[255, 255, 255, 255])
+                tm.visual = trimesh.visual.TextureVisuals(uv=uvs, material=material)
             options = {"obj": {"include_color": True, "digits": 12}, "off": {"digits": 12}}.get(fmt, {})
             data = tm.export(file_type=fmt, **options)
             with open(tmp, "wb") as fh:
                 fh.write(data.encode() if isinstance(data, str) else data)
     return path
+
+
+def _texture_to_uint8(texture) -> np.ndarray:
+    """(H, W), (H, W, 3) or (H, W, 4) uint8 or float in [0, 1] -> uint8 (H, W[, C]) for PNG."""
+    if isinstance(texture, (str, bytes)):
+        raise TypeError(f"texture: expected an (H, W, 3) image array, got {type(texture).__name__}")
+    a = np.asarray(texture)
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or a.shape[0] < 1 or a.shape[1] < 1:
+        raise ValueError(f"texture: expected shape (H, W), (H, W, 3) or (H, W, 4), got shape {a.shape}")
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
+    if a.dtype.kind != "f":
+        raise TypeError(f"texture: expected uint8 or float in [0, 1], got dtype {a.dtype}")
+    if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
+        raise ValueError("texture: expected float values in [0, 1] (or uint8 in [0, 255])")
+    return np.round(a * 255.0).astype(np.uint8)
+
+
+def _write_textured_obj(path: Path, v: np.ndarray, f: np.ndarray, uv: np.ndarray, texture: np.ndarray | None) -> None:
+    """OBJ with one ``vt`` per ``v`` (faces ``a/a b/b c/c``), coordinates as shortest float repr
+    (exact float64 round trip); with a texture also ``<stem>.mtl`` and ``<stem>.png``. Each file
+    is written atomically, the OBJ last, so an OBJ on disk always finds its material and image."""
+    lines = ["# written by meshkit"]
+    if texture is not None:
+        from PIL import Image
+
+        png, mtl = path.with_suffix(".png"), path.with_suffix(".mtl")
+        with atomic_path(png) as tmp:
+            Image.fromarray(texture).save(tmp, format="PNG")
+        with atomic_path(mtl) as tmp:
+            tmp.write_text(f"# written by meshkit\nnewmtl material0\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\n"
+                           f"map_Kd {png.name}\n")
+        lines += [f"mtllib {mtl.name}", "usemtl material0"]
+    lines += [f"v {x!r} {y!r} {z!r}" for x, y, z in v.tolist()]
+    lines += [f"vt {a!r} {b!r}" for a, b in uv.tolist()]
+    lines += [f"f {a}/{a} {b}/{b} {c}/{c}" for a, b, c in (f + 1).tolist()]
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
 
 
 def _write_ply(path, v: np.ndarray, f: np.ndarray, colors: np.ndarray | None) -> None:

@@ -10,6 +10,9 @@ shading.py     ``interpolate`` and ``render_colors`` / ``render_shaded`` (one li
 lighting.py    ``lambertian``, spherical-harmonics lighting (``sh_basis``, ``sh_irradiance``,
                ``sh_lighting``)
 visibility.py  ``visible_vertices``
+uv.py          UV space: ``uv_position_map`` (PRNet position maps), ``sample_uv_map``,
+               ``uv_texture`` (photo unwrapped, occlusion-masked), ``symmetric_fill``; ``UVLayout``
+               rasterizes a layout once for many maps; ``UVMap`` (image + masks)
 camera.py      ``frame_vertices``: an automatic orthographic camera framing a mesh
 image.py       ``to_uint8``, ``save_png`` (pillow), ``overlay``
 
@@ -38,6 +41,7 @@ from .shading import (
     render_shaded,
     render_texture,
 )
+from .uv import UVLayout, UVMap, sample_uv_map, symmetric_fill, uv_position_map, uv_texture
 from .visibility import visible_vertices
 
 __all__ = [
@@ -61,6 +65,12 @@ __all__ = [
     "sh_lighting",
     "SH_BAND_FACTORS",
     "visible_vertices",
+    "UVLayout",
+    "UVMap",
+    "uv_position_map",
+    "sample_uv_map",
+    "uv_texture",
+    "symmetric_fill",
     "frame_vertices",
     "to_uint8",
     "save_png",
