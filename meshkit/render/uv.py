@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..validate import check_faces, check_float, check_int, check_vertices
-from .rasterize import MAX_SIDE, Fragments, _check_flag, _check_guard, _check_size, _rasterize
+from ..validate import check_bool, check_faces, check_float, check_int, check_vertices
+from .rasterize import MAX_SIDE, Fragments, _check_guard, _check_size, _rasterize
 from .shading import _check_attributes, _check_background, _interpolate
 
 __all__ = ["UVLayout", "UVMap", "uv_position_map", "sample_uv_map", "uv_texture", "symmetric_fill"]
@@ -289,11 +289,11 @@ def uv_texture(image, image_vertices, faces, uv, size: int = 256, *, symmetric: 
     v = check_vertices(image_vertices, "image_vertices")
     _check_guard(v, "image_vertices")
     layout = UVLayout(_check_uv(uv, v.shape[0]), faces, size)
-    near = _check_flag(near_is_larger, "near_is_larger")
-    cull = _check_flag(mask_backfaces, "mask_backfaces")
+    near = check_bool(near_is_larger, "near_is_larger")
+    cull = check_bool(mask_backfaces, "mask_backfaces")
     tol = check_float(eps, "eps", minimum=0.0)
     bg = _check_background(background, photo.shape[2])
-    sym = _check_flag(symmetric, "symmetric")
+    sym = check_bool(symmetric, "symmetric")
     h, w = _check_size(photo.shape[0], photo.shape[1])
     f = layout.faces
 
