@@ -5,25 +5,51 @@ then the two-ring, and so on, so a 1-D convolution along the list sees neighbour
 order. This module holds one function, :func:`spiral_indices`; the walk runs in the numba kernel
 ``meshkit/_kernels/spiral.py`` on top of the ordered one-rings of :mod:`meshkit.topology`.
 
-How the reference code builds spirals, and how ours relates to it
------------------------------------------------------------------
-* SpiralNet++ (``extract_spirals`` in ``utils/generate_spiral_seq.py``) takes the one-ring from
-  OpenMesh's default vertex-vertex circulator, which runs *clockwise* (seen from the front of
-  counter-clockwise wound faces) starting at the target of the vertex's stored outgoing half-edge
-  (for a boundary vertex, the boundary half-edge; otherwise whatever the mesh construction left).
-  Each next ring visits the previous ring's vertices in order and, around each of them, reads the
-  circulator cyclically from just after its first neighbour in the previous ring, keeping vertices
-  not seen yet. It gathers rings until ``length * dilation`` vertices are reached, keeps
-  ``spiral[:length * dilation][::dilation]``, and when a vertex runs out of rings it silently
-  replaces the whole spiral with the k nearest vertices in Euclidean space.
-* Neural3DMM (``get_spirals`` in ``spiral_utils.py``) walks counter-clockwise, starts the one-ring
-  at the neighbour on the shortest path to a reference vertex, starts each next ring at the vertex
-  across the edge (last, first) of the previous ring, pads with -1 (a dummy vertex whose features
-  are zero), and dilates as ``spiral[:1] + spiral[1::dilation]`` (the centre, then every
-  dilation-th entry starting with the first neighbour).
+Three styles, one function
+--------------------------
+``style="meshkit"`` (the default, described exactly below) is ours. ``style="spiralnet++"`` and
+``style="neural3dmm"`` reproduce, row for row, what the two projects' own code computes, so that a
+checkpoint trained on their spirals carries over and their training code needs neither OpenMesh nor
+its slow Python loop. ``tests/fixtures/spirals/`` holds the arrays their published code produced on
+six small meshes (face with a rim, closed sphere, irregular valences, a decimated level, the BFM
+grid topology with a mouth hole, tiny components); the tests compare against them.
 
-What :func:`spiral_indices` does, exactly
------------------------------------------
+* **SpiralNet++** (``preprocess_spiral`` -> ``extract_spirals`` in ``utils/generate_spiral_seq.py``)
+  builds an OpenMesh ``TriMesh`` from the faces in file order and reads each one-ring with
+  OpenMesh's vertex-vertex circulator, which runs *clockwise* seen from the front. Where it
+  starts is a fact of OpenMesh's half-edge construction: a boundary vertex v starts at the
+  boundary neighbour b whose edge v -> b has no face (the last vertex of our counter-clockwise
+  ring); an interior vertex starts at the vertex that follows v in the *last* face (in file order)
+  that uses v. Ring p+1 visits the vertices w of ring p in order and reads w's clockwise ring
+  cyclically from just after the first of its entries that lies in ring p (from its first entry
+  when none does), appending every vertex not yet in the spiral. Rings are gathered until
+  ``length * dilation`` vertices are there; the row is ``spiral[:length * dilation][::dilation]``.
+  When the walk runs out first (the centre's component has fewer vertices, or is just the centre
+  and its one-ring) SpiralNet++ replaces the *whole row* by the ``length * dilation`` vertices
+  nearest to the centre in space, every ``dilation``-th kept: ``padding="nearest"`` (the default
+  of this style; ties by index). Without ``vertices`` pass ``padding="repeat"`` or ``"sentinel"``.
+  (SpiralNet++ without vertices puts every point at (1, 1, 1), which makes its fallback arbitrary.)
+* **Neural3DMM** (``get_spirals`` in ``spiral_utils.py``, as ``generate_spirals`` calls it) walks
+  *counter-clockwise*. Ring 1 starts at the neighbour on the shortest path (Dijkstra over edge
+  lengths; among equally short predecessors the smallest index) towards the ``reference`` vertex;
+  the reference vertex itself starts at its nearest neighbour in space. Ring 1 is then c's
+  one-ring counter-clockwise from that start; at a boundary vertex a dummy entry (their -1, our
+  sentinel ``V``) stands where the ring crosses the boundary gap. Ring p+1 starts at the third
+  vertex of the triangle on the edge (first, last) of ring p that reaches outward (if that fails,
+  at the unseen vertex of the first triangle on a consecutive pair of ring p that can start the
+  walk) and follows the triangles with one vertex in ring p and two in ring p+1, counter-clockwise,
+  then, if it hits the boundary, from the start the other way round, inserted in reverse, with a
+  dummy at the gap. ``rings`` caps the number of rings (their ``step_sizes`` entry). Dilation is
+  ``spiral[:1] + spiral[1::dilation]``; the row is cut to ``length`` and padded with the sentinel
+  (their -1 into a feature matrix with one extra zero row: the same row ``V``).
+  Not deterministic in their code: from ring 2 on, where more than one triangle qualifies for the
+  next step (irregular valences), ``get_spirals`` takes the first one a Python ``set`` yields, an
+  artefact of hash values; ours take them in file order. Rows where that choice does not arise
+  are identical (all rows on the face, sphere, BFM-grid fixtures; on the irregular and decimated
+  ones the rows marked order-independent, and most of the others too).
+
+What ``style="meshkit"`` does, exactly
+--------------------------------------
 1. Entry 0 is the centre vertex c.
 2. Ring 1 is :func:`meshkit.topology.one_rings` of c: counter-clockwise seen from the front (the
    side the face normals point to). An interior vertex's ring starts at its smallest-index
@@ -43,12 +69,15 @@ What :func:`spiral_indices` does, exactly
    SpiralNet++ dilation: the centre, then entries dilation, 2 * dilation, ...).
 5. A row shorter than ``length`` (a component with too few vertices, e.g. a tiny mesh, or an
    isolated vertex) is padded: ``padding="repeat"`` repeats the row's last index,
-   ``padding="sentinel"`` fills with the index ``V`` (= ``n_vertices``), one past the last vertex.
+   ``padding="sentinel"`` fills with the index ``V`` (= ``n_vertices``), one past the last vertex;
+   ``padding="nearest"`` replaces the row as SpiralNet++ does (see above; needs ``vertices``).
 
-Where we deliberately differ: counter-clockwise like Neural3DMM, not clockwise like OpenMesh's
-default circulator (pass ``faces[:, ::-1]`` to get clockwise spirals); ring 1 starts at a
-documented neighbour instead of an artefact of half-edge storage or of geometry; and we never
-substitute k-nearest neighbours when rings run out: we pad, and say so.
+How it relates to the other two: counter-clockwise like Neural3DMM, not clockwise like OpenMesh's
+circulator (``faces[:, ::-1]`` gives clockwise spirals); ring 1 starts at a documented neighbour
+that does not depend on the face order (SpiralNet++'s start does) nor on geometry and a reference
+vertex (Neural3DMM's does); the next rings continue in SpiralNet++'s cyclic-read manner, starting
+where Neural3DMM's start on an interior patch; and rows that run out are padded, never replaced by
+nearest vertices unless ``padding="nearest"`` asks for it.
 
 Using the sentinel in a model: append one row of zeros to the vertex features before gathering,
 ``x = torch.cat([x, x.new_zeros(B, 1, C)], dim=1); x[:, spirals]`` (features (B, V, C) ->
