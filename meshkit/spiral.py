@@ -253,6 +253,15 @@ def _neural3dmm(f, v, n, length, dilation, reference, rings):
     if refs.min() < 0 or refs.max() >= n:
         raise ValueError(f"reference: expected vertex indices in [0, {n}), got {refs.tolist()}")
     max_rings = n if rings is None else check_int(rings, "rings", minimum=1)
+    raw = _neural3dmm_raw(f, v, n, 1 + (length - 1) * dilation, refs, max_rings)
+    out = np.concatenate([raw[:, :1], raw[:, 1::dilation]], axis=1)[:, :length]
+    out[out < 0] = n  # the dummy vertex and the padding: index V (Neural3DMM's -1 into its V + 1 rows)
+    return np.ascontiguousarray(out)
+
+
+def _neural3dmm_raw(f, v, n, n_raw, refs, max_rings):
+    """Neural3DMM's undilated spirals: (n, n_raw) int64, -1 for its dummy vertex, -2 after the end
+    of a row (rows hold at most ``max_rings`` rings). ``refs`` are valid vertex indices."""
     e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
     adj = sp.csr_matrix((np.ones(len(e), dtype=np.int8), (e[:, 0], e[:, 1])), shape=(n, n))
     adj = (adj + adj.T).tocsr()
@@ -262,18 +271,14 @@ def _neural3dmm(f, v, n, length, dilation, reference, rings):
     # the shortest-path tree: each later reference overwrites what it reaches (as get_spirals does)
     dist = np.full(n, np.inf)
     prev = np.full(n, -1, dtype=np.int64)
-    for r in refs.tolist():
+    for r in np.atleast_1d(refs).tolist():
         _ks.shortest_path_tree(v, a_ptr, a_idx, int(r), dist, prev)
     start = prev.copy()
-    for r in set(refs.tolist()):  # a reference vertex starts at its nearest neighbour (first on ties)
+    for r in set(np.atleast_1d(refs).tolist()):  # a reference vertex starts at its nearest neighbour (first on ties)
         nb = a_idx[a_ptr[r]:a_ptr[r + 1]]
         start[r] = nb[np.argmin(((v[r] - v[nb]) ** 2).sum(axis=1))] if nb.size else -1
     order = np.argsort(f.ravel(), kind="stable")
     vf = (order // 3).astype(np.int64)
     vf_ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(f.ravel(), minlength=n), out=vf_ptr[1:])
-    n_raw = 1 + (length - 1) * dilation
-    raw = _ks.spirals_neural3dmm(f, vf_ptr, vf, a_ptr, a_idx, start, n, n_raw, max_rings)
-    out = np.concatenate([raw[:, :1], raw[:, 1::dilation]], axis=1)[:, :length]
-    out[out < 0] = n  # the dummy vertex and the padding: index V (Neural3DMM's -1 into its V + 1 rows)
-    return np.ascontiguousarray(out)
+    return _ks.spirals_neural3dmm(f, vf_ptr, vf, a_ptr, a_idx, start, n, n_raw, max_rings)
