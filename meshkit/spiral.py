@@ -16,19 +16,21 @@ grid topology with a mouth hole, tiny components); the tests compare against the
 
 * **SpiralNet++** (``preprocess_spiral`` -> ``extract_spirals`` in ``utils/generate_spiral_seq.py``)
   builds an OpenMesh ``TriMesh`` from the faces in file order and reads each one-ring with
-  OpenMesh's vertex-vertex circulator, which runs *clockwise* seen from the front. Where it
-  starts is a fact of OpenMesh's half-edge construction: a boundary vertex v starts at the
-  boundary neighbour b whose edge v -> b has no face (the last vertex of our counter-clockwise
-  ring); an interior vertex starts at the vertex that follows v in the *last* face (in file order)
-  that uses v. Ring p+1 visits the vertices w of ring p in order and reads w's clockwise ring
-  cyclically from just after the first of its entries that lies in ring p (from its first entry
-  when none does), appending every vertex not yet in the spiral. Rings are gathered until
-  ``length * dilation`` vertices are there; the row is ``spiral[:length * dilation][::dilation]``.
-  When the walk runs out first (the centre's component has fewer vertices, or is just the centre
-  and its one-ring) SpiralNet++ replaces the *whole row* by the ``length * dilation`` vertices
-  nearest to the centre in space, every ``dilation``-th kept: ``padding="nearest"`` (the default
-  of this style; ties by index). Without ``vertices`` pass ``padding="repeat"`` or ``"sentinel"``.
-  (SpiralNet++ without vertices puts every point at (1, 1, 1), which makes its fallback arbitrary.)
+  OpenMesh's vertex-vertex circulator, which runs *clockwise* seen from the front. Where it starts
+  is a fact of OpenMesh's half-edge construction: a boundary vertex v starts at the boundary
+  neighbour b whose edge v -> b has no face (the last vertex of our counter-clockwise ring); an
+  interior vertex starts at the vertex that follows v in the *last* face (in file order) that uses v
+  (this assumes OpenMesh accepts every face, as it does for the manifold meshes accepted here; it
+  prints "complex edge" / "complex vertex" when it drops one). Ring p+1 visits the vertices w of
+  ring p in order and reads w's clockwise ring cyclically from just after the first of its entries
+  that lies in ring p (from its first entry when none does), appending every vertex not yet in the
+  spiral. Rings are gathered until ``length * dilation`` vertices are there; the row is
+  ``spiral[:length * dilation][::dilation]``. When the walk runs out first (the centre's component
+  has fewer vertices, or is just the centre and its one-ring) SpiralNet++ replaces the *whole row*
+  by the ``length * dilation`` vertices nearest to the centre in space, every ``dilation``-th kept:
+  ``padding="nearest"`` (the default of this style; ties by index). Without ``vertices`` pass
+  ``padding="repeat"`` or ``"sentinel"``. (SpiralNet++ without vertices puts every point at (1, 1,
+  1), which makes its fallback arbitrary.)
 * **Neural3DMM** (``get_spirals`` in ``spiral_utils.py``, as ``generate_spirals`` calls it) walks
   *counter-clockwise*. Ring 1 starts at the neighbour on the shortest path (Dijkstra over edge
   lengths; among equally short predecessors the smallest index) towards the ``reference`` vertex;
