@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from meshkit import laplacian as _lap
 from meshkit import topology
 from meshkit.decimate import decimate
-from meshkit.spiral import spiral_indices
+from meshkit.spiral import STYLES, spiral_indices
 from meshkit.validate import check_choice, check_float, check_int, check_mesh
 
 __all__ = ["Level", "Hierarchy", "build_hierarchy", "template_hash", "FORMAT_VERSION"]
@@ -124,17 +124,17 @@ class Hierarchy:
 
         return save(self, path)
 
-    def export_spiralnet(self, path) -> Path:
+    def export_spiralnet(self, path, **options) -> Path:
         """Write SpiralNet++'s ``transform.pkl``. See :func:`sampling.io.export_spiralnet`."""
         from .io import export_spiralnet
 
-        return export_spiralnet(self, path)
+        return export_spiralnet(self, path, **options)
 
-    def export_neural3dmm(self, path) -> Path:
+    def export_neural3dmm(self, path, **options) -> Path:
         """Write Neural3DMM's ``downsampling_matrices.pkl``. See :func:`sampling.io.export_neural3dmm`."""
         from .io import export_neural3dmm
 
-        return export_neural3dmm(self, path)
+        return export_neural3dmm(self, path, **options)
 
     def to_torch(self, dtype=None):
         """The operators as torch tensors: a dict with ``spirals`` (list of int64 (n_i, L)),
@@ -197,7 +197,9 @@ def build_hierarchy(
     spiral_length: int | Sequence[int] = 9,
     dilation: int | Sequence[int] = 1,
     *,
-    padding: str = "repeat",
+    padding: str | None = None,
+    spiral_style: str = "meshkit",
+    spiral_reference: int = 0,
     laplacian: str = "normalized",
     lmax: float | None = None,
     cache_dir=None,
@@ -213,8 +215,14 @@ def build_hierarchy(
         Decimation factor per level: level i+1 has ceil(n_i / factors[i]) vertices.
     spiral_length, dilation : int or one per level (len(factors) + 1 values)
         Spiral ordering parameters (see :func:`meshkit.spiral_indices`).
-    padding : "repeat" | "sentinel"
-        How spirals of vertices with too few neighbours are padded.
+    padding : "repeat" | "sentinel" | "nearest", optional
+        How spirals of vertices with too few neighbours are padded; default the style's own
+        ("repeat" for "meshkit", "nearest" for "spiralnet++", "sentinel" for "neural3dmm").
+    spiral_style : "meshkit" | "spiralnet++" | "neural3dmm"
+        Which spiral ordering each level carries (see :func:`meshkit.spiral_indices`).
+    spiral_reference : int
+        "neural3dmm" only: the level-0 reference vertex; each coarser level uses its vertex
+        nearest to that point, as Neural3DMM's notebook does.
     laplacian : "normalized" | "combinatorial" | "random_walk"
         Which graph Laplacian each level carries, rescaled for Chebyshev filters as
         2 L / lmax - I.
@@ -246,7 +254,11 @@ def build_hierarchy(
     n_levels = len(facs) + 1
     lengths = _per_level(spiral_length, n_levels, "spiral_length")
     dilations = _per_level(dilation, n_levels, "dilation")
-    check_choice(padding, "padding", ("repeat", "sentinel"))
+    check_choice(spiral_style, "spiral_style", STYLES)
+    if padding is None:
+        padding = {"meshkit": "repeat", "spiralnet++": "nearest", "neural3dmm": "sentinel"}[spiral_style]
+    check_choice(padding, "padding", ("repeat", "sentinel", "nearest"))
+    spiral_reference = check_int(spiral_reference, "spiral_reference", minimum=0, maximum=v.shape[0] - 1)
     check_choice(laplacian, "laplacian", _LAPLACIANS)
     if lmax is not None:
         check_float(lmax, "lmax", minimum=0.0, strict_minimum=True)
@@ -255,6 +267,8 @@ def build_hierarchy(
         "spiral_length": lengths,
         "dilation": dilations,
         "padding": padding,
+        "spiral_style": spiral_style,
+        "spiral_reference": spiral_reference,
         "laplacian": laplacian,
         "lmax": lmax,
     }
@@ -291,7 +305,9 @@ def build_hierarchy(
         n = cur_v.shape[0]
         adj = topology.adjacency(cur_f, n)
         lap, used_lmax = _rescaled(cur_f, n, laplacian, lmax)
-        spirals = spiral_indices(cur_f, lengths[i], dilation=dilations[i], padding=padding, n_vertices=n)
+        ref = int(np.argmin(((cur_v - v[spiral_reference]) ** 2).sum(axis=1)))  # Neural3DMM's per-level reference
+        spirals = spiral_indices(cur_f, lengths[i], dilation=dilations[i], padding=padding, n_vertices=n,
+                                 style=spiral_style, vertices=cur_v, reference=ref)
         levels.append(Level(cur_v, cur_f, adj, lap.tocsr(), np.asarray(spirals, dtype=np.int64), used_lmax))
         seconds.append(time.perf_counter() - t0)
         if progress:
