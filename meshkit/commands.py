@@ -98,8 +98,13 @@ def _add_spiral(sub) -> None:
     p.add_argument("mesh", type=Path, help="mesh file (ply, obj, off, stl, npz)")
     p.add_argument("--length", type=int, default=9, help="entries per spiral, the vertex included (default: 9)")
     p.add_argument("--dilation", type=int, default=1, help="keep every d-th of the first length*d entries (default: 1)")
-    p.add_argument("--padding", choices=["repeat", "sentinel"], default="repeat",
-                   help="short spirals: repeat the last index, or the sentinel index V (default: repeat)")
+    p.add_argument("--style", choices=["meshkit", "spiralnet++", "neural3dmm"], default="meshkit",
+                   help="meshkit's ordering (default), SpiralNet++'s (OpenMesh's order) or Neural3DMM's, row for row")
+    p.add_argument("--padding", choices=["repeat", "sentinel", "nearest"], default=None,
+                   help="short spirals: repeat the last index, the sentinel index V, or the nearest vertices in space "
+                        "(default: the style's own: repeat, nearest (spiralnet++), sentinel (neural3dmm))")
+    p.add_argument("--reference", type=int, default=0, help="neural3dmm: the reference vertex (default 0)")
+    p.add_argument("--rings", type=int, default=None, help="neural3dmm: rings per spiral at most (its step_sizes)")
     p.add_argument("--out", type=Path, required=True, help="output .npy, int64 (V, length)")
     p.set_defaults(func=_run_spiral)
 
@@ -112,14 +117,16 @@ def _run_spiral(args) -> int:
 
     m = read_mesh(args.mesh)
     t0 = time.perf_counter()
-    s = spiral_indices(m.faces, args.length, args.dilation, padding=args.padding, n_vertices=m.n_vertices)
+    s = spiral_indices(m.faces, args.length, args.dilation, style=args.style, padding=args.padding,
+                       n_vertices=m.n_vertices, vertices=m.vertices, reference=args.reference, rings=args.rings)
     dt = time.perf_counter() - t0
     with atomic_path(args.out) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, s)
-    n_pad = int((s == m.n_vertices).any(axis=1).sum()) if args.padding == "sentinel" else None
-    pad_text = f", {n_pad} padded row(s)" if n_pad is not None else ""
-    print(f"spirals {s.shape[0]} x {s.shape[1]} (dilation {args.dilation}, padding {args.padding}{pad_text}) "
+    n_pad = int((s == m.n_vertices).any(axis=1).sum())  # rows holding the sentinel V (sentinel padding, neural3dmm gaps)
+    pad_text = f", {n_pad} row(s) with the sentinel {m.n_vertices}" if n_pad else ""
+    padding = args.padding or "the style's own"
+    print(f"spirals {s.shape[0]} x {s.shape[1]} ({args.style}, dilation {args.dilation}, padding {padding}{pad_text}) "
           f"in {dt:.3f} s -> {args.out}")
     return 0
 

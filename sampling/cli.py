@@ -20,11 +20,22 @@ def add_commands(sub) -> None:
     p.add_argument("--factors", type=float, nargs="+", default=[4, 4, 4, 4, 4], help="decimation factor per level")
     p.add_argument("--spiral-length", type=int, default=9)
     p.add_argument("--dilation", type=int, default=1)
-    p.add_argument("--padding", choices=["repeat", "sentinel"], default="repeat")
+    p.add_argument("--padding", choices=["repeat", "sentinel", "nearest"], default=None,
+                   help="short spirals: repeat the last index, the sentinel index V, or the nearest vertices in space "
+                        "(default: the spiral style's own: repeat for meshkit, nearest for spiralnet++, sentinel for neural3dmm)")
+    p.add_argument("--spiral-style", choices=["meshkit", "spiralnet++", "neural3dmm"], default="meshkit",
+                   help="spiral ordering: meshkit's (default), SpiralNet++'s (OpenMesh order) or Neural3DMM's, row for row")
+    p.add_argument("--spiral-reference", type=int, default=0,
+                   help="neural3dmm: the reference vertex on level 0 (coarser levels use their nearest vertex; default 0)")
     p.add_argument("--laplacian", choices=["normalized", "combinatorial", "random_walk"], default="normalized")
     p.add_argument("--out", type=Path, required=True, help="output .npz")
     p.add_argument("--export", choices=["spiralnet", "neural3dmm"], action="append", default=[],
-                   help="also write SpiralNet++'s transform.pkl / Neural3DMM's downsampling_matrices.pkl beside --out")
+                   help="also write SpiralNet++'s transform.pkl (with its spirals) / Neural3DMM's downsampling_matrices.pkl "
+                        "(and template.obj) beside --out; see docs/exports.md")
+    p.add_argument("--neural3dmm-step-sizes", type=int, nargs="+", default=None,
+                   help="with --export neural3dmm: also store Neural3DMM's spirals, rings per level (e.g. 2 2 1 1 1)")
+    p.add_argument("--neural3dmm-dilation", type=int, nargs="+", default=None,
+                   help="with --neural3dmm-step-sizes: Neural3DMM's dilation per level (default 1)")
     p.add_argument("--preview", type=Path, help="PNG with every level rendered side by side")
     p.add_argument("--cache-dir", type=Path, help="reuse a hierarchy built before from identical inputs")
     p.set_defaults(func=_run_hierarchy)
@@ -45,13 +56,19 @@ def _build_hierarchy_outputs(vertices, faces, args):
     t0 = time.perf_counter()
     h = build_hierarchy(vertices, faces, factors=args.factors, spiral_length=args.spiral_length,
                         dilation=args.dilation, padding=args.padding, laplacian=args.laplacian,
+                        spiral_style=args.spiral_style, spiral_reference=args.spiral_reference,
                         cache_dir=args.cache_dir, progress=True)
     print(h.summary())
     print(f"[hierarchy] built in {time.perf_counter() - t0:.2f} s -> {h.save(args.out)}")
-    names = {"spiralnet": ("transform.pkl", h.export_spiralnet), "neural3dmm": ("downsampling_matrices.pkl", h.export_neural3dmm)}
-    for kind in args.export:
-        fname, export = names[kind]
-        print(f"[hierarchy] {kind} export -> {export(args.out.parent / fname)}")
+    folder = args.out.parent
+    if "spiralnet" in args.export:
+        print(f"[hierarchy] spiralnet export -> {h.export_spiralnet(folder / 'transform.pkl', spirals=True)}")
+    if "neural3dmm" in args.export:
+        path = h.export_neural3dmm(folder / "downsampling_matrices.pkl", template=folder / "template.obj",
+                                   reference=None if args.neural3dmm_step_sizes is None else args.spiral_reference,
+                                   step_sizes=args.neural3dmm_step_sizes,
+                                   dilation=args.neural3dmm_dilation)
+        print(f"[hierarchy] neural3dmm export -> {path} (+ {folder / 'template.obj'})")
     if args.preview:
         from .preview import save_preview
 
@@ -62,8 +79,10 @@ def _build_hierarchy_outputs(vertices, faces, args):
 def _demo_hierarchy(args, vertices, faces) -> None:
     out: Path = args.out
     opts = argparse.Namespace(factors=[4, 4, 4, 4, 4] if not args.small else [4, 4, 4], spiral_length=9, dilation=1,
-                              padding="repeat", laplacian="normalized", out=out / "hierarchy.npz",
-                              export=["spiralnet"], preview=out / "hierarchy.png", cache_dir=None)
+                              padding=None, laplacian="normalized", out=out / "hierarchy.npz",
+                              spiral_style="meshkit", spiral_reference=0, export=["spiralnet"],
+                              neural3dmm_step_sizes=None, neural3dmm_dilation=None,
+                              preview=out / "hierarchy.png", cache_dir=None)
     print("[demo] hierarchy of the template")
     _build_hierarchy_outputs(vertices, faces, opts)
 

@@ -150,3 +150,44 @@ def test_installed_meshkit_executable_dispatches():
         pytest.skip(f"no meshkit executable beside {sys.executable}")
     out = subprocess.run([str(exe), "bfm", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "reconstruct" in out.stdout and "convert" in out.stdout
+
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "spirals"
+
+
+@pytest.mark.parametrize(("length", "dilation"), [(9, 1), (12, 2)])
+def test_spiral_style_spiralnet_equals_spiralnet_code(tmp_path, length, dilation):
+    """`meshkit spiral --style spiralnet++` writes what SpiralNet++'s own extract_spirals computed (fixture)."""
+    import numpy as np
+
+    ref = np.load(FIXTURES / "face.npz")
+    mesh = write_mesh(tmp_path / "face.ply", ref["vertices"], ref["faces"])
+    out = tmp_path / "s.npy"
+    assert main(["spiral", str(mesh), "--style", "spiralnet++", "--length", str(length), "--dilation", str(dilation),
+                 "--out", str(out)]) == 0
+    assert np.array_equal(np.load(out), ref[f"spiralnet_L{length}_d{dilation}"])
+
+
+def test_hierarchy_exports_what_neural3dmm_reads(tmp_path, small_face):
+    """`--export neural3dmm` writes F for levels 1..n (Neural3DMM's get_adj_trigs indexes F[i] with level i + 1's
+    mesh), the template OBJ, and its spirals when step sizes are given; `--export spiralnet` adds spirals."""
+    import pickle
+
+    import numpy as np
+
+    import sampling
+
+    tpl = write_mesh(tmp_path / "t.ply", *small_face)
+    out = tmp_path / "h.npz"
+    assert main(["hierarchy", str(tpl), "--factors", "4", "4", "--out", str(out), "--export", "neural3dmm",
+                 "--export", "spiralnet", "--neural3dmm-step-sizes", "1", "1", "1"]) == 0
+    h = sampling.load(out)
+    with open(tmp_path / "downsampling_matrices.pkl", "rb") as fh:
+        d = pickle.load(fh, encoding="latin1")
+    assert [len(f) for f in d["F"]] == [len(lv.faces) for lv in h.levels[1:]]
+    assert [s.shape[1] for s in d["spirals"]] == [n + 1 for n in h.n_vertices]  # + Neural3DMM's dummy vertex
+    assert (tmp_path / "template.obj").is_file()
+    with open(tmp_path / "transform.pkl", "rb") as fh:
+        t = pickle.load(fh, encoding="latin1")
+    assert [len(s) for s in t["spirals"]] == h.n_vertices[:-1]
+    assert all(np.all(s[:, 0] == np.arange(len(s))) for s in t["spirals"])  # every spiral starts at its vertex
