@@ -14,8 +14,8 @@ interior vertices of other valence, and this template has them too, at the corne
 rectangle: a rectangular grid of ``a`` x ``b`` vertices in the middle of the face, then ``r``
 closed rings of ``N`` vertices each (N = the centre's boundary length) out to the rim. Each of the
 rectangle's corners has 3 quads (3 or 6 triangles) instead of 4. Ring spacing grows geometrically
-outwards so that cells stay about square: the triangles near the rim are ~2.4x larger than in the
-centre, as the real mesh's edge lengths spread (5th-95th percentile ratio ~3.3). To hit any vertex
+outwards, cells staying about square, so the triangles near the rim are ~2.4x larger than in the
+centre and the edge lengths spread as the real mesh's (5th-95th percentile ratio 3.3). To hit any vertex
 count exactly, a few vertices are cut from the rectangle's corners (1 at the default size) and
 the ring length may differ from the size-scaled 512 by a few vertices. The mouth is a slit of
 ``L`` removed ring quads on the mouth line (2 L + 2 boundary vertices).
@@ -45,6 +45,9 @@ REAL_MOUTH = 78  # mouth opening of the real mesh
 V_EDGE = 0.97  # the outline spans y in [-0.97, 0.97] * HALF_HEIGHT, as in face_template
 V_MOUTH = -0.545  # the mouth line of face_height (normalised y)
 ASPECT = 1.3  # preferred height / width of the central rectangle (in vertices)
+# The first ring lies this many centre spacings out (cells stay within 7 % of square); tuned so
+# that edge lengths spread as on the real mesh, p95 / p5 = 3.3 (exactly square cells give 3.0).
+FIRST_RING = 1.07
 
 
 def _corner_cut(k: int) -> tuple[int, int, int]:
@@ -176,11 +179,11 @@ def face_template_grid(n_vertices: int = REAL_VERTICES) -> tuple[np.ndarray, np.
     s_rim = np.linalg.norm(np.diff(rim, axis=0, append=rim[:1]), axis=1).mean()
 
     # centre spacing h: rings at fractions tau_k = (q^(k/r) - 1) / (q - 1) of the way to the rim,
-    # q = s_rim / h, with the first ring one spacing h out (cells about square throughout)
+    # q = s_rim / h (spacing grows geometrically, cells about square), the first ring FIRST_RING h out
     def first_step(h):
         q = s_rim / h
         tau1 = (q ** (1.0 / r) - 1.0) / (q - 1.0)
-        return tau1 * np.linalg.norm(rim - h * s_unit, axis=1).mean() - h
+        return tau1 * np.linalg.norm(rim - h * s_unit, axis=1).mean() - FIRST_RING * h
 
     lo, hi = 1e-6 * s_rim, s_rim * (1 - 1e-9)
     for _ in range(60):  # bisection: first_step > 0 below the root, < 0 above
