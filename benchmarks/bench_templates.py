@@ -8,6 +8,8 @@ height field. Rows, each after a warm-up call (first call reported apart):
   (target_reduction=0.75) and pyfqmr (same face count as meshkit's result) when installed;
 - meshkit.spiral_indices(faces, 9);
 - render_depth of the framed mesh (frame_vertices, margin 0.02) at 256 and 1024;
+- decimate with the vertex order shuffled, and on a rough surface (z + Gaussian noise, sd 300 um):
+  two candidate causes of the real mesh's slower collapse loop;
 - decimate on the coordinates scaled by 1e-3 (millimetres) and by 2^-10: time, and whether the
   result (kept vertices, faces) is the same as on micrometres.
 Then a summary table (grid / old median) and the mesh statistics that explain the differences.
@@ -133,6 +135,13 @@ def main() -> None:
         shuffled[name] = (v[perm], inv[f])
     pair("meshkit decimate 1/4, vertex order shuffled", {n: (lambda v=v, f=f: decimate(v, f, factor=4))
                                                          for n, (v, f) in shuffled.items()})
+    rough = {}
+    for name, (v, f) in meshes.items():
+        vr = v.copy()
+        vr[:, 2] += rng.normal(0.0, 300.0, len(v))  # rough surface: z noise of ~0.4 median edge
+        rough[name] = (vr, f)
+    pair("meshkit decimate 1/4, z + noise (sd 300 um)", {n: (lambda v=v, f=f: decimate(v, f, factor=4))
+                                                        for n, (v, f) in rough.items()})
     same = {}
     for label, scale in (("x 1e-3 (mm)", 1e-3), ("x 2^-10", 2.0**-10)):
         notes = {}
