@@ -19,8 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.sparse.csgraph import connected_components
 
-from bfm.synthetic import HALF_HEIGHT, HALF_WIDTH, LANDMARK_UV, _half_width, face_height, face_template, landmark_indices
-from meshkit.synthetic_grid import face_template_grid
+from bfm.synthetic import LANDMARK_UV, landmark_indices
+
+try:  # the surface and outline both templates share (moving from bfm.synthetic to meshkit.synthetic)
+    from meshkit.synthetic import HALF_HEIGHT, HALF_WIDTH, _half_width, face_height, face_template
+except ImportError:
+    from bfm.synthetic import HALF_HEIGHT, HALF_WIDTH, _half_width, face_height, face_template
+from meshkit.synthetic_grid import face_template_grid  # to become meshkit.synthetic when folded in
 
 REAL_V, REAL_F, REAL_RIM, REAL_MOUTH = 53_215, 105_840, 512, 78
 
