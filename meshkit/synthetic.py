@@ -1,20 +1,51 @@
 """The synthetic face template: pure geometry with the topology of the real BFM mesh.
 
-``face_template`` builds an open, disc-like face surface (forehead, brows, eye sockets, nose, lips,
-chin, cheeks) of exactly ``n_vertices`` vertices (53,215 by default, the trimmed BFM size; with
-that default it also has the BFM's 105,840 triangles). Coordinates are in BFM units (micrometres:
-the face is about 150,000 wide), x right, y up, z towards the viewer, and the winding is
-counter-clockwise seen from the front, so normals point to +z. ``face_height`` is the height field
-the surface samples. The synthetic Morphable Model on this template lives in ``bfm.synthetic``.
+``face_template`` builds an open face surface (forehead, brows, eye sockets, nose, lips, chin,
+cheeks) of exactly ``n_vertices`` vertices (53,215 by default, the trimmed BFM size). Coordinates
+are in BFM units (micrometres: the face is about 150,000 wide), x right, y up, z towards the
+viewer, and the winding is counter-clockwise seen from the front, so normals point to +z.
+``face_height`` is the height field the surface samples. The synthetic Morphable Model on this
+template lives in ``bfm.synthetic``.
+
+Two connectivities (``topology=``) on the same height field, frame and outline:
+
+- ``"bfm"``: the real mesh's connectivity (facts in ``../shared/REAL_FILES.md``): quads
+  split along alternating (checkerboard) diagonals, so interior vertices have 4 or 8 incident
+  triangles, an outer rim and a mouth opening (two boundary loops, an annulus), and triangle sizes
+  that vary over the face. At 53,215 vertices it has exactly the real counts: 105,840 triangles, rim
+  512 and mouth 78 vertices, and the real spread of edge lengths (5th-95th percentile ratio 3.3).
+  Speed measured on it predicts the real mesh's (benchmarks/README.md, "Templates").
+- ``"rows"`` (default for now): rows zipped into strips (6 faces per vertex, one boundary loop of
+  588 vertices at the default size), the template of meshkit 0.1.
+
+Layout (why rings): a grid with alternating diagonals and no irregular vertex is flat, and a flat
+grid of V vertices needs a rim of at least about sqrt(8 V) vertices (a diamond-shaped region is the
+best case): 652 for 53,215 vertices, against the real 512. So the real mesh must have a few
+interior vertices of other valence, and this template has them too, at the corners of a central
+rectangle: a rectangular grid of ``a`` x ``b`` vertices in the middle of the face, then ``r``
+closed rings of ``N`` vertices each (N = the centre's boundary length) out to the rim. Each of the
+rectangle's corners has 3 quads (3 or 6 triangles) instead of 4. Ring spacing grows geometrically
+outwards, cells staying about square, so the triangles near the rim are ~2.4x larger than in the
+centre and the edge lengths spread as the real mesh's (5th-95th percentile ratio 3.3). To hit any vertex
+count exactly, a few vertices are cut from the rectangle's corners (1 at the default size) and
+the ring length may differ from the size-scaled 512 by a few vertices. The mouth is a slit of
+``L`` removed ring quads on the mouth line (2 L + 2 boundary vertices).
+
+Vertex order: the centre rectangle row by row (top to bottom, left to right), then the rings from
+the inside out, each counter-clockwise from the bottom middle. Faces: two per quad, in that order.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
-from .validate import check_int
+from .validate import check_choice, check_int
 
-__all__ = ["face_template", "face_height", "HALF_WIDTH", "HALF_HEIGHT", "DEPTH"]
+__all__ = ["face_template", "face_height", "TOPOLOGIES", "HALF_WIDTH", "HALF_HEIGHT", "DEPTH"]
+
+TOPOLOGIES = ("bfm", "rows")
 
 # Half-extents of the face in BFM units (micrometres).
 HALF_WIDTH = 75_000.0
@@ -94,8 +125,8 @@ def _zip_rows(top: np.ndarray, bottom: np.ndarray, ut: np.ndarray, ub: np.ndarra
             i += 1
 
 
-def face_template(n_vertices: int = 53_215) -> tuple[np.ndarray, np.ndarray]:
-    """The synthetic face surface: an open disc-like triangle mesh of exactly ``n_vertices``.
+def _rows_template(n_vertices: int = 53_215) -> tuple[np.ndarray, np.ndarray]:
+    """The ``"rows"`` template: an open disc-like triangle mesh of exactly ``n_vertices``.
 
     Vertices lie in rows from the top of the forehead down to the chin, left to right in each row;
     the strips between rows are triangulated counter-clockwise (normals towards +z). With the
@@ -141,3 +172,203 @@ def face_template(n_vertices: int = 53_215) -> tuple[np.ndarray, np.ndarray]:
         _zip_rows(ids[r], ids[r + 1], us[r], us[r + 1], tris)
     faces = np.asarray(tris, dtype=np.int64)
     return vertices, faces
+
+
+REAL_VERTICES = 53_215
+REAL_RIM = 512  # outer boundary loop of the real mesh
+REAL_MOUTH = 78  # mouth opening of the real mesh
+V_EDGE = 0.97  # the outline spans y in [-0.97, 0.97] * HALF_HEIGHT, as in face_template
+V_MOUTH = -0.545  # the mouth line of face_height (normalised y)
+ASPECT = 1.3  # preferred height / width of the central rectangle (in vertices)
+# The first ring lies this many centre spacings out (cells stay within 7 % of square); tuned so
+# that edge lengths spread as on the real mesh, p95 / p5 = 3.3 (exactly square cells give 3.0).
+FIRST_RING = 1.07
+
+
+def _corner_cut(k: int) -> tuple[int, int, int]:
+    """Shape of k vertices cut from one corner: ``rows`` full rows of ``w`` vertices and one more
+    row of ``rem`` (a block with one partial row: 2 convex corners and 1 or 2 concave ones)."""
+    if k == 0:
+        return 0, 0, 0
+    w = int(np.ceil(np.sqrt(k)))
+    return w, k // w, k % w
+
+
+def _plan(n: int) -> tuple[int, int, int, int, list[int], int]:
+    """Sizes for n vertices: ring length N, centre a (columns) x b (rows), rings r, vertices cut
+    from each corner (top-left, top-right, bottom-left, bottom-right), mouth slit length L.
+
+    n = a b - sum(cuts) + N r with N = 2 (a + b) - 4 (the centre's boundary length). Chooses the
+    fewest cut vertices, N near 512 sqrt(n / 53215), and b / a near ASPECT.
+    """
+    n0 = 2 * int(round(REAL_RIM / 2 * np.sqrt(n / REAL_VERTICES)))
+    best = None
+    for big_n in range(max(n0 - 8, 16), n0 + 9, 2):
+        s = big_n // 2 + 2  # a + b
+        a = np.arange(4, s - 3)
+        b = s - a
+        r = -(-(n - a * b) // big_n)
+        k = a * b + big_n * r - n
+        cuts = [k // 4 + (k % 4 > i) for i in range(4)]
+        w = np.ceil(np.sqrt(np.maximum(cuts[0], 1)))
+        ok = (b >= a) & (b <= 2 * a) & (r >= 4) & (w <= a // 4) & (np.ceil(cuts[0] / w) <= b // 4)
+        cost = k + 4 * abs(big_n - n0) + 100 * np.abs(np.log(b / a / ASPECT))
+        cost = np.where(ok, cost, np.inf)
+        i = int(np.argmin(cost))
+        if np.isfinite(cost[i]) and (best is None or cost[i] < best[0]):
+            best = (float(cost[i]), big_n, int(a[i]), int(b[i]), int(r[i]), [int(c[i]) for c in cuts])
+    if best is None:
+        raise ValueError(f"n_vertices: no ring layout found for {n} vertices")
+    _, big_n, a, b, r, cuts = best
+    mouth = max(1, int(round(REAL_MOUTH / REAL_RIM * big_n / 2 - 1)))  # 2 L + 2 ~ N * 78 / 512
+    return big_n, a, b, r, cuts, mouth
+
+
+def _quad_triangles(A, B, C, D, a_even) -> np.ndarray:
+    """Two counter-clockwise triangles per quad A B C D (A, B on the inner/upper side, B after A
+    counter-clockwise along it; C, D outward/below B, A), split along the diagonal through the
+    even corner: A-C where A is even, else B-D. Returns (2 Q, 3) int64."""
+    t1 = np.where(a_even[:, None], np.stack([A, D, C], 1), np.stack([A, D, B], 1))
+    t2 = np.where(a_even[:, None], np.stack([A, C, B], 1), np.stack([B, D, C], 1))
+    return np.stack([t1, t2], 1).reshape(-1, 3).astype(np.int64)
+
+
+def _outline(fractions: np.ndarray) -> np.ndarray:
+    """Points (len(fractions), 2) on face_template's outline at the given fractions of its length,
+    measured counter-clockwise from the bottom middle."""
+    v = np.linspace(-V_EDGE, V_EDGE, 8193)
+    hw = _half_width(v)
+    y = v * HALF_HEIGHT
+    right = np.stack([hw, y], 1)
+    left = np.stack([-hw[::-1], y[::-1]], 1)
+    bottom = np.array([[0.0, y[0]]])
+    poly = np.concatenate([bottom, right, left, bottom])
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(poly, axis=0), axis=1))])
+    t = fractions * arc[-1]
+    return np.stack([np.interp(t, arc, poly[:, 0]), np.interp(t, arc, poly[:, 1])], 1)
+
+
+def _grid_template(n_vertices: int = REAL_VERTICES) -> tuple[np.ndarray, np.ndarray]:
+    """A synthetic face mesh of exactly ``n_vertices`` with the real BFM mesh's connectivity.
+
+    A grid with alternating diagonals (interior vertices in 4 or 8 triangles, but for the centre
+    rectangle's 4 corners and 2 to 4 more per corner cut: 6 at the default size, 20 at most), two
+    boundary loops (outer rim, mouth slit) in the real 512 : 78 proportion, on ``face_height``
+    inside ``face_template``'s outline, counter-clockwise seen from +z. With the default 53,215
+    vertices: 105,840 faces, rim 512, mouth 78, as the real mesh.
+
+    Parameters
+    ----------
+    n_vertices : int, >= 200
+        Exact vertex count (53,215 for the BFM-sized mesh, ~2,000 for quick tests).
+
+    Returns
+    -------
+    vertices : (n_vertices, 3) float64, BFM units (micrometres)
+    faces : (F, 3) int64, F = 2 n_vertices - (rim + mouth vertices)
+    """
+    n = check_int(n_vertices, "n_vertices", minimum=200)
+    big_n, a, b, r, cuts, mouth = _plan(n)
+
+    # centre: a x b grid minus the corner cuts, unit spacing, row 0 at the top
+    keep = np.ones((b, a), dtype=bool)
+    for c, k in enumerate(cuts):
+        w, rows, rem = _corner_cut(k)
+        block = np.zeros((rows + 1, w), dtype=bool)
+        block[:rows] = True
+        block[rows, :rem] = True
+        block = block[::-1] if c >= 2 else block  # bottom corners: the partial row innermost
+        block = block[:, ::-1] if c % 2 else block
+        rs = slice(0, rows + 1) if c < 2 else slice(b - rows - 1, b)
+        cs = slice(0, w) if c % 2 == 0 else slice(a - w, a)
+        keep[rs, cs] &= ~block
+    ids = np.full((b, a), -1, dtype=np.int64)
+    ids[keep] = np.arange(int(keep.sum()))
+    n_centre = int(keep.sum())
+    jj, ii = np.nonzero(keep)
+    unit = np.stack([ii - (a - 1) / 2.0, (b - 1) / 2.0 - jj], 1)  # row-major order of ids
+
+    A, B, C, D = ids[:-1, :-1], ids[:-1, 1:], ids[1:, 1:], ids[1:, :-1]
+    cell = (A >= 0) & (B >= 0) & (C >= 0) & (D >= 0)
+    par = (np.add.outer(np.arange(b - 1), np.arange(a - 1)) % 2 == 0)[cell]
+    centre_faces = _quad_triangles(A[cell], B[cell], C[cell], D[cell], par)
+    even = (ii + jj) % 2 == 0  # the diagonals run through even vertices
+
+    # the centre's boundary, counter-clockwise from the bottom middle
+    directed = centre_faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
+    key = directed[:, 0] * n_centre + directed[:, 1]
+    rev = directed[:, 1] * n_centre + directed[:, 0]
+    bnd = directed[~np.isin(rev, key)]
+    nxt = np.full(n_centre, -1, dtype=np.int64)
+    nxt[bnd[:, 0]] = bnd[:, 1]
+    loop = np.empty(len(bnd), dtype=np.int64)
+    loop[0] = ids[b - 1, a // 2]
+    for m in range(1, len(loop)):
+        loop[m] = nxt[loop[m - 1]]
+    assert len(loop) == big_n and nxt[loop[-1]] == loop[0]
+
+    # matching points on the outline: same fraction of the length from the bottom middle
+    s_unit = unit[loop]
+    seg = np.linalg.norm(np.diff(s_unit, axis=0, append=s_unit[:1]), axis=1)
+    frac = (s_unit[0, 0] + np.concatenate([[0.0], np.cumsum(seg[:-1])])) / seg.sum()
+    rim = _outline(frac)
+    s_rim = np.linalg.norm(np.diff(rim, axis=0, append=rim[:1]), axis=1).mean()
+
+    # centre spacing h: rings at fractions tau_k = (q^(k/r) - 1) / (q - 1) of the way to the rim,
+    # q = s_rim / h (spacing grows geometrically, cells about square), the first ring FIRST_RING h out
+    def first_step(h):
+        q = s_rim / h
+        tau1 = (q ** (1.0 / r) - 1.0) / (q - 1.0)
+        return tau1 * np.linalg.norm(rim - h * s_unit, axis=1).mean() - FIRST_RING * h
+
+    lo, hi = 1e-6 * s_rim, s_rim * (1 - 1e-9)
+    for _ in range(60):  # bisection: first_step > 0 below the root, < 0 above
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if first_step(mid) > 0 else (lo, mid)
+    h = 0.5 * (lo + hi)
+    q = s_rim / h
+    tau = (q ** (np.arange(1, r + 1) / r) - 1.0) / (q - 1.0)
+    inner = h * s_unit
+    rings = inner[None] + tau[:, None, None] * (rim - inner)[None]  # (r, N, 2)
+
+    xy = np.concatenate([h * unit, rings.reshape(-1, 2)])
+    vertices = np.column_stack([xy, face_height(xy[:, 0], xy[:, 1])])
+
+    # ring quads: ring k (k = 0 is the centre's boundary) to ring k + 1, m to m + 1
+    ring_ids = np.concatenate([loop[None], n_centre + np.arange(r * big_n).reshape(r, big_n)])
+    m = np.arange(big_n)
+    Ar, Br = ring_ids[:-1][:, m], ring_ids[:-1][:, (m + 1) % big_n]
+    Cr, Dr = ring_ids[1:][:, (m + 1) % big_n], ring_ids[1:][:, m]
+    a_even = (even[loop][None, :] ^ (np.arange(r)[:, None] % 2 == 1))
+
+    # the mouth: L quads removed from the ring pair whose middle row lies on the mouth line
+    bottom_y = np.concatenate([inner[:1, 1], rings[:, 0, 1]])  # rings 0..r at m = 0 (bottom middle)
+    mid_y = 0.5 * (bottom_y[:-1] + bottom_y[1:])
+    k_mouth = int(np.argmin(np.abs(mid_y[: r - 1] - V_MOUTH * HALF_HEIGHT)))
+    m0 = -((mouth + (a % 2 == 0)) // 2)
+    open_ = np.zeros((r, big_n), dtype=bool)
+    open_[k_mouth, (m0 + np.arange(mouth)) % big_n] = True
+    ring_faces = _quad_triangles(Ar[~open_], Br[~open_], Cr[~open_], Dr[~open_], a_even[~open_])
+    return vertices, np.concatenate([centre_faces, ring_faces])
+
+
+def face_template(n_vertices: int = 53_215, *, topology: Literal["bfm", "rows"] = "rows") -> tuple[np.ndarray, np.ndarray]:
+    """The synthetic face surface: an open triangle mesh of exactly ``n_vertices`` vertices.
+
+    Parameters
+    ----------
+    n_vertices : int
+        Exact vertex count (53,215 for the BFM-sized mesh, ~2,000 for quick tests); at least 200
+        for ``"bfm"``, 100 for ``"rows"``.
+    topology : "bfm" or "rows"
+        ``"bfm"``: the real BFM mesh's connectivity (alternating-diagonal grid, rim and mouth
+        opening; 105,840 triangles at 53,215 vertices). ``"rows"`` (default): the valence-6 strip
+        mesh of meshkit 0.1 (one boundary loop).
+
+    Returns
+    -------
+    vertices : (n_vertices, 3) float64, BFM units (micrometres)
+    faces : (F, 3) int64, counter-clockwise seen from +z
+    """
+    kind = check_choice(topology, "topology", TOPOLOGIES)
+    return _grid_template(n_vertices) if kind == "bfm" else _rows_template(n_vertices)
