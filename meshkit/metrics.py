@@ -283,9 +283,10 @@ def plot_ced(curves, path, *, max_error: float = 0.1, title: str = "CED", n: int
 
     Returns the path written.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from ._optional import require
 
+    FigureCanvasAgg = require("matplotlib.backends.backend_agg", "metrics.plot_ced").FigureCanvasAgg
+    Figure = require("matplotlib.figure", "metrics.plot_ced").Figure
     if not isinstance(curves, dict) or not curves:
         raise ValueError("curves: expected a non-empty dict name -> per-sample errors")
     top = check_float(max_error, "max_error", minimum=0.0, strict_minimum=True)

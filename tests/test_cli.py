@@ -95,19 +95,19 @@ def test_each_package_owns_its_subcommands():
         module.add_commands(sub)
         return list(sub.choices)
 
-    assert names(commands) == ["info", "demo", "spiral", "decimate", "render"]
+    assert names(commands) == ["info", "demo", "spiral", "decimate", "render", "uv"]
     assert names(sampling.cli) == ["hierarchy"]
     assert names(bfm.cli) == ["bfm", "preprocess-300wlp"]
     help_text = subprocess.run([sys.executable, "-m", "meshkit.cli", "--help"], capture_output=True, text=True).stdout
     listed = re.findall(r"^    (\S+)", help_text, flags=re.MULTILINE)  # the subcommand column, in help order
-    assert listed == ["info", "demo", "spiral", "decimate", "render", "bfm", "preprocess-300wlp", "hierarchy"]
+    assert listed == ["info", "demo", "spiral", "decimate", "render", "uv", "bfm", "preprocess-300wlp", "hierarchy"]
 
 
 def test_demo_steps_run_core_then_sampling_then_bfm():
     from meshkit import cli
 
     assert [s.__module__ + "." + s.__name__ for s in cli.demo_steps()] == [
-        "meshkit.commands._demo_render", "sampling.cli._demo_hierarchy", "bfm.cli._demo_300wlp", "bfm.cli._demo_bfm"]
+        "meshkit.commands._demo_render", "meshkit.commands._demo_uv", "sampling.cli._demo_hierarchy", "bfm.cli._demo_300wlp", "bfm.cli._demo_bfm"]
 
 
 def test_empty_command_table_is_one_line_error(monkeypatch, capsys):
