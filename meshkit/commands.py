@@ -490,12 +490,14 @@ def _demo_uv(args, v, f) -> None:
     vi = render.frame_vertices(turned, 512, 512)
     photo = render.render_shaded(vi, f, 512, 512, colors=colors, light_direction=(0.3, -0.4, 1.0), background=1.0)
     render.save_image(args.out / "uv_photo.png", photo)
-    tex = render.uv_texture(photo, vi, f, uv, 256, symmetric=True)
+    tex = render.uv_texture(photo, vi, f, uv, 256)  # alpha = the texels the render shows
     render.save_image(args.out / "uv_texture.png", np.dstack([tex.image, tex.mask]))
-    obj = write_mesh(args.out / "face.obj", v, f, uv=_file_uv(uv, tex.image.shape), texture=tex.image)
+    filled = render.symmetric_fill(tex)  # the hidden side of the nose from its mirror, for the textured mesh
+    obj = write_mesh(args.out / "face.obj", v, f, uv=_file_uv(uv, filled.image.shape), texture=filled.image)
     print(f"[demo] uv: position map, a render turned 30 degrees and its texture unwrapped ({int(tex.mask.sum())} of "
-          f"{int(tex.covered.sum())} texels, mirror-filled) 256x256 -> {args.out}/uv_position_map.png, uv_photo.png, "
-          f"uv_texture.png; textured {obj} ({time.perf_counter() - t0:.2f} s)")
+          f"{int(tex.covered.sum())} texels seen, {int(filled.mask.sum())} after the mirror fill) 256x256 -> "
+          f"{args.out}/uv_position_map.png, uv_photo.png, uv_texture.png; textured {obj} "
+          f"({time.perf_counter() - t0:.2f} s)")
 
 
 DEMO_STEPS = [_demo_render, _demo_uv]
