@@ -281,7 +281,8 @@ def plot_ced(curves, path, *, max_error: float = 0.1, title: str = "CED", n: int
     path : output .png path.
     max_error : the x-axis range [0, max_error].
 
-    Returns the path written.
+    Returns the path written. Needs matplotlib (the ``viz`` extra): without it, an ``ImportError``
+    says how to install it.
     """
     from ._optional import require
 
