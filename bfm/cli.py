@@ -178,7 +178,9 @@ def _demo_300wlp(args, v, f) -> None:
     from .synthetic_300wlp import write_synthetic_300wlp
 
     t0 = time.perf_counter()
+    print("[demo] building the synthetic model ...", flush=True)
     model = small_model() if args.small else synthetic_model()
+    print(f"[demo] synthetic model built in {time.perf_counter() - t0:.2f} s", flush=True)
     root = args.out / "300W_LP"
     truth = write_synthetic_300wlp(root, model, n_per_subset=4, seed=0, progress=True)
     t1 = time.perf_counter()
