@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from meshkit.commands import check_input, check_output, mesh_suffixes
+
 __all__ = ["add_commands", "DEMO_STEPS", "DEMO_STAGE"]
 
 
@@ -65,6 +67,8 @@ def _run_bfm_reconstruct(args) -> int:
 
     from .formats import load_model
 
+    check_input(args.model, "model")
+    check_output(args.out, mesh_suffixes(), "--out")
     model = load_model(args.model)
     v = model.reconstruct(_coefficients(args.shape, "shape"), _coefficients(args.expression, "expression"), units=args.units)
     write_mesh(args.out, v, model.triangles)
@@ -72,10 +76,16 @@ def _run_bfm_reconstruct(args) -> int:
     return 0
 
 
+#: the output endings ``meshkit bfm convert`` writes
+_CONVERT_SUFFIXES = (".npz", ".h5", ".hdf5", ".mat", ".pkl")
+
+
 def _run_bfm_convert(args) -> int:
     from . import synthetic
     from .formats import load_model, save_npz
 
+    check_input(args.input, "input")
+    check_output(args.output, _CONVERT_SUFFIXES, "output")
     model = load_model(args.input)
     ext = args.output.suffix.lower()
     lost = []  # what the target layout cannot carry: said, never dropped silently
@@ -137,16 +147,23 @@ def _run_preprocess_300wlp(args) -> int:
 
     from . import w300lp
 
+    check_input(args.root, "root", folder=True)
+    check_output(args.out, None, "--out")
+    if args.hierarchy is not None:
+        check_input(args.hierarchy, "--hierarchy")
     if args.synthetic_model:
         from .synthetic import synthetic_model
 
+        t0 = time.perf_counter()
+        print("[preprocess-300wlp] building the synthetic model ...", flush=True)
         model = synthetic_model()
+        print(f"[preprocess-300wlp] synthetic model built in {time.perf_counter() - t0:.1f} s", flush=True)
     else:
         path = args.model or os.environ.get("MESHKIT_BFM")
         if not path:
             raise ValueError("--model: expected a BFM model file (the BFM is licensed and not shipped; set --model "
                              "or $MESHKIT_BFM), or --synthetic-model for synthetic trees, got neither")
-        model = str(path)
+        model = str(check_input(path, "--model" if args.model else "$MESHKIT_BFM"))
     summary = w300lp.preprocess(args.root, args.out, model=model, size=args.size, margin=args.margin, store=args.store,
                                 vertex_dtype="float16" if args.float16 else "float32", block_size=args.block_size,
                                 workers=args.workers, scheduler=args.scheduler, limit=args.limit, hierarchy=args.hierarchy,
@@ -161,12 +178,14 @@ def _demo_300wlp(args, v, f) -> None:
     from .synthetic_300wlp import write_synthetic_300wlp
 
     t0 = time.perf_counter()
+    print("[demo] building the synthetic model ...", flush=True)
     model = small_model() if args.small else synthetic_model()
+    print(f"[demo] synthetic model built in {time.perf_counter() - t0:.2f} s", flush=True)
     root = args.out / "300W_LP"
-    truth = write_synthetic_300wlp(root, model, n_per_subset=4, seed=0)
+    truth = write_synthetic_300wlp(root, model, n_per_subset=4, seed=0, progress=True)
     t1 = time.perf_counter()
     s = w300lp.preprocess(root, args.out / "300wlp.zarr", model=model, size=256, workers=2, block_size=8,
-                          overwrite=True, progress=False)
+                          overwrite=True, progress=True)
     print(f"[demo] 300W-LP: synthetic tree of {len(truth)} samples (4 per subset + flips) -> {root} "
           f"({t1 - t0:.2f} s); preprocessed {s.processed} ({len(s.skipped)} skipped) -> "
           f"{args.out / '300wlp.zarr'} ({time.perf_counter() - t1:.2f} s)")
@@ -180,13 +199,17 @@ def _demo_bfm(args, vertices, faces) -> None:
     import numpy as np
 
     from meshkit.io import write_mesh
+    from meshkit.synthetic import template_uv
 
     from . import fit_landmarks
+    from .formats import write_uv
     from .pose import pose_para_to_image
     from .synthetic import small_model, synthetic_model
 
     t0 = time.perf_counter()
     model = small_model() if args.small else synthetic_model()
+    # the model's UV layout in the real BFM_UV.mat layout (its mean is the template: template_uv applies)
+    write_uv(args.out / "BFM_UV.mat", template_uv(model.mean))
     rng = np.random.default_rng(0)
     shape = rng.standard_normal((8, 40)) * model.shape_std[:40]
     expression = rng.standard_normal((8, 10)) * model.expression_std[:10]
@@ -200,7 +223,8 @@ def _demo_bfm(args, vertices, faces) -> None:
     fit = fit_landmarks(model, lm, image_height=450)
     size = np.linalg.norm(lm.max(1) - lm.min(1), axis=-1)
     print(f"[demo] bfm: synthetic model {model.n_vertices} vertices, {model.n_shape} + {model.n_expression} components; "
-          f"8 random faces -> {args.out}/bfm_random_face.ply; landmark fit (yaw -60..60) mean error "
+          f"UV layout -> {args.out}/BFM_UV.mat; 8 random faces -> {args.out}/bfm_random_face.ply; "
+          f"landmark fit (yaw -60..60) mean error "
           f"{100 * (fit.residual / size).mean():.3f}% of face size ({time.perf_counter() - t0:.2f} s)")
 
 

@@ -94,7 +94,7 @@ def _save_jpg(path: Path, image: np.ndarray, quality: int) -> None:
 def write_synthetic_300wlp(root, model: MorphableModel, *, n_per_subset: int = 4, flips: bool = True,
                            image_size: int = 450, subsets: Sequence[str] = SUBSETS, seed: int = 0,
                            yaw_range: float = 0.6, face_px: float = 190.0, quality: int = 95,
-                           colors: str = "texture") -> dict:
+                           colors: str = "texture", progress: bool = False) -> dict:
     """Write a synthetic 300W-LP tree under ``root`` (see the module docstring for the layout).
 
     Parameters
@@ -111,6 +111,8 @@ def write_synthetic_300wlp(root, model: MorphableModel, *, n_per_subset: int = 4
     quality : JPEG quality.
     colors : "texture" (the model's texture mean; ``vertex_pattern_colors`` if it has none) or
         "pattern" (always ``vertex_pattern_colors``: high-contrast, left/right asymmetric).
+    progress : show a progress bar (tqdm) over the images written (about 0.3 s each at 450 x 450
+        for the 53,215-vertex model).
 
     Returns
     -------
@@ -127,6 +129,8 @@ def write_synthetic_300wlp(root, model: MorphableModel, *, n_per_subset: int = 4
     face_px = check_float(face_px, "face_px", minimum=1.0)
     if colors not in ("texture", "pattern"):
         raise ValueError(f"colors: expected 'texture' or 'pattern', got {colors!r}")
+    from tqdm.auto import tqdm
+
     rng = np.random.default_rng(seed)
     root = Path(root)
     h = w = image_size
@@ -135,6 +139,8 @@ def write_synthetic_300wlp(root, model: MorphableModel, *, n_per_subset: int = 4
     width_units = float(np.ptp(model.mean[:, 0])) or 1.0
     ks, ke = min(model.n_shape, 199), min(model.n_expression, 29)
     truth = {}
+    bar = tqdm(total=len(subsets) * n_per_subset * (2 if flips else 1), desc="synthetic 300W-LP", unit="image",
+               disable=not progress)
     for subset in subsets:
         for k in range(n_per_subset):
             stem = f"{subset}_{1000 + 37 * k + 11 * len(subset)}_1_0"
@@ -177,4 +183,6 @@ def write_synthetic_300wlp(root, model: MorphableModel, *, n_per_subset: int = 4
                     ld.mkdir(parents=True, exist_ok=True)
                     _savemat(ld / f"{stem}_pts.mat", {"pts_2d": pt2d.copy(), "pts_3d": pt2d.copy()})
                 truth[f"{folder}/{stem}"] = {"pose_para": pp, "shape_para": shape, "exp_para": exp, "pt2d": pt2d}
+                bar.update(1)
+    bar.close()
     return truth

@@ -281,11 +281,13 @@ def plot_ced(curves, path, *, max_error: float = 0.1, title: str = "CED", n: int
     path : output .png path.
     max_error : the x-axis range [0, max_error].
 
-    Returns the path written.
+    Returns the path written. Needs matplotlib (the ``viz`` extra): without it, an ``ImportError``
+    says how to install it.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from ._optional import require
 
+    FigureCanvasAgg = require("matplotlib.backends.backend_agg", "metrics.plot_ced").FigureCanvasAgg
+    Figure = require("matplotlib.figure", "metrics.plot_ced").Figure
     if not isinstance(curves, dict) or not curves:
         raise ValueError("curves: expected a non-empty dict name -> per-sample errors")
     top = check_float(max_error, "max_error", minimum=0.0, strict_minimum=True)

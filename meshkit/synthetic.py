@@ -41,9 +41,9 @@ from typing import Literal
 
 import numpy as np
 
-from .validate import check_choice, check_int
+from .validate import check_choice, check_int, check_vertices
 
-__all__ = ["face_template", "face_height", "TOPOLOGIES", "HALF_WIDTH", "HALF_HEIGHT", "DEPTH"]
+__all__ = ["face_template", "face_height", "template_uv", "TOPOLOGIES", "HALF_WIDTH", "HALF_HEIGHT", "DEPTH"]
 
 TOPOLOGIES = ("bfm", "rows")
 
@@ -372,3 +372,30 @@ def face_template(n_vertices: int = 53_215, *, topology: Literal["bfm", "rows"] 
     """
     kind = check_choice(topology, "topology", TOPOLOGIES)
     return _grid_template(n_vertices) if kind == "bfm" else _rows_template(n_vertices)
+
+
+def template_uv(vertices) -> np.ndarray:
+    """A UV layout of the synthetic face: its (x, y) normalised to [0, 1] (the face seen from the front).
+
+    ``u = (x - min x) / (max x - min x)``, ``v = (y - min y) / (max y - min y)`` (v up, as in
+    ``meshkit.render.uv``). The template is a height field seen from +z with every triangle facing
+    +z, so this orthographic unwrap is smooth (affine in the positions) and has no overlaps: every
+    triangle keeps its counter-clockwise orientation in UV and the triangles tile the footprint
+    exactly once (``tests/test_uv_files.py`` checks both). It is symmetric about u = 0.5 because
+    the face is symmetric about x = 0, so ``symmetric_fill`` applies. Computed from the positions
+    only, so it holds for any mesh with those two properties (e.g. the model's mean face).
+
+    Parameters
+    ----------
+    vertices : (V, 3) float
+        The template (or a face seen from +z without folds).
+
+    Returns
+    -------
+    (V, 2) float64 in [0, 1], one row per vertex, in vertex order.
+    """
+    v = check_vertices(vertices, "vertices")
+    lo, hi = v[:, :2].min(axis=0), v[:, :2].max(axis=0)
+    if np.any(hi <= lo):
+        raise ValueError(f"vertices: expected a face spanning x and y, got extents {hi - lo}")
+    return np.clip((v[:, :2] - lo) / (hi - lo), 0.0, 1.0)

@@ -10,6 +10,8 @@ import argparse
 import time
 from pathlib import Path
 
+from meshkit.commands import check_input, check_output
+
 __all__ = ["add_commands", "DEMO_STEPS", "DEMO_STAGE"]
 
 
@@ -36,7 +38,7 @@ def add_commands(sub) -> None:
                    help="with --export neural3dmm: also store Neural3DMM's spirals, rings per level (e.g. 2 2 1 1 1)")
     p.add_argument("--neural3dmm-dilation", type=int, nargs="+", default=None,
                    help="with --neural3dmm-step-sizes: Neural3DMM's dilation per level (default 1)")
-    p.add_argument("--preview", type=Path, help="PNG with every level rendered side by side")
+    p.add_argument("--preview", type=Path, help=".png with every level rendered side by side")
     p.add_argument("--cache-dir", type=Path, help="reuse a hierarchy built before from identical inputs")
     p.set_defaults(func=_run_hierarchy)
 
@@ -44,9 +46,20 @@ def add_commands(sub) -> None:
 def _run_hierarchy(args) -> int:
     from meshkit.io import read_mesh
 
+    check_input(args.template, "template")
+    _check_outputs(args)
     m = read_mesh(args.template)
     _build_hierarchy_outputs(m.vertices, m.faces, args)
     return 0
+
+
+def _check_outputs(args) -> None:
+    """Every path the hierarchy options write, checked before the build (``meshkit.commands.check_output``)."""
+    check_output(args.out, (".npz",), "--out")
+    if args.preview is not None:
+        check_output(args.preview, (".png",), "--preview")
+    if args.cache_dir is not None:
+        check_output(args.cache_dir, None, "--cache-dir")
 
 
 def _build_hierarchy_outputs(vertices, faces, args):
@@ -84,6 +97,7 @@ def _demo_hierarchy(args, vertices, faces) -> None:
                               neural3dmm_step_sizes=None, neural3dmm_dilation=None,
                               preview=out / "hierarchy.png", cache_dir=None)
     print("[demo] hierarchy of the template")
+    _check_outputs(opts)
     _build_hierarchy_outputs(vertices, faces, opts)
 
 

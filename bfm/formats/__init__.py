@@ -22,6 +22,7 @@ from .bfm2017 import load_bfm2017_h5, write_bfm2017_h5
 from .face3d import load_face3d_mat, write_face3d_mat
 from .npz import NPZ_FORMAT, load_npz, save_npz
 from .tddfa import load_3ddfa_pkl, read_param_mean_std, safe_pickle_load, write_3ddfa_pkl
+from .uv import UV_KEY, read_uv, write_uv
 
 __all__ = [
     "LAYOUTS",
@@ -43,6 +44,9 @@ __all__ = [
     "read_param_mean_std",
     "safe_pickle_load",
     "NPZ_FORMAT",
+    "read_uv",
+    "write_uv",
+    "UV_KEY",
 ]
 
 

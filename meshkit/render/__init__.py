@@ -14,7 +14,7 @@ uv.py          UV space: ``uv_position_map`` (PRNet position maps), ``sample_uv_
                ``uv_texture`` (photo unwrapped, occlusion-masked), ``symmetric_fill``; ``UVLayout``
                rasterizes a layout once for many maps; ``UVMap`` (image + masks)
 camera.py      ``frame_vertices``: an automatic orthographic camera framing a mesh
-image.py       ``to_uint8``, ``save_png`` (pillow), ``overlay``
+image.py       ``to_uint8``, ``save_png``, ``save_image`` (PNG/JPEG by extension; pillow), ``overlay``
 
 Example::
 
@@ -26,7 +26,7 @@ Example::
 """
 
 from .camera import frame_vertices
-from .image import overlay, save_png, to_uint8
+from .image import IMAGE_SUFFIXES, overlay, save_image, save_png, to_uint8
 from .lighting import SH_BAND_FACTORS, lambertian, sh_basis, sh_irradiance, sh_lighting
 from .rasterize import Fragments, Rasterizer, rasterize, rasterize_batch
 from .shading import (
@@ -74,5 +74,7 @@ __all__ = [
     "frame_vertices",
     "to_uint8",
     "save_png",
+    "save_image",
+    "IMAGE_SUFFIXES",
     "overlay",
 ]

@@ -1,4 +1,4 @@
-"""Images: float <-> uint8 conversion, PNG output (pillow, atomic write) and alpha overlay."""
+"""Images: float <-> uint8 conversion, PNG/JPEG output (pillow, atomic write) and alpha overlay."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_path
-from ..validate import check_float, check_image
+from ..validate import check_float, check_image, check_int
 
-__all__ = ["to_uint8", "save_png", "overlay"]
+__all__ = ["to_uint8", "save_png", "save_image", "IMAGE_SUFFIXES", "overlay"]
+
+#: File name endings ``save_image`` writes, and the pillow format of each.
+IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
 def to_uint8(image) -> np.ndarray:
@@ -43,20 +46,53 @@ def save_png(path, image) -> Path:
     Parameters
     ----------
     path : str or Path
+        Written as PNG whatever its extension (``save_image`` chooses by extension).
     image : (H, W) or (H, W, 1|3|4) array, converted with ``to_uint8``.
 
     Returns
     -------
     The path written.
     """
+    return _save(Path(path), image, "PNG", 95)
+
+
+def save_image(path, image, *, quality: int = 95) -> Path:
+    """Write an image as PNG or JPEG by the file extension (.png, .jpg, .jpeg), atomically.
+
+    Any other extension is refused before anything is written. JPEG has no alpha channel: an RGBA
+    image is refused for .jpg (write .png, or drop the alpha first).
+
+    Parameters
+    ----------
+    path : str or Path ending in .png, .jpg or .jpeg (any case).
+    image : (H, W) or (H, W, 1|3|4) array, converted with ``to_uint8``.
+    quality : int in [1, 95]
+        JPEG quality (pillow's scale; ignored for PNG, which is lossless).
+
+    Returns
+    -------
+    The path written.
+    """
+    path = Path(path)
+    fmt = IMAGE_SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"path: expected a file name ending in {', '.join(IMAGE_SUFFIXES)}, got {path.name!r}")
+    q = check_int(quality, "quality", minimum=1, maximum=95)
+    return _save(path, image, fmt, q)
+
+
+def _save(path: Path, image, fmt: str, quality: int) -> Path:
+    """Convert with ``to_uint8`` and write in pillow format ``fmt`` through a temporary file."""
     from PIL import Image
 
     u = to_uint8(image)
     if u.ndim == 3 and u.shape[2] == 1:
         u = u[..., 0]
-    path = Path(path)
+    if fmt == "JPEG" and u.ndim == 3 and u.shape[2] != 3:
+        raise ValueError(f"image: JPEG holds grey or RGB images, got {u.shape[2]} channels; write a .png instead")
+    options = {"optimize": True} if fmt == "PNG" else {"quality": quality}
     with atomic_path(path) as tmp:
-        Image.fromarray(u).save(tmp, format="PNG", optimize=True)
+        Image.fromarray(u).save(tmp, format=fmt, **options)
     return path
 
 
