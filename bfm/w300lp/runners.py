@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import CancelledError
 
 from .blocks import BlockOptions, WorkerSpec, run_block, worker_model
 
-__all__ = ["run_in_process", "run_local", "run_dask"]
+__all__ = ["ClusterLost", "run_in_process", "run_local", "run_dask"]
+
+
+class ClusterLost(ConnectionError):
+    """The Dask cluster lost its workers or its scheduler mid-run (the finished blocks are in the store)."""
 
 
 _BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -108,25 +113,37 @@ def run_dask(scheduler, spec: WorkerSpec, out: str, tasks, opts: BlockOptions, o
 
     distributed = require("dask.distributed", "preprocess(scheduler=...) on a Dask cluster")
     Client, as_completed = distributed.Client, distributed.as_completed
+    from distributed.comm import CommClosedError
     own = not isinstance(scheduler, Client)
     client = Client(scheduler) if own else scheduler
+    n_done = 0
+
+    def submit(b, start, smp):
+        return client.submit(run_block, payload, out, b, start, smp, opts, key=f"w300lp-{out}-{b}", pure=False)
+
     try:
         payload = client.scatter(spec, broadcast=True)
         it = iter(tasks)
         ac = as_completed()
-        n_in = 0
         for b, start, smp in it:
-            ac.add(client.submit(run_block, payload, out, b, start, smp, opts, key=f"w300lp-{out}-{b}", pure=False))
-            n_in += 1
-            if n_in >= window:
+            ac.add(submit(b, start, smp))
+            if ac.count() >= window:
                 break
         for fut in ac:
             on_done(fut.result())
+            n_done += 1
             fut.release()
             nxt = next(it, None)
             if nxt is not None:
-                b, start, smp = nxt
-                ac.add(client.submit(run_block, payload, out, b, start, smp, opts, key=f"w300lp-{out}-{b}", pure=False))
+                ac.add(submit(*nxt))
+    except (CancelledError, distributed.KilledWorker, CommClosedError) as e:
+        what = " ".join(f"{type(e).__name__}: {e}".split())  # one line
+        raise ClusterLost(f"the Dask cluster lost its workers or scheduler after {n_done} block(s) of this run "
+                          f"finished ({what[:200]}); the finished blocks are in the store {out!r}: rerunning the same "
+                          "command resumes from them") from e
     finally:
         if own:
-            client.close()
+            try:
+                client.close(timeout=10)
+            except Exception:  # noqa: BLE001 - the cluster is gone already: nothing to close cleanly
+                pass
