@@ -116,7 +116,7 @@ def run_dask(scheduler, spec: WorkerSpec, out: str, tasks, opts: BlockOptions, o
     from distributed.comm import CommClosedError
     own = not isinstance(scheduler, Client)
     client = Client(scheduler) if own else scheduler
-    n_done = 0
+    n_done, lost = 0, False
 
     def submit(b, start, smp):
         return client.submit(run_block, payload, out, b, start, smp, opts, key=f"w300lp-{out}-{b}", pure=False)
@@ -137,13 +137,28 @@ def run_dask(scheduler, spec: WorkerSpec, out: str, tasks, opts: BlockOptions, o
             if nxt is not None:
                 ac.add(submit(*nxt))
     except (CancelledError, distributed.KilledWorker, CommClosedError) as e:
-        what = " ".join(f"{type(e).__name__}: {e}".split())  # one line
+        lost = True
+        what = " ".join(f"{type(e).__name__}: {str(e).split('. ')[0]}".split())[:300]  # one line
         raise ClusterLost(f"the Dask cluster lost its workers or scheduler after {n_done} block(s) of this run "
-                          f"finished ({what[:200]}); the finished blocks are in the store {out!r}: rerunning the same "
+                          f"finished ({what}); the finished blocks are in the store {out!r}: rerunning the same "
                           "command resumes from them") from e
     finally:
         if own:
-            try:
-                client.close(timeout=10)
-            except Exception:  # noqa: BLE001 - the cluster is gone already: nothing to close cleanly
-                pass
+            _close_client(client, quiet=lost)
+
+
+def _close_client(client, *, quiet: bool) -> None:
+    """Close our client; after a lost cluster, without distributed's log of the reconnect it abandons
+    (``ClusterLost`` already says what happened)."""
+    import logging
+
+    log = logging.getLogger("distributed.client")
+    level = log.level
+    if quiet:
+        log.setLevel(logging.CRITICAL)
+    try:
+        client.close(timeout=10)
+    except Exception:  # noqa: BLE001 - the cluster is gone already: nothing to close cleanly
+        pass
+    finally:
+        log.setLevel(level)

@@ -236,7 +236,7 @@ def _store_problem(out: Path, config: dict) -> str | None:
     import zarr
 
     try:
-        g = zarr.open_group(str(out), mode="r")
+        g = zarr.open_group(str(out), mode="r", use_consolidated=False)  # what is on disk now
         old = g.attrs.get("config")
     except Exception:  # noqa: BLE001 - not a zarr group
         return "exists and is not a zarr store (this job did not make it)"
