@@ -324,3 +324,49 @@ sys.exit(main(["preprocess-300wlp", {str(tree)!r}, "--out", {str(out)!r}, "--mod
     np.testing.assert_array_equal(g["images"][:], ref["images"][:])
     np.testing.assert_allclose(g["vertices"][:], ref["vertices"][:], rtol=1e-5, atol=1e-3)
     assert _siblings(out) == ["s.zarr"]
+
+
+@pytest.mark.slow
+def test_workers_dying_in_a_task_end_with_one_line(tmp_path, tree, model):
+    """The worker process dies while running a block (allowed-failures=0): the same one-line error,
+    exit 2, and the blocks done before are kept, whole."""
+    pytest.importorskip("distributed")
+    from bfm.formats import save_npz
+
+    npz = save_npz(tmp_path / "model.npz", model)
+    out = tmp_path / "s.zarr"
+    code = f"""
+import os, sys
+import dask
+from distributed import LocalCluster
+from bfm.w300lp import runners
+from meshkit.cli import main
+
+run_block = runners.run_block
+
+def run_block_or_die(spec, out, b, start, smp, opts):
+    if b >= 2:
+        os._exit(1)  # the worker process dies in the task
+    return run_block(spec, out, b, start, smp, opts)
+
+if __name__ == "__main__":
+    runners.run_block = run_block_or_die
+    with dask.config.set({{"distributed.scheduler.allowed-failures": 0}}):
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                               host="127.0.0.1")
+        rc = main(["preprocess-300wlp", {str(tree)!r}, "--out", {str(out)!r}, "--model", {str(npz)!r}, "--size",
+                   "{SIZE}", "--block-size", "{BLOCK}", "--scheduler", cluster.scheduler_address, "--no-progress"])
+    os._exit(rc)
+"""
+    script = tmp_path / "job.py"
+    script.write_text(code)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=150)
+    assert r.returncode == 2, r.stderr[-3000:]
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("meshkit preprocess-300wlp: error:")]
+    # KilledWorker for the block, or the cancellation of the blocks that needed the spec scattered to
+    # the dead worker, whichever the scheduler reports first
+    assert len(lines) == 1 and "rerunning the same command resumes" in lines[0], r.stderr[-3000:]
+    assert "KilledWorker" in lines[0] or "FutureCancelledError" in lines[0]
+    status = zarr.open_group(str(out), mode="r", use_consolidated=False)["status"][:]
+    blocks = (status.reshape(-1, BLOCK) != 0).sum(axis=1)
+    assert set(blocks[:2]) <= {0, BLOCK} and (blocks[2:] == 0).all()  # whole blocks or nothing; none past the kill
