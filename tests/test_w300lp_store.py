@@ -219,6 +219,13 @@ def test_a_lock_from_another_host_is_never_taken_over(tmp_path, tree):
     assert not out.exists() and lock.exists()
 
 
+def test_out_in_a_folder_that_does_not_exist_yet(tmp_path, tree, clean):
+    out = tmp_path / "a" / "b" / "s.zarr"
+    _run(tree, out)
+    _assert_same_arrays(out, clean)
+    assert _siblings(out) == ["s.zarr"]
+
+
 # ---------------------------------------------------------------------------------------------
 # atomic creation
 

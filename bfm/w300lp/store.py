@@ -156,6 +156,7 @@ def store_lock(out: Path):
     import warnings
 
     path = lock_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
           "command": " ".join(sys.argv)}
     while True:
@@ -163,20 +164,22 @@ def store_lock(out: Path):
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             try:
-                ino = os.stat(path).st_ino
-                held = json.loads(path.read_text() or "{}")
+                raw = path.read_bytes()
+                held = json.loads(raw or b"{}")
             except FileNotFoundError:  # released meanwhile: try again
                 continue
             except ValueError:  # written only partly (its job died while writing it, or is writing it now)
                 held = {}
             pid, host = held.get("pid"), held.get("host")
             if host == me["host"] and isinstance(pid, int) and not _pid_alive(pid):
-                # stale: remove exactly the file we read (not a lock another job created since)
+                # stale: remove exactly the lock we read (its content names a pid and a start time),
+                # not one another job made since
                 try:
-                    if os.stat(path).st_ino == ino:
-                        path.unlink()
+                    if path.read_bytes() != raw:
+                        continue
+                    path.unlink()
                 except FileNotFoundError:
-                    pass
+                    continue
                 warnings.warn(f"{str(out)!r}: took over the stale lock of job pid {pid} on {host} (no longer "
                               f"running, started {held.get('started')})", RuntimeWarning, stacklevel=3)
                 continue
@@ -187,17 +190,17 @@ def store_lock(out: Path):
                 f"out: {str(out)!r} is in use by another preprocess job: pid {pid} on host {host}, started "
                 f"{held.get('started')} ({held.get('command')!r}); wait for it to end, or if it no longer runs "
                 f"delete {str(path)!r}") from None
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(me))
+        mine = json.dumps(me).encode()
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(mine)
             fh.flush()
             os.fsync(fh.fileno())
         break
-    ino = os.stat(path).st_ino
     try:
         yield
     finally:
         try:
-            if os.stat(path).st_ino == ino:
+            if path.read_bytes() == mine:  # still ours (not removed and retaken by another job)
                 path.unlink()
         except FileNotFoundError:
             pass
