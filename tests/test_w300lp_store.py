@@ -254,6 +254,24 @@ def test_a_kill_during_creation_leaves_nothing_or_a_resumable_store(tmp_path, tr
     assert _siblings(out) == ["s.zarr"]
 
 
+def test_a_kill_while_overwriting_leaves_nothing_and_the_rerun_creates_the_store(tmp_path, tree, clean):
+    """overwrite=True over a store made with other settings; the job dies between moving the old
+    store aside and moving the new one in: nothing at out, and the same command makes the store."""
+    out = tmp_path / "s.zarr"
+    _run(tree, out, size=SIZE + 8)
+    hook = ("rename = os.rename\n"
+            "def rename_then_die(a, b):\n    rename(a, b)\n    if str(b).endswith('.replaced'):\n        os._exit(70)\n"
+            "os.rename = rename_then_die\n")
+    code = _preprocess_code(tree, out, hook).replace("progress=False)", "progress=False, overwrite=True)")
+    r = _child(code)
+    assert r.returncode == 70, r.stderr[-2000:]
+    assert _siblings(out) == ["s.zarr.creating", "s.zarr.lock", "s.zarr.replaced"]
+    with pytest.warns(RuntimeWarning, match="stale lock"):
+        _run(tree, out)
+    _assert_same_arrays(out, clean)
+    assert _siblings(out) == ["s.zarr"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Dask
 

@@ -216,11 +216,13 @@ def prepare_store(out: Path, samples: list, model: MorphableModel, opts: BlockOp
     other settings, not by this package, in an older format or damaged is replaced only with ``overwrite``.
 
     Call it holding ``store_lock(out)``. The store is built under ``<store>.creating`` and renamed to
-    ``out`` once its arrays and config exist: a kill at any instant leaves no store, or a resumable one.
+    ``out`` once its arrays and config exist (a store it replaces is first renamed ``<store>.replaced``,
+    then deleted): a kill at any instant leaves no store, or a resumable one.
     """
-    tmp = out.with_name(out.name + ".creating")
-    if tmp.exists():  # a creation killed before its rename (the lock says no other job is making it)
-        _remove_tree(tmp)
+    tmp, old = out.with_name(out.name + ".creating"), out.with_name(out.name + ".replaced")
+    for left in (tmp, old):  # left by a job killed while creating (the lock says no other job is at it)
+        if left.exists():
+            _remove_tree(left)
     if out.exists():
         problem = _store_problem(out, config)
         if problem is None:
@@ -228,10 +230,13 @@ def prepare_store(out: Path, samples: list, model: MorphableModel, opts: BlockOp
         if not overwrite:
             raise ValueError(f"out: {str(out)!r} {problem}; use another path or overwrite=True (--overwrite)")
     _create_store(tmp, samples, model, opts, block_size, config, down)
-    if out.exists():
-        _remove_tree(out)
+    replacing = out.exists()
+    if replacing:
+        os.rename(out, old)
     os.rename(tmp, out)
     _fsync_dir(out.parent)
+    if replacing:
+        _remove_tree(old)
 
 
 def _store_problem(out: Path, config: dict) -> str | None:
