@@ -12,7 +12,6 @@ of TFDS ``the300w_lp`` and the face3d / 3DDFA-style readers.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -96,6 +95,12 @@ def _face3d_crop(pt2d, size, margin=1.5):
 def _arrays(path):
     g = zarr.open_group(str(path), mode="r")
     return {k: g[k][:] for k in ARRAYS if k in g}, dict(g.attrs)
+
+
+def _done_blocks(path, block_size):
+    """Blocks whose status chunk is written (every row non-zero)."""
+    status = zarr.open_group(str(path), mode="r", use_consolidated=False)["status"][:]
+    return [b for b in range(0, len(status), block_size) if (status[b: b + block_size] != 0).all()]
 
 
 def _assert_same_store(a, b, *, exact=True):
@@ -324,12 +329,13 @@ w300lp.preprocess({str(root)!r}, {str(killed)!r}, model=small_model(), size={SIZ
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
     assert r.returncode == 75, r.stderr[-2000:]
-    markers = list((killed / ".w300lp").glob("block_*.json"))
+    done = _done_blocks(killed, 2)
     n_blocks = 8
-    assert 2 <= len(markers) < n_blocks  # killed mid-way
+    assert 2 <= len(done) < n_blocks  # killed mid-way
     assert "complete" not in zarr.open_group(str(killed), mode="r").attrs
-    s = w300lp.preprocess(root, killed, model=model, size=SIZE, workers=2, block_size=2, progress=False)
-    assert s.blocks_resumed == len(markers) and s.blocks_total == n_blocks
+    with pytest.warns(RuntimeWarning, match="took over the stale lock"):  # the dead job's
+        s = w300lp.preprocess(root, killed, model=model, size=SIZE, workers=2, block_size=2, progress=False)
+    assert s.blocks_resumed == len(done) and s.blocks_total == n_blocks
     _assert_same_store(killed, clean)
     # a finished store is a no-op to re-run
     s2 = w300lp.preprocess(root, killed, model=model, size=SIZE, workers=2, block_size=2, progress=False)
@@ -362,13 +368,18 @@ def test_local_processes_write_the_same_store(tmp_path, tree, model, store):
                                   zarr.open_group(str(store[0]), mode="r")["images"][:])
 
 
-def test_marker_files_are_written_atomically_and_list_failures(tmp_path, broken_tree, model):
+def test_progress_is_array_data_and_lists_failures(tmp_path, broken_tree, model):
+    """No marker files: the per-sample skip reasons and status are arrays; no temp files are left."""
     out = tmp_path / "m.zarr"
     w300lp.preprocess(broken_tree[0], out, model=model, size=SIZE, workers=1, block_size=4, progress=False)
-    files = sorted((out / ".w300lp").iterdir())
-    assert [f.name for f in files] == [f"block_{b:07d}.json" for b in range(4)]  # no temp files left
-    listed = [tuple(f) for p in files for f in json.loads(p.read_text())["failures"]]
-    assert {sid for sid, _ in listed} == set(broken_tree[1])
+    assert not (out / ".w300lp").exists()
+    assert not [p for p in out.rglob("*") if p.name.endswith(".partial")]  # zarr's chunk temp files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.zarr"]  # no lock or .creating left beside it
+    g = zarr.open_group(str(out), mode="r")
+    reasons, ids, status = g["skip_reason"][:], g["ids"][:], g["status"][:]
+    listed = {str(ids[i]): str(reasons[i]) for i in np.flatnonzero(reasons != "")}
+    assert set(listed) == set(broken_tree[1]) == {str(ids[i]) for i in np.flatnonzero(status == w300lp.STATUS_SKIPPED)}
+    assert [tuple(f) for f in g.attrs["failures"]] == sorted(listed.items())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -437,7 +448,7 @@ def test_store_is_chunked_along_samples(store):
     g = zarr.open_group(str(store[0]), mode="r")
     for k in ("images", "vertices", "landmarks2d", "status"):
         assert g[k].chunks[0] == 4 and g[k].chunks[1:] == g[k].shape[1:]
-    assert Path(store[0], ".w300lp").is_dir()
+    assert not Path(store[0], ".w300lp").exists()
 
 
 def test_hierarchy_levels_are_down_sampled_meshes(tmp_path, tree, model, store):
@@ -483,15 +494,16 @@ def test_sigkill_of_the_job_then_resume_gives_the_same_store(tmp_path, tree, mod
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if (killed / ".w300lp").is_dir() and any((killed / ".w300lp").glob("block_*.json")):
+            if (killed / "status" / "c").is_dir() and any((killed / "status" / "c").iterdir()):
                 break
             time.sleep(0.005)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
     time.sleep(1.0)  # the orphaned workers exit within 0.25 s of the job's death
-    n_done = len(list((killed / ".w300lp").glob("block_*.json")))
-    s = w300lp.preprocess(root, killed, model=model, size=SIZE, workers=2, block_size=1, progress=False)
+    n_done = len(_done_blocks(killed, 1))
+    with pytest.warns(RuntimeWarning, match="took over the stale lock"):  # the dead job's
+        s = w300lp.preprocess(root, killed, model=model, size=SIZE, workers=2, block_size=1, progress=False)
     assert s.blocks_resumed == n_done < s.blocks_total == len(tree[1])
     _assert_same_store(killed, clean)
 
@@ -518,7 +530,7 @@ def test_a_foreign_zarr_store_at_out_is_never_deleted(tmp_path, tree, model):
     foreign = tmp_path / "mine.zarr"
     g = zarr.open_group(str(foreign), mode="w")
     g.create_array("my_precious", shape=(3,), dtype="int32")[:] = [1, 2, 3]
-    with pytest.raises(ValueError, match="not by this job"):
+    with pytest.raises(ValueError, match="did not make"):
         w300lp.preprocess(tree[0], foreign, model=model, workers=1, progress=False)
     assert zarr.open_group(str(foreign), mode="r")["my_precious"][:].tolist() == [1, 2, 3]
 

@@ -54,21 +54,37 @@ exp_para        (N, Ke) float32          the leading Ke expression coefficients 
 crop            (N, 4) float64           s, x0, y0, z_shift (``reconstruct_cropped`` redoes it)
 source_size     (N, 2) int32             height, width of the source image
 ids             (N,) str                 sample ids, sorted
+skip_reason     (N,) str                 why a skipped sample was skipped ("" otherwise)
 status          (N,) int8                0 not written yet, 1 done, 2 skipped (attrs["failures"])
 vertices_level1 (N, n_1, 3) ...          with ``hierarchy``: ``down[0] @ vertices``, then
                                          ``vertices_level{k+1} = down[k] @ vertices_level{k}``
 =============== ======================== ===================================================
 
+Every array has zarr 3 ``dimension_names`` (``store.DIMENSIONS``: sample, row, col, channel, vertex,
+xyz, landmark, xy, ...), so ``xarray.open_zarr(store)`` gives a Dataset with those dims and
+``dask.array.from_zarr`` / ``zarr.open`` read the arrays; nothing else lives in the zarr hierarchy.
+``attrs["config"]`` holds the settings and the format (``store.STORE_FORMAT``; a store in an older
+format is refused, with the advice to rerun with ``overwrite=True``); a finished store has
+``attrs["complete"]`` and consolidated metadata.
+
+One job at a time: a job holds ``<store>.lock`` (created exclusively, naming its pid, host, start time
+and command) while it runs; a second job refuses (``StoreLockedError``) naming the first one; a lock
+left by a dead process on the same host is taken over. The store is created under
+``<store>.creating`` and renamed once its arrays and config exist, so a kill at any instant leaves
+no store or a resumable one; a store missing arrays is reported as damaged.
+
 Resumability: blocks are aligned with the chunks; a worker writes its block's chunks itself (zarr's
 LocalStore writes each chunk to a temp file and renames it; only a few bytes of status travel
-back, so on a Dask cluster the store must be on a file system the workers share), then an
-atomic marker file ``<store>/.w300lp/block_<i>.json`` (temp file + rename) naming the block's
-failures. A restart with the same settings skips blocks whose marker exists, so a killed job ends,
-after a restart, with the same store as an uninterrupted one (the order and the block contents
-are deterministic). Bit-identity holds for the same command; a run with another worker count or
-scheduler can differ in the last float32 bit of the vertices (BLAS threading: pool workers run
-single-threaded BLAS, an in-process ``workers=1`` run uses the default threads). A corrupt .mat,
-missing image or wrong-shape parameter is recorded (id + reason) and skipped, never raised.
+back, so on a Dask cluster the store must be on a file system the workers share), ``status`` last:
+a block is done once its ``status`` chunk exists (all its rows non-zero). A restart with the same
+settings skips the done blocks, so a killed job ends, after a restart, with the same store as an
+uninterrupted one (the order and the block contents are deterministic). Bit-identity holds for the
+same command; a run with another worker count or scheduler can differ in the last float32 bit of the
+vertices (BLAS threading: pool workers run single-threaded BLAS, an in-process ``workers=1`` run uses
+the default threads). A corrupt .mat, missing image or wrong-shape parameter is recorded (id +
+reason) and skipped, never raised. Paths (root, out, model, hierarchy) are made absolute before any
+work is sent out; a Dask cluster lost mid-run raises ``ClusterLost`` (one line; rerunning the same
+command resumes).
 """
 
 from __future__ import annotations
@@ -87,15 +103,20 @@ from . import runners
 from .blocks import STATUS_DONE, STATUS_SKIPPED, BlockOptions, WorkerSpec, model_payload, process_samples
 from .crop import CropTransform, crop_from_landmarks, crop_image, crop_vertices, reconstruct_cropped
 from .layout import FLIP_SUFFIX, N_LANDMARKS, SUBSETS, Sample, SampleError, discover, read_sample
+from .runners import ClusterLost
 from .store import (
+    DIMENSIONS,
+    STORE_FORMAT,
+    StoreLockedError,
+    finish_store,
     hierarchy_token,
-    marker_path,
     model_token,
     open_store,
     prepare_store,
-    read_markers,
+    read_progress,
     resolve_hierarchy,
     store_config,
+    store_lock,
 )
 
 __all__ = [
@@ -106,6 +127,10 @@ __all__ = [
     "STATUS_SKIPPED",
     "Sample",
     "SampleError",
+    "STORE_FORMAT",
+    "DIMENSIONS",
+    "StoreLockedError",
+    "ClusterLost",
     "CropTransform",
     "Summary",
     "discover",
@@ -163,7 +188,9 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
     ----------
     root : the 300W_LP folder.
     out : the store path (a directory). An existing store made with the same settings is resumed;
-        one made with other settings is an error unless ``overwrite``.
+        one made with other settings, in an older format or damaged is an error unless ``overwrite``.
+        The job holds ``<out>.lock`` while it runs: a second job on the same ``out`` raises
+        ``StoreLockedError`` naming the first one's pid and host.
     model : MorphableModel, or a path ``bfm.formats.load_model`` reads (each worker loads it once).
     size : crop side in pixels (256; 120 for 3DDFA-style).
     margin : crop side / mean landmark-box side (1.5, face3d).
@@ -187,6 +214,9 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
     Returns
     -------
     Summary (processed, skipped ids with reasons, seconds, blocks resumed).
+
+    Raises ``ClusterLost`` (a ``ConnectionError``) when the Dask cluster loses its workers or scheduler
+    mid-run: the finished blocks are kept, rerunning the same command resumes.
     """
     t0 = time.perf_counter()
     check_choice(store, "store", ("vertices", "params"))
@@ -200,14 +230,15 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
     if isinstance(model, (str, os.PathLike)):
         from ..formats import load_model
 
-        model_src = str(model)
-        model = load_model(model)
+        model_src = str(Path(model).absolute())  # workers may run elsewhere: never a relative path
+        model = load_model(model_src)
     elif isinstance(model, MorphableModel):
         model_src = None
     else:
         raise TypeError(f"model: expected a MorphableModel or a model file path, got {type(model).__name__}")
-    if len(model.landmarks) == 0:
-        raise ValueError("model: expected a model with landmark indices (68 iBUG points), got none")
+    if len(model.landmarks) != N_LANDMARKS:
+        raise ValueError(f"model: expected a model with {N_LANDMARKS} landmark indices (the iBUG points of "
+                         f"300W-LP's pt2d), got {len(model.landmarks)}")
     ks = min(model.n_shape, 199) if n_shape is None else check_int(n_shape, "n_shape", minimum=0, maximum=model.n_shape)
     if n_expression is None and model.n_expression > 29:
         raise ValueError(
@@ -221,17 +252,28 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
     if hierarchy is not None and store != "vertices":
         raise ValueError("hierarchy: the level arrays are stored with store='vertices' only (a params store "
                          "rebuilds meshes on the fly: apply the down matrices there), got store='params'")
+    if isinstance(hierarchy, (str, os.PathLike)):
+        hierarchy = Path(hierarchy).absolute()
     down = resolve_hierarchy(hierarchy, model.n_vertices)
 
-    samples = discover(root, subsets=subsets, flips=flips)
+    samples = discover(Path(root).absolute(), subsets=subsets, flips=flips)
     if limit is not None:
         samples = samples[:limit]
-    out = Path(out)
+    out = Path(out).absolute()
+    with store_lock(out):
+        return _run(out, samples, model, model_src, opts, block_size, down, workers, scheduler, overwrite, progress, t0)
+
+
+def _run(out: Path, samples: list, model: MorphableModel, model_src, opts: BlockOptions, block_size: int, down: tuple,
+         workers: int, scheduler, overwrite: bool, progress: bool, t0: float) -> Summary:
+    """``preprocess`` after the checks, holding the store's lock."""
+    ks, ke = opts.n_shape, opts.n_expression
     prepare_store(out, samples, model, opts, block_size, store_config(samples, model, opts, block_size, down), down,
                   overwrite=overwrite)
 
-    n_blocks = (len(samples) + block_size - 1) // block_size
-    todo = [b for b in range(n_blocks) if not marker_path(out, b).is_file()]
+    done = read_progress(out)[0]
+    n_blocks = len(done)
+    todo = [b for b in range(n_blocks) if not done[b]]
     resumed = n_blocks - len(todo)
     token = model_token(model) + hierarchy_token(down)
     if model_src is not None:  # each worker loads the file and keeps the leading components
@@ -270,11 +312,7 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
         if bar is not None:
             bar.close()
 
-    # gather the failures of every block (this run and earlier ones) into the attrs
-    n_ok, failures = read_markers(out, n_blocks)
-    import zarr
-
-    g = zarr.open_group(str(out), mode="r+")
-    g.attrs["failures"] = [list(f) for f in failures]
-    g.attrs["complete"] = True
+    # gather the failures of every block (this run and earlier runs) into the attrs
+    _, n_ok, failures = read_progress(out)
+    finish_store(out, failures)
     return Summary(out, len(samples), n_ok, failures, n_blocks, resumed, time.perf_counter() - t0)

@@ -166,7 +166,7 @@ def worker_model(spec: WorkerSpec | str) -> tuple[MorphableModel, tuple]:
 
 def run_block(spec: WorkerSpec | str, out: str, block: int, start: int, samples: list,
               opts: BlockOptions) -> tuple[int, int, list]:
-    """Process one block and write it into the store, then its marker. Returns (block, n_ok, failures)."""
+    """Process one block and write it into the store (its status rows last). Returns (block, n_ok, failures)."""
     model, down = worker_model(spec)
     arrays, failures = process_samples(model, samples, size=opts.size, margin=opts.margin,
                                        with_vertices=opts.store == "vertices")
@@ -179,5 +179,5 @@ def run_block(spec: WorkerSpec | str, out: str, block: int, start: int, samples:
             cur = np.asarray(d @ x, dtype=np.float32).reshape(d.shape[0], b, 3).transpose(1, 0, 2)
             arrays[f"vertices_level{k}"] = cur
     n_ok = int((arrays["status"] == STATUS_DONE).sum())
-    write_block(Path(out), block, start, arrays, failures, n_ok=n_ok, vertex_dtype=opts.vertex_dtype)
+    write_block(Path(out), start, [smp.id for smp in samples], arrays, failures, vertex_dtype=opts.vertex_dtype)
     return block, n_ok, failures

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import CancelledError
 
 from .blocks import BlockOptions, WorkerSpec, run_block, worker_model
 
-__all__ = ["run_in_process", "run_local", "run_dask"]
+__all__ = ["ClusterLost", "run_in_process", "run_local", "run_dask"]
+
+
+class ClusterLost(ConnectionError):
+    """The Dask cluster lost its workers or its scheduler mid-run (the finished blocks are in the store)."""
 
 
 _BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -108,25 +113,52 @@ def run_dask(scheduler, spec: WorkerSpec, out: str, tasks, opts: BlockOptions, o
 
     distributed = require("dask.distributed", "preprocess(scheduler=...) on a Dask cluster")
     Client, as_completed = distributed.Client, distributed.as_completed
+    from distributed.comm import CommClosedError
     own = not isinstance(scheduler, Client)
     client = Client(scheduler) if own else scheduler
+    n_done, lost = 0, False
+
+    def submit(b, start, smp):
+        return client.submit(run_block, payload, out, b, start, smp, opts, key=f"w300lp-{out}-{b}", pure=False)
+
     try:
         payload = client.scatter(spec, broadcast=True)
         it = iter(tasks)
         ac = as_completed()
-        n_in = 0
         for b, start, smp in it:
-            ac.add(client.submit(run_block, payload, out, b, start, smp, opts, key=f"w300lp-{out}-{b}", pure=False))
-            n_in += 1
-            if n_in >= window:
+            ac.add(submit(b, start, smp))
+            if ac.count() >= window:
                 break
         for fut in ac:
             on_done(fut.result())
+            n_done += 1
             fut.release()
             nxt = next(it, None)
             if nxt is not None:
-                b, start, smp = nxt
-                ac.add(client.submit(run_block, payload, out, b, start, smp, opts, key=f"w300lp-{out}-{b}", pure=False))
+                ac.add(submit(*nxt))
+    except (CancelledError, distributed.KilledWorker, CommClosedError) as e:
+        lost = True
+        what = " ".join(f"{type(e).__name__}: {str(e).split('. ')[0]}".split())[:300]  # one line
+        raise ClusterLost(f"the Dask cluster lost its workers or scheduler after {n_done} block(s) of this run "
+                          f"finished ({what}); the finished blocks are in the store {out!r}: rerunning the same "
+                          "command resumes from them") from e
     finally:
         if own:
-            client.close()
+            _close_client(client, quiet=lost)
+
+
+def _close_client(client, *, quiet: bool) -> None:
+    """Close our client; after a lost cluster, without distributed's log of the reconnect it abandons
+    (``ClusterLost`` already says what happened)."""
+    import logging
+
+    log = logging.getLogger("distributed.client")
+    level = log.level
+    if quiet:
+        log.setLevel(logging.CRITICAL)
+    try:
+        client.close(timeout=10)
+    except Exception:  # noqa: BLE001 - the cluster is gone already: nothing to close cleanly
+        pass
+    finally:
+        log.setLevel(level)

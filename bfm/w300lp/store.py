@@ -1,7 +1,8 @@
-"""The 300W-LP zarr store: its config, creating or resuming it, writing a block and its resume marker,
-gathering the markers, and ``open_store`` for readers.
+"""The 300W-LP zarr store: its config, the job's lock, creating (atomically) or resuming it, writing a
+block (its ``status`` rows last: they mark the block done), gathering the progress, and ``open_store``
+for readers.
 
-See the package docstring (``bfm.w300lp``) for the arrays and the resume rule.
+See the package docstring (``bfm.w300lp``) for the arrays, the lock and the resume rule.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
+import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from meshkit.io import atomic_path
 
 from ..model import MorphableModel
 from .layout import N_LANDMARKS
@@ -22,14 +25,33 @@ from .layout import N_LANDMARKS
 if TYPE_CHECKING:
     from .blocks import BlockOptions
 
-__all__ = ["STORE_FORMAT", "MARKER_DIR", "model_token", "hierarchy_token", "resolve_hierarchy", "store_config",
-           "prepare_store", "open_store", "marker_path", "write_block", "read_markers"]
+__all__ = ["STORE_FORMAT", "DIMENSIONS", "StoreLockedError", "model_token", "hierarchy_token", "resolve_hierarchy",
+           "store_config", "array_dimensions", "lock_path", "store_lock", "prepare_store", "open_store", "write_block",
+           "read_progress", "finish_store"]
 
 
-#: ``attrs["config"]["format"]`` of a store this package wrote.
-STORE_FORMAT = "meshkit-300wlp-1"
-#: The folder inside the store holding one marker file per finished block.
-MARKER_DIR = ".w300lp"
+#: ``attrs["config"]["format"]`` of a store this package writes. Format 1 kept one marker file per
+#: block in a ``.w300lp`` folder inside the zarr hierarchy and had no dimension names.
+STORE_FORMAT = "meshkit-300wlp-2"
+_OLD_FORMATS = ("meshkit-300wlp-1",)
+
+#: The dimension names of each array (zarr 3 ``dimension_names``; xarray reads them as its dims).
+#: ``vertices_level{k}`` has ``("sample", "vertex_level{k}", "xyz")``.
+DIMENSIONS = {
+    "images": ("sample", "row", "col", "channel"),
+    "vertices": ("sample", "vertex", "xyz"),
+    "landmarks2d": ("sample", "landmark", "xy"),
+    "landmarks3d": ("sample", "landmark", "xyz"),
+    "pose": ("sample", "angle"),
+    "pose_para": ("sample", "pose_param"),
+    "shape_para": ("sample", "shape_component"),
+    "exp_para": ("sample", "expression_component"),
+    "crop": ("sample", "crop_param"),
+    "source_size": ("sample", "hw"),
+    "status": ("sample",),
+    "skip_reason": ("sample",),
+    "ids": ("sample",),
+}
 
 
 def model_token(model: MorphableModel) -> str:
@@ -87,38 +109,159 @@ def store_config(samples: list, model: MorphableModel, opts: BlockOptions, block
             "hierarchy_levels": [int(d.shape[0]) for d in down], "hierarchy_sha1": hierarchy_token(down)}
 
 
+def array_dimensions(config: dict) -> dict:
+    """{array name: dimension names} of a store made with ``config``."""
+    dims = {k: v for k, v in DIMENSIONS.items() if config["store"] == "vertices" or k != "vertices"}
+    if config["store"] == "vertices":
+        for k in range(1, len(config["hierarchy_levels"]) + 1):
+            dims[f"vertices_level{k}"] = ("sample", f"vertex_level{k}", "xyz")
+    return dims
+
+
+# ---------------------------------------------------------------------------------------------
+# the job's lock
+
+
+class StoreLockedError(FileExistsError):
+    """Another live job holds the store's lock."""
+
+
+def lock_path(out: Path) -> Path:
+    """The lock file of a store: ``<store>.lock`` beside it."""
+    return out.with_name(out.name + ".lock")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    try:  # a zombie (dead, not yet reaped) counts as dead
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except OSError:
+        return True
+
+
+@contextmanager
+def store_lock(out: Path):
+    """Hold the exclusive lock of the store at ``out`` for the ``with`` block.
+
+    The lock is the file ``<store>.lock`` created with O_CREAT | O_EXCL, holding the job's pid, host,
+    start time and command. A lock left by a dead process on this host is taken over (with a
+    warning); a live job's lock, or one from another host, raises ``StoreLockedError`` naming it.
+    """
+    import warnings
+
+    path = lock_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+          "command": " ".join(sys.argv)}
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                raw = path.read_bytes()
+                held = json.loads(raw or b"{}")
+            except FileNotFoundError:  # released meanwhile: try again
+                continue
+            except ValueError:  # written only partly (its job died while writing it, or is writing it now)
+                held = {}
+            pid, host = held.get("pid"), held.get("host")
+            if host == me["host"] and isinstance(pid, int) and not _pid_alive(pid):
+                # stale: remove exactly the lock we read (its content names a pid and a start time),
+                # not one another job made since
+                try:
+                    if path.read_bytes() != raw:
+                        continue
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+                warnings.warn(f"{str(out)!r}: took over the stale lock of job pid {pid} on {host} (no longer "
+                              f"running, started {held.get('started')})", RuntimeWarning, stacklevel=3)
+                continue
+            if not held:
+                raise StoreLockedError(f"out: {str(out)!r} is locked by another job ({str(path)!r} exists but names no "
+                                       "job yet); if no job is running, delete that file") from None
+            raise StoreLockedError(
+                f"out: {str(out)!r} is in use by another preprocess job: pid {pid} on host {host}, started "
+                f"{held.get('started')} ({held.get('command')!r}); wait for it to end, or if it no longer runs "
+                f"delete {str(path)!r}") from None
+        mine = json.dumps(me).encode()
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(mine)
+            fh.flush()
+            os.fsync(fh.fileno())
+        break
+    try:
+        yield
+    finally:
+        try:
+            if path.read_bytes() == mine:  # still ours (not removed and retaken by another job)
+                path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+# ---------------------------------------------------------------------------------------------
+# creating, checking, resuming
+
+
 def prepare_store(out: Path, samples: list, model: MorphableModel, opts: BlockOptions, block_size: int, config: dict,
                   down: tuple = (), *, overwrite: bool = False) -> None:
     """Keep a store at ``out`` made with ``config`` (to resume it), else create it; a store made with
-    other settings (or not by this package) is replaced only with ``overwrite``."""
+    other settings, not by this package, in an older format or damaged is replaced only with ``overwrite``.
+
+    Call it holding ``store_lock(out)``. The store is built under ``<store>.creating`` and renamed to
+    ``out`` once its arrays and config exist (a store it replaces is first renamed ``<store>.replaced``,
+    then deleted): a kill at any instant leaves no store, or a resumable one.
+    """
+    tmp, old = out.with_name(out.name + ".creating"), out.with_name(out.name + ".replaced")
+    for left in (tmp, old):  # left by a job killed while creating (the lock says no other job is at it)
+        if left.exists():
+            _remove_tree(left)
     if out.exists():
-        import zarr
-
-        keep = False
-        try:
-            old = zarr.open_group(str(out), mode="r+").attrs.get("config")
-        except Exception:  # noqa: BLE001 - not a zarr group: only replaced when asked to
-            old = "unreadable"
-        if old is None and not (out / MARKER_DIR).is_dir() and not overwrite:
-            # a zarr store that is not ours (ours gets its marker folder before its config)
-            old = "foreign"
-        if old is not None and old != config:
-            if not overwrite:
-                raise ValueError(f"out: {str(out)!r} holds a store made with other settings or samples, or not by "
-                                 f"this job ({_config_diff(old, config)}); use another path or overwrite=True (--overwrite)")
-        elif old is not None:
-            keep = True  # same settings: resume (old is None: an unfinished creation of ours, made again)
-        if keep:
-            return
-        _remove_tree(out)
-    _create_store(out, samples, model, opts, block_size, config, down)
+        problem = _store_problem(out, config)
+        if problem is None:
+            return  # same settings: resume
+        if not overwrite:
+            raise ValueError(f"out: {str(out)!r} {problem}; use another path or overwrite=True (--overwrite)")
+    _create_store(tmp, samples, model, opts, block_size, config, down)
+    replacing = out.exists()
+    if replacing:
+        os.rename(out, old)
+    os.rename(tmp, out)
+    _fsync_dir(out.parent)
+    if replacing:
+        _remove_tree(old)
 
 
-def _config_diff(old, new) -> str:
+def _store_problem(out: Path, config: dict) -> str | None:
+    """Why the store at ``out`` cannot be resumed with ``config`` (None: it can)."""
+    import zarr
+
+    try:
+        g = zarr.open_group(str(out), mode="r", use_consolidated=False)  # what is on disk now
+        old = g.attrs.get("config")
+    except Exception:  # noqa: BLE001 - not a zarr group
+        return "exists and is not a zarr store (this job did not make it)"
     if not isinstance(old, dict):
-        return "not a 300W-LP store"
-    keys = [k for k in new if old.get(k) != new[k]]
-    return ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in keys[:4]) or "different"
+        return "holds a zarr store this job did not make (no 300W-LP config in its attrs)"
+    if old.get("format") in _OLD_FORMATS:
+        return (f"holds a 300W-LP store in an older format ({old.get('format')}, now {STORE_FORMAT}: markers moved "
+                "out of the zarr hierarchy, named dimensions); rerun with overwrite=True to make it again")
+    if old != config:
+        keys = [k for k in config if old.get(k) != config[k]]
+        diff = ", ".join(f"{k}: {old.get(k)!r} -> {config[k]!r}" for k in keys[:4]) or "different"
+        return f"holds a store made with other settings or samples ({diff})"
+    missing = [k for k in array_dimensions(config) if k not in set(g.array_keys())]
+    if missing:
+        return (f"is damaged: its config is there but it is missing arrays {', '.join(missing)}; rerun with "
+                "overwrite=True to make it again")
+    return None
 
 
 def _remove_tree(path: Path) -> None:
@@ -130,18 +273,30 @@ def _remove_tree(path: Path) -> None:
         path.unlink()
 
 
-def _create_store(out: Path, samples: list, model: MorphableModel, opts: BlockOptions, block_size: int, config: dict,
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _create_store(path: Path, samples: list, model: MorphableModel, opts: BlockOptions, block_size: int, config: dict,
                   down: tuple = ()):
     import zarr
 
     n, s, b = len(samples), opts.size, block_size
-    g = zarr.open_group(str(out), mode="w")
-    # the marker folder first: it tells a rerun that this (possibly unfinished) store is ours
-    (out / MARKER_DIR).mkdir(exist_ok=True)
-    nl = len(model.landmarks)
+    g = zarr.open_group(str(path), mode="w")
+    dims = array_dimensions(config)
 
-    def arr(name, tail, dtype, **kw):
-        g.create_array(name, shape=(n,) + tail, chunks=(b,) + tail, dtype=dtype, fill_value=0, **kw)
+    def arr(name, tail, dtype, fill_value=0, **kw):
+        g.create_array(name, shape=(n,) + tail, chunks=(b,) + tail, dtype=dtype, fill_value=fill_value,
+                       dimension_names=dims[name], **kw)
 
     # float meshes: byte-shuffle + lz4 (Blosc) is ~15% smaller than zarr's default zstd on them and
     # about twice as fast to write; the other arrays keep the default codec
@@ -155,60 +310,91 @@ def _create_store(out: Path, samples: list, model: MorphableModel, opts: BlockOp
         for k, d in enumerate(down, start=1):
             arr(f"vertices_level{k}", (d.shape[0], 3), opts.vertex_dtype, **mesh_codec)
     arr("landmarks2d", (N_LANDMARKS, 2), "float32")
-    arr("landmarks3d", (nl, 3), "float32")
+    arr("landmarks3d", (len(model.landmarks), 3), "float32")
     arr("pose", (3,), "float32")
     arr("pose_para", (7,), "float32")
     arr("shape_para", (opts.n_shape,), "float32")
     arr("exp_para", (opts.n_expression,), "float32")
     arr("crop", (4,), "float64")
     arr("source_size", (2,), "int32")
+    arr("skip_reason", (), str, fill_value="")
     arr("status", (), "int8")
-    ids = g.create_array("ids", shape=(n,), chunks=(max(b, min(n, 65536)),), dtype=str)
+    ids = g.create_array("ids", shape=(n,), chunks=(max(b, min(n, 65536)),), dtype=str, dimension_names=dims["ids"])
     ids[:] = np.array([smp.id for smp in samples])
     g.attrs["triangles_note"] = "triangles are the model's (MorphableModel.triangles); not copied"
-    # the config last: a store without it is an unfinished creation and is made again
     g.attrs["config"] = config
     return g
 
 
 def open_store(path):
-    """Open a preprocessed store read-only (a zarr group); raise if it is not a finished 300W-LP store."""
+    """Open a preprocessed store read-only (a zarr group); raise if it is not a 300W-LP store of this format."""
     import zarr
 
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"store: {str(p)!r} does not exist")
     g = zarr.open_group(str(p), mode="r")
-    if "config" not in g.attrs or g.attrs["config"].get("format") != STORE_FORMAT:
+    fmt = g.attrs["config"].get("format") if isinstance(g.attrs.get("config"), dict) else None
+    if fmt in _OLD_FORMATS:
+        raise ValueError(f"store: {str(p)!r} is a 300W-LP store in an older format ({fmt}, now {STORE_FORMAT}); "
+                         "rerun its preprocess command with overwrite=True (--overwrite) to make it again")
+    if fmt != STORE_FORMAT:
         raise ValueError(f"store: {str(p)!r} is not a meshkit 300W-LP store (no config in its attrs)")
     return g
 
 
-def marker_path(out: Path, block: int) -> Path:
-    """The marker file of a block: it exists once the block's rows are in the store."""
-    return out / MARKER_DIR / f"block_{block:07d}.json"
+# ---------------------------------------------------------------------------------------------
+# blocks
 
 
-def write_block(out: Path, block: int, start: int, arrays: dict, failures: list, *, n_ok: int,
-                vertex_dtype: str) -> None:
-    """Write a block's rows (``arrays`` from ``process_samples``) at ``start``, then its marker (atomic)."""
+def write_block(out: Path, start: int, ids: list, arrays: dict, failures: list, *, vertex_dtype: str) -> None:
+    """Write a block's rows (``arrays`` from ``process_samples``, the samples ``ids``) at ``start``, the
+    failures' reasons in ``skip_reason``, and ``status`` last: its chunk (one per block, written
+    atomically by zarr's LocalStore) marks the block done."""
     import zarr
 
-    g = zarr.open_group(str(out), mode="r+")
+    g = zarr.open_group(str(out), mode="r+", use_consolidated=False)
     stop = start + len(arrays["status"])
     for k, a in arrays.items():
-        if k.startswith("vertices"):
-            a = a.astype(vertex_dtype)
-        g[k][start:stop] = a
-    with atomic_path(marker_path(out, block), durable=True) as tmp:
-        tmp.write_text(json.dumps({"block": block, "ok": n_ok, "failures": failures}))
+        if k != "status":
+            g[k][start:stop] = a.astype(vertex_dtype) if k.startswith("vertices") else a
+    row = {sid: i for i, sid in enumerate(ids)}
+    reasons = np.full(len(ids), "", dtype=object)
+    for sid, r in failures:
+        reasons[row[sid]] = r if not reasons[row[sid]] else f"{reasons[row[sid]]}; {r}"
+    g["skip_reason"][start:stop] = reasons.astype(str)
+    g["status"][start:stop] = arrays["status"]
 
 
-def read_markers(out: Path, n_blocks: int) -> tuple[int, list]:
-    """The markers of blocks 0..n_blocks-1 (all must exist): (samples done, [(id, reason), ...])."""
-    failures, n_ok = [], 0
-    for b in range(n_blocks):
-        rec = json.loads(marker_path(out, b).read_text())
-        n_ok += rec["ok"]
-        failures.extend(tuple(f) for f in rec["failures"])
-    return n_ok, failures
+def read_progress(out: Path) -> tuple[np.ndarray, int, list]:
+    """The progress of a store: (done (n_blocks,) bool, samples done, [(id, reason), ...] of the
+    skipped samples in done blocks, in id order)."""
+    import zarr
+
+    g = zarr.open_group(str(out), mode="r", use_consolidated=False)
+    b = g.attrs["config"]["block_size"]
+    status = g["status"][:]
+    n_blocks = (len(status) + b - 1) // b
+    padded = np.ones(n_blocks * b, np.int8)
+    padded[: len(status)] = status
+    done = (padded.reshape(n_blocks, b) != 0).all(axis=1)
+    skipped = np.flatnonzero(status == 2)
+    ids = g["ids"][:] if len(skipped) else []
+    reasons = g["skip_reason"][:] if len(skipped) else []
+    failures = [(str(ids[i]), str(reasons[i])) for i in skipped]
+    return done, int((status == 1).sum()), failures
+
+
+def finish_store(out: Path, failures: list) -> None:
+    """Mark a store complete: its failures into the attrs, then consolidated metadata (readers such as
+    ``xarray.open_zarr`` open it with one read)."""
+    import zarr
+
+    g = zarr.open_group(str(out), mode="r+", use_consolidated=False)
+    g.attrs["failures"] = [list(f) for f in failures]
+    g.attrs["complete"] = True
+    import warnings
+
+    with warnings.catch_warnings():  # zarr notes that consolidated metadata is not in the v3 spec yet
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(str(out))
