@@ -38,7 +38,10 @@ def _add_bfm(sub) -> None:
     r.set_defaults(func=_run_bfm_reconstruct)
     c = bsub.add_parser("convert", help="convert a model file to another layout (by the output extension)")
     c.add_argument("input", type=Path, help="model file in any supported layout")
-    c.add_argument("output", type=Path, help=".npz (canonical), .h5 (BFM2017), .mat (face3d BFM.mat), .pkl (3DDFA_V2)")
+    c.add_argument("output", type=Path, help=".npz (canonical), .h5 (BFM2017), .mat (face3d BFM.mat), .pkl (3DDFA_V2), "
+                                              "or a folder with --layout bfm2009")
+    c.add_argument("--layout", default=None, help="write this layout (npz, face3d, bfm2009, 3ddfa, bfm2017) instead of "
+                                                  "choosing by the extension; each writes the layout's native winding")
     c.set_defaults(func=_run_bfm_convert)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -73,34 +76,28 @@ def _run_bfm_reconstruct(args) -> int:
 
 
 def _run_bfm_convert(args) -> int:
-    from . import synthetic
-    from .formats import load_model, save_npz
+    """Load with ``bfm.formats.load_model``, write with ``bfm.formats.save_model`` (layout by extension or --layout)."""
+    from .formats import LAYOUTS, load_model, save_model
 
     model = load_model(args.input)
-    ext = args.output.suffix.lower()
+    layout = args.layout or next((name for name, lay in LAYOUTS.items()
+                                  if args.output.suffix.lower() in lay.suffixes and not lay.folder), None)
+    kw = {}
     lost = []  # what the target layout cannot carry: said, never dropped silently
-    if ext == ".npz":
-        save_npz(args.output, model)
-    elif ext in (".h5", ".hdf5"):
-        synthetic.write_bfm2017_h5(args.output, model)
-        if len(model.landmarks):
-            lost.append("landmark indices (BFM2017 stores named points: pass landmarks= to bfm.load_model)")
-    elif ext == ".mat":
-        synthetic.write_face3d_mat(args.output, model)
-    elif ext == ".pkl":
+    if layout == "3ddfa":
         # the layout has no standard deviations: they go to the 62-d mean/std file beside it
         std_path = args.output.with_name(args.output.stem + "_param_mean_std.pkl")
-        synthetic.write_3ddfa_pkl(args.output, model, n_shape=model.n_shape, n_expression=model.n_expression,
-                                  param_mean_std_path=std_path)
+        kw = dict(n_shape=model.n_shape, n_expression=model.n_expression, param_mean_std_path=std_path)
         print(f"standard deviations -> {std_path} (load with param_mean_std=)")
         if model.has_texture:
             lost.append("the texture model (3DDFA_V2's pickle has none)")
-    else:
-        raise ValueError(f"output: expected a .npz, .h5, .mat or .pkl file name, got {args.output.name!r}")
+    if layout == "bfm2017" and len(model.landmarks):
+        lost.append("landmark indices (BFM2017 stores named points: pass landmarks= to bfm.load_model)")
+    save_model(args.output, model, layout=layout, **kw)
     for what in lost:
-        print(f"meshkit bfm convert: warning: {args.output.suffix} cannot hold {what}; not written", file=sys.stderr)
+        print(f"meshkit bfm convert: warning: {layout} cannot hold {what}; not written", file=sys.stderr)
     print(f"{model.name}: {model.n_vertices} vertices, {model.n_shape} shape + {model.n_expression} expression "
-          f"components -> {args.output}")
+          f"components (triangles stored {model.stored_winding}) -> {args.output} ({layout or 'unknown'} layout)")
     return 0
 
 

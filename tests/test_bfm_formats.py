@@ -466,6 +466,21 @@ def test_cli_reconstruct_and_convert(tmp_path, model, capsys):
     np.testing.assert_allclose(back.shape_std, model.shape_std, rtol=1e-6)
 
 
+def test_cli_convert_goes_through_save_model_and_keeps_the_native_winding(tmp_path, model, capsys):
+    src = write_face3d_mat(tmp_path / "BFM.mat", model)
+    out = tmp_path / "copy.mat"
+    assert main(["bfm", "convert", str(src), str(out)]) == 0
+    assert "clockwise" in capsys.readouterr().out
+    a, b = (scipy.io.loadmat(p)["model"][0, 0]["tri"] for p in (src, out))
+    assert a.dtype == b.dtype == np.uint16 and np.array_equal(a, b)
+    folder = tmp_path / "bfm2009"
+    assert main(["bfm", "convert", str(src), str(folder), "--layout", "bfm2009"]) == 0
+    tl = scipy.io.loadmat(folder / "01_MorphableModel.mat")["tl"]
+    np.testing.assert_array_equal(tl.astype(np.int64), a.T.astype(np.int64))  # the same clockwise rows, (F, 3)
+    assert main(["bfm", "convert", str(src), str(tmp_path / "x.obj")]) == 2
+    assert "layout" in capsys.readouterr().err
+
+
 def test_trim_index_sources_and_param_file_variants(tmp_path, model):
     idx = np.array([4, 0, 7])
     scipy.io.savemat(tmp_path / "front.mat", {"idx": (idx + 1)[:, None].astype(np.float64)})  # Deep3DFaceRecon style
