@@ -16,8 +16,8 @@ landmark box, side twice its larger extent, rounded to whole pixels), not clippe
 like the real one (e.g. ``[53, -166, 638, 419]``) it may be negative or exceed the image.
 
 Each image is a render (``meshkit.render``) of ``model.reconstruct(Shape_Para, Exp_Para)`` posed
-with ``bfm.pose.pose_para_to_image`` (face3d pixel-index convention: the rasterizer samples pixel
-centres at i + 0.5, so the vertices are shifted by +0.5 before rasterizing), over a smooth
+with ``bfm.pose.pose_para_to_image`` (pixel-index coordinates, the rasterizer's own: pixel (r, c)
+centred on x = c, y = r), over a smooth
 background. ``pt2d`` is the exact projection of the model's 68 landmark vertices (real 300W-LP
 ``pt2d`` are annotations; here they are known exactly, which is what tests need).
 
@@ -74,9 +74,7 @@ def _render(model: MorphableModel, colors: np.ndarray, image_v: np.ndarray, bg: 
 
     h, w = bg.shape[:2]
     # light from the viewer, two-sided: the y flip of pose_para_to_image mirrors the winding
-    v = image_v.astype(np.float64).copy()
-    v[:, :2] += 0.5  # pixel-index coordinates -> the rasterizer's pixel-centre convention
-    out = render_shaded(v, model.triangles, h, w, colors=colors, light_direction=(0.0, 0.0, 1.0), ambient=0.45,
+    out = render_shaded(image_v.astype(np.float64), model.triangles, h, w, colors=colors, light_direction=(0.0, 0.0, 1.0), ambient=0.45,
                         diffuse=0.55, two_sided=True, background=bg)
     return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
 
