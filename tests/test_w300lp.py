@@ -195,8 +195,7 @@ def _render_like_writer(model, v, size):
     """The writer's shading (meshkit.render.render_shaded as synthetic_300wlp calls it) -> (rgb, covered)."""
     from meshkit.render import rasterize, render_shaded
 
-    w = v.copy()
-    w[:, :2] += 0.5
+    w = v.astype(np.float64)  # pixel indices: the rasterizer's own coordinates
     rgb = render_shaded(w, model.triangles, size, size, colors=vertex_pattern_colors(model), ambient=0.45, diffuse=0.55,
                         two_sided=True)
     return rgb, rasterize(w, model.triangles, size, size).mask
