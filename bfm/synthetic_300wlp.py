@@ -74,7 +74,8 @@ def _render(model: MorphableModel, colors: np.ndarray, image_v: np.ndarray, bg: 
 
     h, w = bg.shape[:2]
     # light from the viewer, two-sided: the y flip of pose_para_to_image mirrors the winding
-    out = render_shaded(image_v.astype(np.float64), model.triangles, h, w, colors=colors, light_direction=(0.0, 0.0, 1.0), ambient=0.45,
+    out = render_shaded(image_v.astype(np.float64), model.triangles, h, w, colors=colors, light_direction=(0.0, 0.0, 1.0),
+                        ambient=0.45,
                         diffuse=0.55, two_sided=True, background=bg)
     return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
 

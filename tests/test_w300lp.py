@@ -191,6 +191,38 @@ def test_vertices_match_independent_pose_and_crop(store, tree, model):
     np.testing.assert_allclose(g["pose"][:], np.array([truth[k]["pose_para"][:3] for k in ids]), atol=1e-6)
 
 
+def test_a_landmark_drawn_by_the_rasterizer_lands_where_the_store_says(store, model):
+    """One pixel convention: the rasterizer draws a stored landmark vertex on the pixel ``landmarks2d``
+    names. Each landmark vertex is drawn as a hat function (1 at the vertex, 0 at the others,
+    linear in between: the rasterizer's own interpolation); its brightest pixel is where the
+    rasterizer put the vertex. With the rasterizer's old pixel centres at integer + 0.5 the
+    brightest pixels sat half a pixel up-left of landmarks2d on average."""
+    from meshkit.render import rasterize, render_colors
+
+    g = zarr.open_group(str(store[0]), mode="r")
+    assert "centred on x = c, y = r" in g.attrs["pixel_convention"]
+    verts, lm2 = g["vertices"][:], g["landmarks2d"][:]
+    hats = np.zeros((model.n_vertices, 68))
+    hats[model.landmarks, np.arange(68)] = 1.0
+    offsets = []
+    for i in range(len(verts)):
+        v = verts[i].astype(np.float64)
+        img = render_colors(v, model.triangles, hats, SIZE, SIZE)
+        face = rasterize(v, model.triangles, SIZE, SIZE).face_index
+        for k in range(68):
+            r, c = np.unravel_index(np.argmax(img[..., k]), img.shape[:2])
+            if img[r, c, k] < 0.5 or model.landmarks[k] not in model.triangles[face[r, c]]:
+                continue  # hidden (self-occluded), or on the rim where its own pixel centre is off the mesh
+            offsets.append((c - lm2[i, k, 0], r - lm2[i, k, 1]))
+    offsets = np.array(offsets)
+    assert len(offsets) > 0.3 * 68 * len(verts)
+    # the brightest pixel is the pixel containing the landmark (within half a pixel, up to the
+    # slack of a hat function on a coarse mesh), and on average centred on it
+    assert np.abs(offsets).max() <= 1.0
+    assert (np.abs(offsets) <= 0.5 + 1e-6).all(axis=1).mean() > 0.95
+    np.testing.assert_allclose(offsets.mean(axis=0), 0.0, atol=0.1)
+
+
 def _render_like_writer(model, v, size):
     """The writer's shading (meshkit.render.render_shaded as synthetic_300wlp calls it) -> (rgb, covered)."""
     from meshkit.render import rasterize, render_shaded

@@ -26,6 +26,11 @@ __all__ = ["STORE_FORMAT", "MARKER_DIR", "model_token", "hierarchy_token", "reso
            "prepare_store", "open_store", "marker_path", "write_block", "read_markers"]
 
 
+#: ``attrs["pixel_convention"]``: what the image coordinates of ``landmarks2d`` and ``vertices`` mean
+#: (docs/conventions.md, "Pixels"; the rasterizer of meshkit.render uses the same).
+PIXEL_CONVENTION = ("x right, y down, in pixels of the crop; pixel (row r, column c) is centred on x = c, y = r "
+                    "(integer pixel centres, as 300W-LP pt2d, face3d and 3DDFA; meshkit.render rasterizes these "
+                    "coordinates as they are)")
 #: ``attrs["config"]["format"]`` of a store this package wrote.
 STORE_FORMAT = "meshkit-300wlp-1"
 #: The folder inside the store holding one marker file per finished block.
@@ -166,6 +171,7 @@ def _create_store(out: Path, samples: list, model: MorphableModel, opts: BlockOp
     ids = g.create_array("ids", shape=(n,), chunks=(max(b, min(n, 65536)),), dtype=str)
     ids[:] = np.array([smp.id for smp in samples])
     g.attrs["triangles_note"] = "triangles are the model's (MorphableModel.triangles); not copied"
+    g.attrs["pixel_convention"] = PIXEL_CONVENTION
     # the config last: a store without it is an unfinished creation and is made again
     g.attrs["config"] = config
     return g

@@ -204,7 +204,8 @@ class Rasterizer:
         if self._xy.shape[0] < n:
             self._xy = np.empty((n, 2), dtype=np.int32)
         xy = self._xy[:n]
-        render_kernels.rasterize_into(_kernel_frame(v), f, 1.0 if self.near_is_larger else -1.0, self.cull_backfaces, self._fbuf, self._zbuf, xy)
+        render_kernels.rasterize_into(_kernel_frame(v), f, 1.0 if self.near_is_larger else -1.0, self.cull_backfaces,
+                                      self._fbuf, self._zbuf, xy)
         return Fragments(self._fbuf, self._zbuf, xy, f)
 
 
