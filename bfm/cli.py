@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["add_commands", "DEMO_STEPS", "DEMO_STAGE"]
+__all__ = ["add_commands", "describe_file", "DEMO_STEPS", "DEMO_STAGE"]
 
 
 def add_commands(sub) -> None:
@@ -99,6 +99,76 @@ def _run_bfm_convert(args) -> int:
     print(f"{model.name}: {model.n_vertices} vertices, {model.n_shape} shape + {model.n_expression} expression "
           f"components (triangles stored {model.stored_winding}) -> {args.output} ({layout or 'unknown'} layout)")
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# meshkit info on a model file
+
+#: Rough face widths (x extent of the mean) per unit, for the units guess of ``meshkit info``.
+_UNITS = (("micrometres (BFM2009 / face3d / 3DDFA)", 3e4, 3e6), ("millimetres (BFM2017)", 30.0, 3e3),
+          ("metres", 0.03, 3.0))
+
+
+def _units_guess(mean) -> str:
+    import numpy as np
+
+    width = float(np.ptp(np.asarray(mean, np.float64)[:, 0]))
+    for name, lo, hi in _UNITS:
+        if lo <= width <= hi:
+            return f"{name}; face width {width:.6g}"
+    return f"unknown; face width {width:.6g}"
+
+
+def describe_file(path):
+    """``meshkit info``'s description of a Morphable Model file: (label, text) lines, or None when
+    ``path`` is not one (a mesh file). Layout, sizes, components, landmarks, a units guess and the
+    triangles' winding as stored in the file and as loaded."""
+    import numpy as np
+
+    from meshkit.commands import orientation_text
+    from meshkit.topology import boundary_loops, connected_components
+
+    from .formats import LAYOUTS, _sniff, load_model
+    from .formats._common import check_file
+    from .formats.npz import NPZ_FORMAT
+
+    p = check_file(path, "mesh")
+    model_suffixes = {s for lay in LAYOUTS.values() for s in lay.suffixes} - {".npz"}
+    if p.suffix.lower() == ".npz" or p.suffix.lower() not in model_suffixes:
+        # an .npz is a model file only with our format tag; other suffixes are meshes
+        if p.suffix.lower() != ".npz":
+            return None
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                if "format" not in z.files or str(z["format"]) != NPZ_FORMAT:
+                    return None
+        except Exception:  # noqa: BLE001 - not a readable .npz: leave it to the mesh reader's error
+            return None
+    layout = _sniff(p)
+    lines = [("layout", f"{layout.name} (bfm.formats.LAYOUTS)")]
+    try:
+        model = load_model(p, layout=layout.name)
+    except ValueError as e:
+        lines.append(("loads", f"not on its own: {e}"))
+        return lines
+    stored = load_model(p, layout=layout.name, winding="keep").triangles
+    n_comp, _ = connected_components(model.triangles, model.n_vertices)
+    try:
+        loops = ", ".join(str(len(x)) for x in boundary_loops(model.triangles)) or "none"
+    except ValueError as e:
+        loops = f"not well defined ({e})"
+    lines += [
+        ("name", model.name),
+        ("vertices", str(model.n_vertices)),
+        ("triangles", str(len(model.triangles))),
+        ("components", f"{model.n_shape} shape, {model.n_expression} expression, {model.n_texture} texture"),
+        ("landmarks", str(len(model.landmarks))),
+        ("units", _units_guess(model.mean)),
+        ("mesh parts", f"{n_comp} connected component(s); boundary loops of {loops} vertices"),
+        ("stored", f"{model.stored_winding}: {orientation_text(model.mean, stored)}"),
+        ("loaded", f"counter-clockwise: {orientation_text(model.mean, model.triangles)}"),
+    ]
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------

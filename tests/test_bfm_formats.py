@@ -481,6 +481,35 @@ def test_cli_convert_goes_through_save_model_and_keeps_the_native_winding(tmp_pa
     assert "layout" in capsys.readouterr().err
 
 
+def test_cli_info_describes_model_files(tmp_path, model, capsys):
+    paths = _write_every_layout(tmp_path, model)
+    for layout in ("face3d", "npz", "bfm2017"):
+        assert main(["info", str(paths[layout][0])]) == 0
+        out = capsys.readouterr().out
+        fields = dict(line.split(None, 1) for line in out.splitlines())
+        assert fields["layout"].startswith(layout)
+        assert fields["vertices"] == str(model.n_vertices) and fields["triangles"] == str(len(model.triangles))
+        assert fields["landmarks"] == ("0" if layout == "bfm2017" else "68")
+        assert fields["units"].startswith("micrometres")
+        assert fields["stored"].startswith("clockwise" if layout == "face3d" else "counter-clockwise")
+        assert fields["loaded"].startswith("counter-clockwise")
+    # a millimetre model is recognised as such
+    mm = MorphableModel(model.mean * 1e-3, model.shape_basis * 1e-3, model.shape_std, model.expression_basis * 1e-3,
+                        model.expression_std, model.triangles, model.landmarks)
+    assert main(["info", str(write_bfm2017_h5(tmp_path / "mm.h5", mm))]) == 0
+    assert "millimetres" in capsys.readouterr().out
+    # a 3DDFA_V2 v3 pickle without its triangles: the layout, and what it needs
+    t = write_3ddfa_pkl(tmp_path / "v3.pkl", model, tri_path=tmp_path / "tri.pkl")
+    assert main(["info", str(t["pkl"])]) == 0
+    out = capsys.readouterr().out
+    assert "3ddfa" in out and "tri=" in out
+    # a mesh .npz is still a mesh
+    from meshkit.io import write_mesh
+
+    assert main(["info", str(write_mesh(tmp_path / "mesh.npz", model.mean, model.triangles))]) == 0
+    assert "manifold" in capsys.readouterr().out
+
+
 def test_trim_index_sources_and_param_file_variants(tmp_path, model):
     idx = np.array([4, 0, 7])
     scipy.io.savemat(tmp_path / "front.mat", {"idx": (idx + 1)[:, None].astype(np.float64)})  # Deep3DFaceRecon style

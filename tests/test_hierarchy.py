@@ -161,3 +161,15 @@ def test_full_size_template_counts():
 
     h = build_hierarchy(*face_template(), factors=(4, 4, 4, 4, 4))
     assert h.n_vertices == [53215, 13304, 3326, 832, 208, 52]
+
+
+def test_preview_of_a_clockwise_mesh_warns_and_is_not_dark(face):
+    """The hierarchy preview on a mesh wound clockwise (as the real BFM lists are stored) warns,
+    naming the fix, and shades two-sided: the same picture as the outward mesh."""
+    from sampling.preview import render_levels
+
+    v, f = face
+    ccw = render_levels(build_hierarchy(v, f, factors=[4]), 64)
+    with pytest.warns(UserWarning, match="orient_outward"):
+        cw = render_levels(build_hierarchy(v, f[:, ::-1], factors=[4]), 64)
+    assert np.abs(ccw.astype(int) - cw.astype(int)).max() <= 1
