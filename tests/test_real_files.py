@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import scipy.io
 
+from bfm import MorphableModel
+from bfm.formats import load_model
 from bfm.synthetic import (
     small_model,
     synthetic_model,
@@ -18,6 +20,7 @@ from bfm.synthetic import (
     write_face3d_mat,
 )
 from bfm.synthetic_300wlp import write_synthetic_300wlp
+from tests._helpers import bfm_like_face
 
 
 def outward(mean, tri0):
@@ -112,3 +115,19 @@ def test_300w_lp_sample_mat_keys_shapes_and_dtypes(tmp_path, model):
     # like the real roi (e.g. [53, -166, 638, 419] in a 450-px image), it is not clipped to the image
     rois = np.array(rois)
     assert (rois < 0).any() or (rois > 450).any()
+
+
+def test_winding_holds_on_a_mesh_with_the_real_connectivity(tmp_path):
+    """The writers' clockwise order and the loaders' measure do not depend on the synthetic template:
+    the same on a grid of alternating diagonals with a rim and a mouth opening (REAL_FILES.md's topology)."""
+    v, f = bfm_like_face()
+    n = len(v)
+    used = np.unique(f)
+    model = MorphableModel(mean=v, shape_basis=np.zeros((3 * n, 1)), shape_std=np.ones(1),
+                           expression_basis=np.zeros((3 * n, 1)), expression_std=np.ones(1), triangles=f,
+                           landmarks=used[np.linspace(0, used.size - 1, 68).astype(int)])
+    m = scipy.io.loadmat(write_face3d_mat(tmp_path / "BFM.mat", model))["model"][0, 0]
+    assert_clockwise(m["shapeMU"].reshape(-1, 3), m["tri"].T.astype(np.int64) - 1)
+    got = load_model(tmp_path / "BFM.mat")
+    assert got.stored_winding == "clockwise"
+    np.testing.assert_array_equal(got.triangles, f)

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshkit import topology
-from tests._helpers import grid_mesh
+from tests._helpers import bfm_like_face, grid_mesh
 
 
 def _nx_graph(faces, n):
@@ -286,3 +286,20 @@ def test_outward_fraction_and_warning():
     assert topology.facing_fraction(hv, hf, (0, 0, -1)) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="view_direction"):
         topology.orient_outward(hv, hf, view_direction=(0, 0, 0))
+
+
+def test_orientation_tools_on_a_mesh_with_the_real_bfm_connectivity():
+    """Not only the synthetic template: a grid of alternating diagonals (valence 4 / 8) with an outer
+    rim and a mouth opening, as the real 53,215-vertex mesh (REAL_FILES.md)."""
+    v, f = bfm_like_face()
+    counts = np.bincount(f.ravel(), minlength=len(v))
+    assert set(np.unique(counts[(counts > 0) & ~topology.boundary_vertices(f, len(v))])) == {4, 8}
+    assert len(topology.boundary_loops(f)) == 2
+    assert topology.outward_fraction(v, f) > 0.97 and topology.outward_fraction(v, f[:, ::-1]) < 0.03
+    for g in (f[:, ::-1], _scrambled(f, 7)):
+        for view in (None, (0.0, 0.0, 1.0)):
+            out = topology.orient_outward(v, g, view_direction=view)
+            assert topology.is_consistently_oriented(out)
+            assert trimesh.Trimesh(v, out, process=False).is_winding_consistent
+            np.testing.assert_array_equal(np.sort(out, axis=1), np.sort(f, axis=1))
+            assert (trimesh.Trimesh(v, out, process=False).face_normals[:, 2] > 0).all()

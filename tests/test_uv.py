@@ -10,7 +10,11 @@ SUB = 256  # the rasterizer's fixed-point steps per texel
 
 
 def planar_uv(v):
-    """The template is a height field seen from +z: its normalised (x, y) is a no-overlap unwrap."""
+    """The template is a height field seen from +z: its normalised (x, y) is a no-overlap unwrap.
+
+    Synthetic-only on purpose: these tests need a UV layout without overlaps to have exact
+    references, and a planar projection gives one only for a height field. The real BFM mean folds
+    at the lips and nostrils, which is why real layouts ship their own UVs (3DDFA_V2 ``BFM_UV.mat``)."""
     lo, hi = v[:, :2].min(0), v[:, :2].max(0)
     return (v[:, :2] - lo) / (hi - lo)
 
