@@ -286,6 +286,23 @@ def test_square_of_two_triangles_covers_each_pixel_exactly_once(x0, y0, dx, dy, 
 
 
 
+def test_pixel_r_c_is_centred_on_x_c_y_r():
+    """docs/conventions.md, 'Pixels': a small triangle around the point (x, y) = (c, r) covers
+    exactly pixel (r, c), through every entry point (rasterize, Rasterizer, rasterize_batch)."""
+    h, w = 9, 11
+    for c, r in ((0, 0), (5, 7), (10, 8), (3, 2)):
+        tri = np.array([[c - 0.3, r - 0.3, 0], [c + 0.3, r - 0.3, 0], [c, r + 0.3, 0]])
+        expected = np.zeros((h, w), bool)
+        expected[r, c] = True
+        f = np.array([[0, 1, 2]])
+        for frag in (R.rasterize(tri, f, h, w), R.Rasterizer(h, w)(tri, f), R.rasterize_batch(tri[None], f, h, w)[0],
+                     R.rasterize_batch([(tri, f)], None, h, w)[0]):
+            np.testing.assert_array_equal(frag.mask, expected)
+    # a vertex half a pixel off the image is outside it: the image spans [-0.5, w - 0.5)
+    edge = np.array([[-0.5, 2.0, 0], [-0.9, 1.0, 0], [-0.9, 3.0, 0]])
+    assert not R.rasterize(edge, np.array([[0, 1, 2]]), h, w).mask.any()
+
+
 @pytest.mark.parametrize("nx,ny", [(1, 1), (1, 2), (2, 2), (3, 3), (2, 3), (3, 1), (4, 4), (5, 3)])
 def test_small_rectangles_with_corners_on_pixel_centres_follow_the_fill_rule(nx, ny):
     # corners exactly on pixel centres: their boxes hold (nx + 1) x (ny + 1) centres (the 2 x 2,

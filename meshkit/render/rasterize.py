@@ -87,11 +87,15 @@ class Fragments:
         return self.face_index.shape
 
 
-def _kernel_frame(v: np.ndarray) -> np.ndarray:
+def _kernel_frame(v: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Integer pixel centres (the public convention) -> the kernels' frame, whose pixel centres sit
-    at i + 0.5: a copy of ``v`` (..., 3) with 0.5 added to x and y."""
-    out = np.array(v, dtype=np.float64, copy=True)
-    out[..., :2] += 0.5
+    at i + 0.5: ``v`` (..., 3) with 0.5 added to x and y, into ``out`` (same shape, float64) or a new
+    array. Exact: adding 0.5 to a float64 below the guard band rounds nothing, so the coverage
+    test and its top-left fill rule see exactly the shifted points."""
+    if out is None:
+        out = np.empty(np.shape(v), dtype=np.float64)
+    np.add(v[..., :2], 0.5, out=out[..., :2])
+    out[..., 2] = v[..., 2]
     return out
 
 
@@ -193,6 +197,7 @@ class Rasterizer:
         self._fbuf = np.empty((self.height, self.width), dtype=np.int32)
         self._zbuf = np.empty((self.height, self.width), dtype=np.float32)
         self._xy = np.empty((0, 2), dtype=np.int32)
+        self._shifted = np.empty((0, 3), dtype=np.float64)  # the vertices in the kernels' frame
 
     def __call__(self, vertices, faces) -> Fragments:
         """Rasterize one frame (see ``rasterize``); the result lives in this object's buffers."""
@@ -203,8 +208,10 @@ class Rasterizer:
         n = v.shape[0]
         if self._xy.shape[0] < n:
             self._xy = np.empty((n, 2), dtype=np.int32)
+            self._shifted = np.empty((n, 3), dtype=np.float64)
         xy = self._xy[:n]
-        render_kernels.rasterize_into(_kernel_frame(v), f, 1.0 if self.near_is_larger else -1.0, self.cull_backfaces,
+        sign = 1.0 if self.near_is_larger else -1.0
+        render_kernels.rasterize_into(_kernel_frame(v, self._shifted[:n]), f, sign, self.cull_backfaces,
                                       self._fbuf, self._zbuf, xy)
         return Fragments(self._fbuf, self._zbuf, xy, f)
 
