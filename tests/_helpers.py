@@ -52,3 +52,27 @@ def brute_closest(v, f, p):
     q_edge = np.stack(cands, axis=1)[np.arange(len(f)), best_edge]
     q = np.where(inside[:, None], q_plane, q_edge)
     return np.linalg.norm(q - p, axis=1), q
+
+
+def bfm_like_face(nx: int = 41, ny: int = 49, *, mouth: bool = True):
+    """A face-like mesh with the real BFM mesh's connectivity (REAL_FILES.md): a grid whose diagonals
+    alternate (vertices of valence 4 and 8 faces), bent over a cap of a sphere facing +z, with an
+    outer rim and a mouth opening (two boundary loops), wound counter-clockwise seen from +z.
+
+    Returns (vertices (V, 3) float64 in micrometre-like units, faces (F, 3) int64)."""
+    xs, ys = np.meshgrid(np.linspace(-1, 1, nx), np.linspace(-1.2, 1.2, ny))
+    x, y = xs.ravel(), ys.ravel()
+    z = np.sqrt(np.clip(2.5**2 - x**2 - (0.8 * y) ** 2, 0, None))  # a cap of a sphere of radius 2.5
+    v = np.stack([x, y, z], axis=1) * 75_000.0
+    faces = []
+    for j in range(ny - 1):
+        for i in range(nx - 1):
+            a, b, c, d = j * nx + i, j * nx + i + 1, (j + 1) * nx + i, (j + 1) * nx + i + 1
+            centre = np.array([(xs[j, i] + xs[j, i + 1]) / 2, (ys[j, i] + ys[j + 1, i]) / 2])
+            if mouth and abs(centre[0]) < 0.3 and abs(centre[1] + 0.6) < 0.08:
+                continue  # the mouth opening
+            if (i + j) % 2 == 0:  # alternate the diagonal: valence 4 and 8
+                faces += [(a, b, d), (a, d, c)]
+            else:
+                faces += [(a, b, c), (b, d, c)]
+    return v, np.asarray(faces, dtype=np.int64)

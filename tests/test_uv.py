@@ -10,7 +10,11 @@ SUB = 256  # the rasterizer's fixed-point steps per texel
 
 
 def planar_uv(v):
-    """The template is a height field seen from +z: its normalised (x, y) is a no-overlap unwrap."""
+    """The template is a height field seen from +z: its normalised (x, y) is a no-overlap unwrap.
+
+    Synthetic-only on purpose: these tests need a UV layout without overlaps to have exact
+    references, and a planar projection gives one only for a height field. The real BFM mean folds
+    at the lips and nostrils, which is why real layouts ship their own UVs (3DDFA_V2 ``BFM_UV.mat``)."""
     lo, hi = v[:, :2].min(0), v[:, :2].max(0)
     return (v[:, :2] - lo) / (hi - lo)
 
@@ -200,7 +204,7 @@ def test_uv_texture_takes_the_photo_and_masks_occluded_texels(two_planes):
     assert tex.mask[shown].all()
     # seen texels carry the photo's colour at their image point (bilinear of a linear photo = exact,
     # up to the layout's 1/256-texel snapping: 1/512 texel = 0.0025 pixel here, 4e-5 in colour)
-    want = np.stack([(x - 0.5) / 63, (y - 0.5) / 63, np.full(x.shape, 0.5)], axis=-1)
+    want = np.stack([x / 63, y / 63, np.full(x.shape, 0.5)], axis=-1)  # pixel (r, c) centred on x = c, y = r
     np.testing.assert_allclose(tex.image[tex.mask], want[tex.mask], rtol=0, atol=5e-5)
     assert np.all(tex.image[~tex.mask] == 0)
     # uint8 photos are scaled to [0, 1]; a 2-D photo gives a 2-D map
@@ -221,7 +225,7 @@ def test_uv_texture_outside_the_photo_is_masked(two_planes):
     photo, v, f, uv = two_planes
     tex = uv_texture(photo[:30, :30], v, f, uv, 64)  # a crop: most of the mesh falls outside
     in_a, in_b, x, y = expected_points(64)
-    assert not tex.mask[(x > 30.5) | (y > 30.5)].any()
+    assert not tex.mask[(x >= 29.5) | (y >= 29.5)].any()  # beyond the last pixel, [-0.5, 29.5)
     assert tex.mask[in_a & (x < 29.5) & (y < 29.5)].all()
 
 

@@ -30,6 +30,11 @@ __all__ = ["STORE_FORMAT", "DIMENSIONS", "StoreLockedError", "model_token", "hie
            "read_progress", "finish_store"]
 
 
+#: ``attrs["pixel_convention"]``: what the image coordinates of ``landmarks2d`` and ``vertices`` mean
+#: (docs/conventions.md, "Pixels"; the rasterizer of meshkit.render uses the same).
+PIXEL_CONVENTION = ("x right, y down, in pixels of the crop; pixel (row r, column c) is centred on x = c, y = r "
+                    "(integer pixel centres, as 300W-LP pt2d, face3d and 3DDFA; meshkit.render rasterizes these "
+                    "coordinates as they are)")
 #: ``attrs["config"]["format"]`` of a store this package writes. Format 1 kept one marker file per
 #: block in a ``.w300lp`` folder inside the zarr hierarchy and had no dimension names.
 STORE_FORMAT = "meshkit-300wlp-2"
@@ -322,6 +327,7 @@ def _create_store(path: Path, samples: list, model: MorphableModel, opts: BlockO
     ids = g.create_array("ids", shape=(n,), chunks=(max(b, min(n, 65536)),), dtype=str, dimension_names=dims["ids"])
     ids[:] = np.array([smp.id for smp in samples])
     g.attrs["triangles_note"] = "triangles are the model's (MorphableModel.triangles); not copied"
+    g.attrs["pixel_convention"] = PIXEL_CONVENTION
     g.attrs["config"] = config
     return g
 

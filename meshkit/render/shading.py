@@ -17,7 +17,7 @@ import numpy as np
 from ..mesh import _vertex_normals
 from ..validate import check_array, check_bool, check_faces, check_float, check_vertices
 from .lighting import lambertian
-from .rasterize import Fragments, _check_guard, _check_image_mesh, _check_size, _rasterize
+from .rasterize import Fragments, _check_guard, _check_image_mesh, _check_size, _kernel_frame, _rasterize
 
 __all__ = [
     "interpolate",
@@ -269,7 +269,8 @@ def render_colors_batch(vertices, faces, colors, height: int, width: int, *, bac
         att = _check_attributes(c, n_v, "colors")[0][None]
     bg = _check_background(background, att.shape[2])
     sign = 1.0 if check_bool(near_is_larger, "near_is_larger") else -1.0
-    fidx, depth, images = render_kernels.render_stack(flat.reshape(b, n_v, 3), f, np.ascontiguousarray(att), bg, h, w, sign,
+    fidx, depth, images = render_kernels.render_stack(_kernel_frame(flat).reshape(b, n_v, 3), f, np.ascontiguousarray(att),
+                                                      bg, h, w, sign,
                                          check_bool(cull_backfaces, "cull_backfaces"))
     return BatchRender(images, depth, fidx)
 
