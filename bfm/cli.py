@@ -42,7 +42,7 @@ def _add_bfm(sub) -> None:
     c.add_argument("input", type=Path, help="model file in any supported layout")
     c.add_argument("output", type=Path, help=".npz (canonical), .h5 (BFM2017), .mat (face3d BFM.mat), .pkl (3DDFA_V2), "
                                               "or a folder with --layout bfm2009")
-    c.add_argument("--layout", default=None, help="write this layout (npz, face3d, bfm2009, 3ddfa, bfm2017) instead of "
+    c.add_argument("--layout", default=None, choices=["npz", "face3d", "bfm2009", "3ddfa", "bfm2017"], help="write this layout (npz, face3d, bfm2009, 3ddfa, bfm2017) instead of "
                                                   "choosing by the extension; each writes the layout's native winding")
     c.set_defaults(func=_run_bfm_convert)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -88,7 +88,11 @@ def _run_bfm_convert(args) -> int:
     from .formats import LAYOUTS, load_model, save_model
 
     check_input(args.input, "input")
-    check_output(args.output, _CONVERT_SUFFIXES, "output")
+    folder = args.layout is not None and LAYOUTS[args.layout].folder  # BFM2009: a folder of files
+    if not folder and args.output.suffix.lower() not in _CONVERT_SUFFIXES:
+        raise ValueError(f"output: expected a file name ending in {', '.join(_CONVERT_SUFFIXES)} (the layout is chosen by "
+                         f"the extension), or --layout bfm2009 and a folder, got {args.output.name!r}")
+    check_output(args.output, None if folder else _CONVERT_SUFFIXES, "output")
     model = load_model(args.input)
     layout = args.layout or next((name for name, lay in LAYOUTS.items()
                                   if args.output.suffix.lower() in lay.suffixes and not lay.folder), None)
