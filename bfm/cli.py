@@ -42,7 +42,8 @@ def _add_bfm(sub) -> None:
     c.add_argument("input", type=Path, help="model file in any supported layout")
     c.add_argument("output", type=Path, help=".npz (canonical), .h5 (BFM2017), .mat (face3d BFM.mat), .pkl (3DDFA_V2), "
                                               "or a folder with --layout bfm2009")
-    c.add_argument("--layout", default=None, choices=["npz", "face3d", "bfm2009", "3ddfa", "bfm2017"], help="write this layout (npz, face3d, bfm2009, 3ddfa, bfm2017) instead of "
+    c.add_argument("--layout", default=None, choices=["npz", "face3d", "bfm2009", "3ddfa", "bfm2017"],
+                   help="write this layout (npz, face3d, bfm2009, 3ddfa, bfm2017) instead of "
                                                   "choosing by the extension; each writes the layout's native winding")
     c.set_defaults(func=_run_bfm_convert)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
