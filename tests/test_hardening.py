@@ -1,0 +1,72 @@
+"""Regression tests for issue #15: inputs that crashed the process or silently damaged data.
+
+Every case where a crash (segfault, heap corruption) was possible runs in a fresh interpreter
+(``tests._helpers.run_snippet``), so that a crash fails the test instead of killing the run.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from tests._helpers import assert_snippet_ok, brute_closest, grid_mesh
+
+# --- closest points / barycentric transfer: tiny triangles far apart -------------------------------
+
+_FAR_APART = """
+import json
+import numpy as np
+from meshkit.transfer import _grid_params, barycentric_transfer, closest_points
+s, d = {size!r}, 1e12
+v = np.array([[0, 0, 0], [s, 0, 0], [0, s, 0], [d, d, d], [d + s, d, d], [d, d + s, d]], float)
+f = np.array([[0, 1, 2], [3, 4, 5]])
+p = np.r_[v + 0.25 * s, [[d / 2, d / 2, d / 2], [-d, 3 * d, 0.0]]]
+r = closest_points(v, f, p)
+t = barycentric_transfer(v, f, p)
+_, _, _, _, dims, entries = _grid_params(v, f)
+print(json.dumps([r.face.tolist(), r.distance.tolist(), (t @ v).tolist(), bool(np.prod(dims.astype(float)) < 2.0**62), entries]))
+"""
+
+
+@pytest.mark.parametrize("size", [1e-12, 1e-6, 1.0])
+def test_closest_points_on_tiny_triangles_1e12_apart(size):
+    out = assert_snippet_ok(_FAR_APART.format(size=size), timeout=120)
+    face, dist, closest, keys_fit, entries = json.loads(out)
+    s, d = size, 1e12
+    v = np.array([[0, 0, 0], [s, 0, 0], [0, s, 0], [d, d, d], [d + s, d, d], [d, d + s, d]], float)
+    f = np.array([[0, 1, 2], [3, 4, 5]])
+    p = np.r_[v + 0.25 * s, [[d / 2, d / 2, d / 2], [-d, 3 * d, 0.0]]]
+    for i in range(len(p)):
+        ref, _ = brute_closest(v, f, p[i])
+        assert face[i] == int(np.argmin(ref))
+        assert dist[i] == pytest.approx(ref.min(), rel=1e-9, abs=1e-9 * s)
+    np.testing.assert_allclose(np.linalg.norm(np.array(closest) - p, axis=1), dist, rtol=1e-9, atol=1e-9 * s)
+    assert keys_fit
+    assert entries <= 8 * len(f) + 64  # the grid stays O(F), whatever the mesh's extent
+
+
+def test_closest_points_on_a_mesh_with_a_far_outlier_triangle_matches_brute_force():
+    # a fine grid plus one triangle 1e9 away: the cells must follow the triangles' own size
+    from meshkit.transfer import _grid_params, closest_points
+
+    v, f = grid_mesh(30, 30, jitter=0.2, seed=3)
+    v = np.r_[v, [[1e9, 0, 0], [1e9 + 1, 0, 0], [1e9, 1, 0]]]
+    f = np.r_[f, [[len(v) - 3, len(v) - 2, len(v) - 1]]]
+    rng = np.random.default_rng(0)
+    p = np.r_[rng.uniform(-2, 32, (200, 3)), [[5e8, 0, 0], [2e9, 1, 1], [-1e9, 0, 0]]]
+    r = closest_points(v, f, p)
+    for i in range(len(p)):
+        ref, _ = brute_closest(v, f, p[i])
+        assert r.distance[i] == pytest.approx(ref.min(), rel=1e-9, abs=1e-9)
+        assert r.face[i] == int(np.flatnonzero(ref == ref.min())[0]) or ref[r.face[i]] == pytest.approx(ref.min())
+    _, _, _, h, _, entries = _grid_params(v, f)
+    assert entries <= 8 * len(f) + 64
+    assert h < 10.0  # cells about the triangles' size, not (1e9 / cells) wide
+
+
+def test_closest_points_on_a_mesh_wider_than_float64_is_a_clear_error():
+    from meshkit.transfer import closest_points
+
+    v = np.array([[-1e308, 0, 0], [1e308, 0, 0], [0, 1, 0]])
+    with pytest.raises(ValueError, match="vertices: expected a mesh whose extent fits in float64"):
+        closest_points(v, np.array([[0, 1, 2]]), np.zeros((1, 3)))
