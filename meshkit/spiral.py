@@ -67,6 +67,8 @@ from .validate import check_choice, check_faces, check_int
 
 __all__ = ["spiral_indices"]
 
+_MAX_SPIRAL = 2**31 - 1  # bound on length * dilation (spiral entries walked per vertex)
+
 
 def spiral_indices(faces, length: int, dilation: int = 1, *, padding: Literal["repeat", "sentinel"] = "repeat",
                    n_vertices: int | None = None) -> np.ndarray:
@@ -107,6 +109,9 @@ def spiral_indices(faces, length: int, dilation: int = 1, *, padding: Literal["r
     """
     length = check_int(length, "length", minimum=1)
     dilation = check_int(dilation, "dilation", minimum=1)
+    if length * dilation > _MAX_SPIRAL:  # the kernel's buffer holds length * dilation int64 entries
+        raise ValueError(f"dilation: expected length * dilation <= {_MAX_SPIRAL}, got {length} * {dilation} = "
+                         f"{length * dilation}")
     check_choice(padding, "padding", ("repeat", "sentinel"))
     f = check_faces(faces, n_vertices if n_vertices is None else check_int(n_vertices, "n_vertices", minimum=1))
     n = int(f.max()) + 1 if n_vertices is None else int(n_vertices)

@@ -51,7 +51,8 @@ def _grid_params(v: np.ndarray, f: np.ndarray):
     from ._kernels import transfer as transfer_kernels
 
     box_lo, box_hi, size, origin, top = transfer_kernels.triangle_boxes(v, f)
-    ext = top - origin
+    with np.errstate(over="ignore"):
+        ext = top - origin
     if not np.isfinite(ext).all():
         raise ValueError(f"vertices: expected a mesh whose extent fits in float64, got a bounding box from "
                          f"{origin.tolist()} to {top.tolist()}")

@@ -70,3 +70,26 @@ def test_closest_points_on_a_mesh_wider_than_float64_is_a_clear_error():
     v = np.array([[-1e308, 0, 0], [1e308, 0, 0], [0, 1, 0]])
     with pytest.raises(ValueError, match="vertices: expected a mesh whose extent fits in float64"):
         closest_points(v, np.array([[0, 1, 2]]), np.zeros((1, 3)))
+
+
+# --- spiral_indices: length * dilation must not wrap -------------------------------------------------
+
+
+@pytest.mark.parametrize("length, dilation", [(4, 2**62), (2**40, 2**30), (3, 2**31)])
+def test_spiral_indices_rejects_a_length_times_dilation_that_overflows(length, dilation):
+    code = f"""
+from meshkit.synthetic import face_template
+from meshkit.spiral import spiral_indices
+v, f = face_template(200)
+spiral_indices(f, {length}, dilation={dilation})
+"""
+    assert_snippet_ok(code, stderr_contains="ValueError: dilation: expected length * dilation <= 2147483647")
+
+
+def test_spiral_indices_with_a_dilation_beyond_the_mesh_pads_every_row():
+    # a dilation far beyond the mesh still works: every row is the centre, padded (repeat -> itself)
+    from meshkit.spiral import spiral_indices
+
+    v, f = grid_mesh(4, 4)
+    s = spiral_indices(f, 2, dilation=2**20)
+    np.testing.assert_array_equal(s, np.repeat(np.arange(len(v))[:, None], 2, axis=1))
