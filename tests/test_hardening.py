@@ -93,3 +93,52 @@ def test_spiral_indices_with_a_dilation_beyond_the_mesh_pads_every_row():
     v, f = grid_mesh(4, 4)
     s = spiral_indices(f, 2, dilation=2**20)
     np.testing.assert_array_equal(s, np.repeat(np.arange(len(v))[:, None], 2, axis=1))
+
+
+# --- Fragments of a Rasterizer: stale buffers; interpolate with other faces -----------------------
+
+_STALE = """
+import numpy as np
+from meshkit.render import Rasterizer, interpolate
+r = Rasterizer(32, 32)
+small_v = np.array([[2.0, 2, 0], [30, 2, 0], [2, 30, 0]])
+small_f = np.array([[0, 2, 1]])
+frag = r(small_v, small_f)
+big_v = np.random.default_rng(0).uniform(0, 32, (300, 3))
+big_f = np.random.default_rng(1).integers(0, 300, (500, 3))
+r(big_v, big_f)  # reuses the buffers: frag's face_index now points into big_f
+{access}
+"""
+
+
+@pytest.mark.parametrize("access", ["frag.barycentric", "frag.face_index", "frag.depth", "frag.mask",
+                                    "interpolate(frag, small_f, np.ones(3))"])
+def test_reading_fragments_after_their_rasterizer_drew_another_frame_raises(access):
+    assert_snippet_ok(_STALE.format(access=access),
+                      stderr_contains="ValueError: fragments: expected fragments of the current frame, got frame 1")
+
+
+def test_copied_fragments_outlive_the_next_frame():
+    from meshkit.render import Rasterizer, interpolate, rasterize
+
+    r = Rasterizer(32, 32)
+    v = np.array([[2.0, 2, 0], [30, 2, 0], [2, 30, 0]])
+    f = np.array([[0, 2, 1]])
+    kept = r(v, f).copy()
+    r(v[:, [1, 0, 2]], f[:, ::-1])  # another frame
+    fresh = rasterize(v, f, 32, 32)
+    np.testing.assert_array_equal(kept.face_index, fresh.face_index)
+    np.testing.assert_array_equal(kept.barycentric, fresh.barycentric)
+    np.testing.assert_array_equal(interpolate(kept, f, v), interpolate(fresh, f, v))
+
+
+def test_interpolate_rejects_a_different_faces_array_of_the_same_length():
+    from meshkit.render import interpolate, rasterize
+
+    v, f = grid_mesh(6, 5)
+    frag = rasterize(v * 5 + 1, f, 32, 32)
+    other = f[::-1].copy()  # same shape, same vertices, other order
+    with pytest.raises(ValueError, match="faces: expected the faces that were rasterized, got a different array"):
+        interpolate(frag, other, v)
+    # an equal copy (or another dtype with the same content) is accepted
+    np.testing.assert_array_equal(interpolate(frag, f.astype(np.int32), v), interpolate(frag, f, v))
