@@ -142,3 +142,68 @@ def test_interpolate_rejects_a_different_faces_array_of_the_same_length():
         interpolate(frag, other, v)
     # an equal copy (or another dtype with the same content) is accepted
     np.testing.assert_array_equal(interpolate(frag, f.astype(np.int32), v), interpolate(frag, f, v))
+
+
+# --- mesh files: exact float64 text, declared counts ------------------------------------------------
+
+
+@pytest.mark.parametrize("ext", ["obj", "off", "ply", "npz"])
+@pytest.mark.parametrize("scale", [1e-30, 1e-300, 1.0, 1e300])
+def test_write_read_keeps_every_float64_bit(tmp_path, ext, scale):
+    from meshkit.io import read_mesh, write_mesh
+
+    rng = np.random.default_rng(7)
+    v, f = grid_mesh(5, 4, jitter=0.3, seed=1)
+    v = (v + rng.standard_normal(v.shape) * 1e-3) * scale
+    v[0, 2] = -0.0
+    v[1, 2] = 5e-324 if scale < 1 else 1.7976931348623157e308  # the smallest subnormal / the largest float
+    m = read_mesh(write_mesh(tmp_path / f"m.{ext}", v, f))
+    np.testing.assert_array_equal(m.vertices.view(np.int64), v.view(np.int64))  # bit for bit, signs of zeros too
+    np.testing.assert_array_equal(m.faces, f)
+
+
+def test_obj_and_off_are_written_with_shortest_repr_text(tmp_path):
+    from meshkit.io import write_mesh
+
+    v = np.array([[0.1, 1e-30, -2.5e300], [1.0, 0.0, 0.0], [0.0, 1.0, 1 / 3]])
+    f = np.array([[0, 1, 2]])
+    obj = write_mesh(tmp_path / "m.obj", v, f).read_text().splitlines()
+    assert "v 0.1 1e-30 -2.5e+300" in obj and "v 0.0 1.0 0.3333333333333333" in obj and "f 1 2 3" in obj
+    off = write_mesh(tmp_path / "m.off", v, f).read_text().splitlines()
+    assert off[:3] == ["OFF", "3 1 0", "0.1 1e-30 -2.5e+300"] and off[-1] == "3 0 1 2"
+
+
+_ASCII_PLY = ("ply\nformat ascii 1.0\ncomment test\nelement vertex {nv}\nproperty float x\nproperty float y\n"
+              "property float z\nelement face {nf}\nproperty list uchar int vertex_indices\nend_header\n"
+              "0 0 0\n1 0 0\n0 1 0\n1 1 0\n3 0 1 2\n3 1 3 2\n")
+_OFF = "OFF\n# comment\n{nv} {nf} 0\n0 0 0\n1 0 0\n0 1 0\n1 1 0\n3 0 1 2\n3 1 3 2\n"
+
+
+@pytest.mark.parametrize("text, ext", [(_ASCII_PLY, "ply"), (_OFF, "off")])
+def test_text_readers_check_the_declared_counts(tmp_path, text, ext):
+    import trimesh
+
+    from meshkit.io import read_mesh
+
+    p = tmp_path / f"m.{ext}"
+    p.write_text(text.format(nv=4, nf=2))
+    m = read_mesh(p)
+    ref = trimesh.load(p, process=False)
+    np.testing.assert_array_equal(m.vertices, ref.vertices)
+    np.testing.assert_array_equal(m.faces, ref.faces)
+    for nv, nf in [(5, 2), (3, 2), (4, 3), (4, 1)]:  # trimesh alone reads these as other meshes
+        p.write_text(text.format(nv=nv, nf=nf))
+        with pytest.raises(ValueError, match=rf"path: '.*m\.{ext}' declares .*{nv}.* but holds 6 data lines"):
+            read_mesh(p)
+
+
+@pytest.mark.parametrize("declared", [3, 5])
+def test_binary_ply_with_a_wrong_vertex_count_is_refused(tmp_path, declared):
+    from meshkit.io import read_mesh, write_mesh
+
+    v, f = grid_mesh(2, 2)
+    p = write_mesh(tmp_path / "m.ply", v, f)
+    data = p.read_bytes().replace(b"element vertex 4", f"element vertex {declared}".encode(), 1)
+    p.write_bytes(data)
+    with pytest.raises(ValueError, match="path: .*m.ply"):
+        read_mesh(p)
