@@ -51,11 +51,7 @@ def _grid_params(v: np.ndarray, f: np.ndarray):
     from ._kernels import transfer as transfer_kernels
 
     box_lo, box_hi, size, origin, top = transfer_kernels.triangle_boxes(v, f)
-    with np.errstate(over="ignore"):
-        ext = top - origin
-    if not np.isfinite(ext).all():
-        raise ValueError(f"vertices: expected a mesh whose extent fits in float64, got a bounding box from "
-                         f"{origin.tolist()} to {top.tolist()}")
+    ext = top - origin  # finite: _closest brings coordinates to magnitudes about 1 first
     h = float(np.median(size))
     h = max(h, float(ext.max()) / _MAX_CELLS_PER_AXIS)
     if not h > 0.0:  # every triangle is one point, all at the same place
@@ -72,7 +68,7 @@ def _grid_params(v: np.ndarray, f: np.ndarray):
 
 
 def _closest(v: np.ndarray, f: np.ndarray, p: np.ndarray):
-    """Unvalidated core: (face (P,), bary (P,3), squared distance (P,))."""
+    """Unvalidated core: (face (P,), bary (P,3), distance (P,))."""
     from ._kernels import transfer as transfer_kernels
 
     if len(p) == 0:
@@ -81,6 +77,13 @@ def _closest(v: np.ndarray, f: np.ndarray, p: np.ndarray):
     v = np.require(v, np.float64, ["C", "W"])
     f = np.require(f, np.int64, ["C", "W"])
     p = np.require(p, np.float64, ["C", "W"])
+    # The closest-point test multiplies dot products of coordinates (4th powers): beyond ~1e70 or
+    # below ~1e-70 they overflow or lose digits. Scaling by a power of two is exact, so every
+    # mesh is brought to magnitudes about 1 (meshes already there skip the copy: same result).
+    _, k = np.frexp(np.abs(v).max())
+    given = p
+    if abs(int(k)) > 64:
+        v, p = np.ldexp(v, -k), np.ldexp(p, -k)
     box_lo, box_hi, origin, h, dims, entries = _grid_params(v, f)
     grid = transfer_kernels.build_grid(box_lo, box_hi, origin, h, dims, entries)
     face, bary, d2 = transfer_kernels.query_grid(p, v, f, origin, h, dims, *grid)
@@ -88,9 +91,10 @@ def _closest(v: np.ndarray, f: np.ndarray, p: np.ndarray):
         i = int(np.flatnonzero(face < 0)[0])
         raise ValueError(
             f"points: expected points whose squared distance to the mesh fits in float64, got point {i} "
-            f"{p[i].tolist()} (every squared distance overflows)"
+            f"{given[i].tolist()} (every squared distance overflows)"
         )
-    return face, bary, d2
+    dist = np.sqrt(d2)
+    return face, bary, (np.ldexp(dist, k) if abs(int(k)) > 64 else dist)
 
 
 def closest_points(vertices, faces, points) -> ClosestPoints:
@@ -112,9 +116,9 @@ def closest_points(vertices, faces, points) -> ClosestPoints:
     """
     v, f = check_mesh(vertices, faces)
     p = check_points(points)
-    face, bary, d2 = _closest(v, f, p)
+    face, bary, dist = _closest(v, f, p)
     closest = np.einsum("pk,pkd->pd", bary, v[f[face]]) if len(p) else np.empty((0, 3))
-    return ClosestPoints(closest, face, bary, np.sqrt(d2))
+    return ClosestPoints(closest, face, bary, dist)
 
 
 def _barycentric_matrix(corners: np.ndarray, bary: np.ndarray, n_cols: int) -> sp.csr_matrix:

@@ -64,12 +64,16 @@ def test_closest_points_on_a_mesh_with_a_far_outlier_triangle_matches_brute_forc
     assert h < 10.0  # cells about the triangles' size, not (1e9 / cells) wide
 
 
-def test_closest_points_on_a_mesh_wider_than_float64_is_a_clear_error():
-    from meshkit.transfer import closest_points
+def test_closest_points_on_a_mesh_wider_than_float64_can_hold():
+    # the mesh's extent (2e308) overflows float64; scaled by a power of two it does not
+    from meshkit.transfer import barycentric_transfer, closest_points
 
-    v = np.array([[-1e308, 0, 0], [1e308, 0, 0], [0, 1, 0]])
-    with pytest.raises(ValueError, match="vertices: expected a mesh whose extent fits in float64"):
-        closest_points(v, np.array([[0, 1, 2]]), np.zeros((1, 3)))
+    v = np.array([[-1e308, 0, 0], [1e308, 0, 0], [0, 1e308, 0]])
+    f = np.array([[0, 1, 2]])
+    p = np.array([[0.0, 0.0, 0.0], [5e307, -3e307, 0.0], [0.0, 5e307, 7e307]])
+    r = closest_points(v, f, p)
+    np.testing.assert_allclose(r.distance, [0.0, 3e307, 7e307], rtol=1e-15)
+    np.testing.assert_allclose(barycentric_transfer(v, f, p).toarray(), [[0.5, 0.5, 0], [0.25, 0.75, 0], [0.25, 0.25, 0.5]])
 
 
 # --- spiral_indices: length * dilation must not wrap -------------------------------------------------
@@ -207,3 +211,20 @@ def test_binary_ply_with_a_wrong_vertex_count_is_refused(tmp_path, declared):
     p.write_bytes(data)
     with pytest.raises(ValueError, match="path: .*m.ply"):
         read_mesh(p)
+
+
+@pytest.mark.parametrize("exponent", [-300, -200, 200, 300])
+def test_closest_points_at_extreme_magnitudes_equal_the_scaled_unit_result(exponent):
+    # the Voronoi-region test multiplies dot products (4th powers of coordinates): at 1e77 they
+    # overflowed and picked wrong regions; scaling by a power of two is exact, so results must match
+    from meshkit.transfer import closest_points
+
+    v, f = grid_mesh(6, 5, jitter=0.3, seed=2)
+    v[:, 2] = 0.3 * np.sin(v[:, 0])
+    p = np.random.default_rng(1).uniform(-1, 6, (300, 3))
+    r = closest_points(v, f, p)
+    s = 2.0**exponent
+    rs = closest_points(v * s, f, p * s)
+    np.testing.assert_array_equal(rs.face, r.face)
+    np.testing.assert_array_equal(rs.barycentric, r.barycentric)
+    np.testing.assert_array_equal(rs.distance, r.distance * s)
