@@ -161,10 +161,19 @@ def _check_declared_counts(path: Path, fmt: str) -> None:
 
     ASCII PLY: the header's element counts must add up to the number of data lines (one element
     per line, as the PLY format specifies). OFF: the vertex and face counts must add up to the
-    number of data lines. Binary PLY is length-checked by trimesh. Comments and blank lines are
-    ignored.
+    number of data lines. Binary STL: the triangle count in its header must match the file's size
+    (84 + 50 bytes per triangle); a file that does not is read as ASCII STL only when it starts
+    with ``solid``. Binary PLY is length-checked by trimesh. Comments and blank lines are ignored.
     """
-    if fmt == "ply":
+    if fmt == "stl":
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(84)
+        n = int.from_bytes(head[80:84], "little") if len(head) == 84 else -1
+        if size != 84 + 50 * n and not head.lstrip().startswith(b"solid"):
+            raise ValueError(f"path: {str(path)!r} is a binary STL declaring {max(n, 0)} triangles "
+                             f"({84 + 50 * max(n, 0)} bytes) but holds {size} bytes")
+    elif fmt == "ply":
         with open(path, "rb") as fh:
             head = fh.read(1 << 16)
         end = head.find(b"end_header")

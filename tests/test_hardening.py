@@ -228,3 +228,22 @@ def test_closest_points_at_extreme_magnitudes_equal_the_scaled_unit_result(expon
     np.testing.assert_array_equal(rs.face, r.face)
     np.testing.assert_array_equal(rs.barycentric, r.barycentric)
     np.testing.assert_array_equal(rs.distance, r.distance * s)
+
+
+@pytest.mark.parametrize("change", ["count-1", "count+1", "truncated"])
+def test_binary_stl_with_a_wrong_triangle_count_is_refused(tmp_path, change):
+    import struct
+
+    from meshkit.io import read_mesh, write_mesh
+
+    v, f = grid_mesh(3, 3)
+    p = write_mesh(tmp_path / "m.stl", v, f)
+    data = bytearray(p.read_bytes())
+    assert len(data) == 84 + 50 * len(f)  # the binary STL layout, written by trimesh
+    if change == "truncated":
+        data = data[:-20]
+    else:
+        data[80:84] = struct.pack("<I", len(f) + (1 if change == "count+1" else -1))
+    p.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"path: .*m\.stl' is a binary STL declaring \d+ triangles \(\d+ bytes\) but"):
+        read_mesh(p)
