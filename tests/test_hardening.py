@@ -17,10 +17,10 @@ _FAR_APART = """
 import json
 import numpy as np
 from meshkit.transfer import _grid_params, barycentric_transfer, closest_points
-s, d = {size!r}, 1e12
-v = np.array([[0, 0, 0], [s, 0, 0], [0, s, 0], [d, d, d], [d + s, d, d], [d, d + s, d]], float)
+s, d = {size!r}, np.array({offset!r})
+v = np.r_[[[0, 0, 0], [s, 0, 0], [0, s, 0]], [[0, 0, 0], [s, 0, 0], [0, s, 0]] + d]
 f = np.array([[0, 1, 2], [3, 4, 5]])
-p = np.r_[v + 0.25 * s, [[d / 2, d / 2, d / 2], [-d, 3 * d, 0.0]]]
+p = np.r_[v + 0.25 * s, [d / 2, -d, 3 * d]]
 r = closest_points(v, f, p)
 t = barycentric_transfer(v, f, p)
 _, _, _, _, dims, entries = _grid_params(v, f)
@@ -28,14 +28,16 @@ print(json.dumps([r.face.tolist(), r.distance.tolist(), (t @ v).tolist(), bool(n
 """
 
 
+@pytest.mark.parametrize("offset", [[1e12, 1e12, 1e12], [1e12, 0.0, 0.0]])
 @pytest.mark.parametrize("size", [1e-12, 1e-6, 1.0])
-def test_closest_points_on_tiny_triangles_1e12_apart(size):
-    out = assert_snippet_ok(_FAR_APART.format(size=size), timeout=120)
+def test_closest_points_on_tiny_triangles_1e12_apart(size, offset):
+    # before: int64 overflow of the cell count (crash), a 4e10-cell grid (MemoryError), or minutes
+    out = assert_snippet_ok(_FAR_APART.format(size=size, offset=offset), timeout=120)
     face, dist, closest, keys_fit, entries = json.loads(out)
-    s, d = size, 1e12
-    v = np.array([[0, 0, 0], [s, 0, 0], [0, s, 0], [d, d, d], [d + s, d, d], [d, d + s, d]], float)
+    s, d = size, np.array(offset)
+    v = np.r_[[[0, 0, 0], [s, 0, 0], [0, s, 0]], [[0, 0, 0], [s, 0, 0], [0, s, 0]] + d]
     f = np.array([[0, 1, 2], [3, 4, 5]])
-    p = np.r_[v + 0.25 * s, [[d / 2, d / 2, d / 2], [-d, 3 * d, 0.0]]]
+    p = np.r_[v + 0.25 * s, [d / 2, -d, 3 * d]]
     for i in range(len(p)):
         ref, _ = brute_closest(v, f, p[i])
         assert face[i] == int(np.argmin(ref))
