@@ -13,38 +13,45 @@ from tests._helpers import assert_snippet_ok, brute_closest, grid_mesh
 
 # --- closest points / barycentric transfer: tiny triangles far apart -------------------------------
 
+_LAYOUTS = [(size, offset) for size in (1e-12, 1e-6, 1.0) for offset in ([1e12, 1e12, 1e12], [1e12, 0.0, 0.0])]
+
+
+def _far_apart(size, offset):
+    """Two triangles of side ``size``, the second moved by ``offset``, and 8 query points."""
+    s, d = size, np.asarray(offset)
+    v = np.r_[[[0, 0, 0], [s, 0, 0], [0, s, 0]], [[0, 0, 0], [s, 0, 0], [0, s, 0]] + d]
+    return v, np.array([[0, 1, 2], [3, 4, 5]]), np.r_[v + 0.25 * s, [d / 2, -d, 3 * d]]
+
+
 _FAR_APART = """
 import json
 import numpy as np
 from meshkit.transfer import _grid_params, barycentric_transfer, closest_points
-s, d = {size!r}, np.array({offset!r})
-v = np.r_[[[0, 0, 0], [s, 0, 0], [0, s, 0]], [[0, 0, 0], [s, 0, 0], [0, s, 0]] + d]
-f = np.array([[0, 1, 2], [3, 4, 5]])
-p = np.r_[v + 0.25 * s, [d / 2, -d, 3 * d]]
-r = closest_points(v, f, p)
-t = barycentric_transfer(v, f, p)
-_, _, _, _, dims, entries = _grid_params(v, f)
-print(json.dumps([r.face.tolist(), r.distance.tolist(), (t @ v).tolist(), bool(np.prod(dims.astype(float)) < 2.0**62), entries]))
+from tests.test_hardening import _LAYOUTS, _far_apart
+out = []
+for size, offset in _LAYOUTS:
+    v, f, p = _far_apart(size, offset)
+    r = closest_points(v, f, p)
+    t = barycentric_transfer(v, f, p)
+    _, _, _, _, dims, entries = _grid_params(v, f)
+    out.append([r.face.tolist(), r.distance.tolist(), (t @ v).tolist(), bool(np.prod(dims.astype(float)) < 2.0**62),
+                entries])
+print(json.dumps(out))
 """
 
 
-@pytest.mark.parametrize("offset", [[1e12, 1e12, 1e12], [1e12, 0.0, 0.0]])
-@pytest.mark.parametrize("size", [1e-12, 1e-6, 1.0])
-def test_closest_points_on_tiny_triangles_1e12_apart(size, offset):
+def test_closest_points_on_tiny_triangles_1e12_apart():
     # before: int64 overflow of the cell count (crash), a 4e10-cell grid (MemoryError), or minutes
-    out = assert_snippet_ok(_FAR_APART.format(size=size, offset=offset), timeout=120)
-    face, dist, closest, keys_fit, entries = json.loads(out)
-    s, d = size, np.array(offset)
-    v = np.r_[[[0, 0, 0], [s, 0, 0], [0, s, 0]], [[0, 0, 0], [s, 0, 0], [0, s, 0]] + d]
-    f = np.array([[0, 1, 2], [3, 4, 5]])
-    p = np.r_[v + 0.25 * s, [d / 2, -d, 3 * d]]
-    for i in range(len(p)):
-        ref, _ = brute_closest(v, f, p[i])
-        assert face[i] == int(np.argmin(ref))
-        assert dist[i] == pytest.approx(ref.min(), rel=1e-9, abs=1e-9 * s)
-    np.testing.assert_allclose(np.linalg.norm(np.array(closest) - p, axis=1), dist, rtol=1e-9, atol=1e-9 * s)
-    assert keys_fit
-    assert entries <= 8 * len(f) + 64  # the grid stays O(F), whatever the mesh's extent
+    results = json.loads(assert_snippet_ok(_FAR_APART, timeout=120))
+    for (size, offset), (face, dist, closest, keys_fit, entries) in zip(_LAYOUTS, results, strict=True):
+        v, f, p = _far_apart(size, offset)
+        for i in range(len(p)):
+            ref, _ = brute_closest(v, f, p[i])
+            assert face[i] == int(np.argmin(ref))
+            assert dist[i] == pytest.approx(ref.min(), rel=1e-9, abs=1e-9 * size)
+        np.testing.assert_allclose(np.linalg.norm(np.array(closest) - p, axis=1), dist, rtol=1e-9, atol=1e-9 * size)
+        assert keys_fit
+        assert entries <= 8 * len(f) + 64  # the grid stays O(F), whatever the mesh's extent
 
 
 def test_closest_points_on_a_mesh_with_a_far_outlier_triangle_matches_brute_force():
@@ -81,15 +88,22 @@ def test_closest_points_on_a_mesh_wider_than_float64_can_hold():
 # --- spiral_indices: length * dilation must not wrap -------------------------------------------------
 
 
-@pytest.mark.parametrize("length, dilation", [(4, 2**62), (2**40, 2**30), (3, 2**31)])
-def test_spiral_indices_rejects_a_length_times_dilation_that_overflows(length, dilation):
-    code = f"""
+def test_spiral_indices_rejects_a_length_times_dilation_that_overflows():
+    # before: 4 * 2**62 wrapped to 0 and the kernel wrote past its buffer (heap corruption)
+    code = """
 from meshkit.synthetic import face_template
 from meshkit.spiral import spiral_indices
 v, f = face_template(200)
-spiral_indices(f, {length}, dilation={dilation})
+for length, dilation in [(4, 2**62), (2**40, 2**30), (3, 2**31)]:
+    try:
+        spiral_indices(f, length, dilation=dilation)
+        print("returned")
+    except ValueError as e:
+        print(e)
 """
-    assert_snippet_ok(code, stderr_contains="ValueError: dilation: expected length * dilation <= 2147483647")
+    out = assert_snippet_ok(code).splitlines()
+    assert out == [f"dilation: expected length * dilation <= 2147483647, got {n} * {d} = {n * d}"
+                   for n, d in [(4, 2**62), (2**40, 2**30), (3, 2**31)]]
 
 
 def test_spiral_indices_with_a_dilation_beyond_the_mesh_pads_every_row():
@@ -113,15 +127,25 @@ frag = r(small_v, small_f)
 big_v = np.random.default_rng(0).uniform(0, 32, (300, 3))
 big_f = np.random.default_rng(1).integers(0, 300, (500, 3))
 r(big_v, big_f)  # reuses the buffers: frag's face_index now points into big_f
-{access}
+reads = {"barycentric": lambda: frag.barycentric, "face_index": lambda: frag.face_index,
+         "depth": lambda: frag.depth, "mask": lambda: frag.mask, "copy": frag.copy,
+         "interpolate": lambda: interpolate(frag, small_f, np.ones(3))}
+for name, read in reads.items():
+    try:
+        read()
+        print(name, "returned")
+    except ValueError as e:
+        print(name, "ValueError", str(e))
 """
 
 
-@pytest.mark.parametrize("access", ["frag.barycentric", "frag.face_index", "frag.depth", "frag.mask",
-                                    "interpolate(frag, small_f, np.ones(3))"])
-def test_reading_fragments_after_their_rasterizer_drew_another_frame_raises(access):
-    assert_snippet_ok(_STALE.format(access=access),
-                      stderr_contains="ValueError: fragments: expected fragments of the current frame, got frame 1")
+def test_reading_fragments_after_their_rasterizer_drew_another_frame_raises():
+    # before: the stale face_index indexed the old faces out of bounds (garbage, inf, or a crash)
+    out = assert_snippet_ok(_STALE).splitlines()
+    assert len(out) == 6
+    for line in out:
+        assert " ValueError fragments: expected fragments of the current frame, got frame 1 of a Rasterizer now at " \
+               "frame 2" in line, line
 
 
 def test_copied_fragments_outlive_the_next_frame():
