@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["grid_mesh", "brute_closest"]
+__all__ = ["grid_mesh", "brute_closest", "run_snippet", "assert_snippet_ok"]
 
 
 def grid_mesh(nx: int = 6, ny: int = 5, *, jitter: float = 0.0, seed: int = 0):
@@ -76,3 +76,36 @@ def bfm_like_face(nx: int = 41, ny: int = 49, *, mouth: bool = True):
             else:
                 faces += [(a, b, c), (b, d, c)]
     return v, np.asarray(faces, dtype=np.int64)
+
+
+def run_snippet(code: str, *, timeout: float = 120.0, env: dict | None = None):
+    """Run ``code`` in a fresh interpreter (``sys.executable -c``) with this checkout first on the
+    path; return the CompletedProcess (text stdout/stderr). A crash (segfault, abort) shows as a
+    negative return code instead of killing the test run; a hang fails after ``timeout`` seconds."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    e = dict(os.environ, **(env or {}))
+    e["PYTHONPATH"] = root + os.pathsep + e.get("PYTHONPATH", "")
+    try:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                              env=e, cwd=root)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"the snippet did not finish within {timeout} s:\n{code}") from exc
+
+
+def assert_snippet_ok(code: str, *, timeout: float = 120.0, stderr_contains: str | None = None) -> str:
+    """Run ``code`` with :func:`run_snippet` and assert it exits with status 0 (no crash, no
+    uncaught exception); with ``stderr_contains``, assert instead that it exits with status 1
+    (an uncaught Python exception, not a signal) and that stderr contains that text. Returns stdout."""
+    r = run_snippet(code, timeout=timeout)
+    expected = 0 if stderr_contains is None else 1
+    assert r.returncode == expected, (
+        f"exit status {r.returncode} (expected {expected}; negative = killed by a signal)\n"
+        f"stdout:\n{r.stdout[-2000:]}\nstderr:\n{r.stderr[-4000:]}")
+    if stderr_contains is not None:
+        assert stderr_contains in r.stderr, f"{stderr_contains!r} not in stderr:\n{r.stderr[-4000:]}"
+    return r.stdout

@@ -850,14 +850,16 @@ def test_rasterizer_reuses_buffers_and_matches_rasterize(small_face):
         np.testing.assert_array_equal(img, R.interpolate(one, f, col))
         if k == 0:
             first = frag
-    assert first.face_index is frag.face_index  # the same buffer, overwritten by each frame
-    # a bigger mesh after a smaller one grows the scratch
-    s, sf, _ = sphere_in_image(40, subdivisions=4)
-    np.testing.assert_array_equal(r(s, sf).face_index, R.rasterize(s, sf, 40, 56, cull_backfaces=True).face_index)
+    assert first._face_index is frag.face_index  # the same buffer, overwritten by each frame
+    with pytest.raises(ValueError, match="fragments: expected fragments of the current frame, got frame 1"):
+        first.face_index  # noqa: B018 - reading a stale frame raises
     with pytest.raises(ValueError, match=r"out: expected shape \(40, 56, 3\)"):
         R.interpolate(frag, f, col, out=np.empty((40, 56, 4), np.float32))
     with pytest.raises(TypeError, match="out: expected a C-contiguous float32"):
         R.interpolate(frag, f, col, out=np.empty((40, 56, 3)))
+    # a bigger mesh after a smaller one grows the scratch
+    s, sf, _ = sphere_in_image(40, subdivisions=4)
+    np.testing.assert_array_equal(r(s, sf).face_index, R.rasterize(s, sf, 40, 56, cull_backfaces=True).face_index)
 
 
 def test_frame_vertices_fits_and_flips(small_face):

@@ -25,9 +25,6 @@ Image-space conventions (the face3d / 3DDFA / 300W-LP ones; docs/conventions.md 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
-
 import numpy as np
 
 from ..validate import check_bool, check_faces, check_int, check_mesh, check_vertices
@@ -43,7 +40,6 @@ GUARD_BAND = float(1 << 21)
 MAX_SIDE = 1 << 15
 
 
-@dataclass(frozen=True, eq=False)  # arrays inside: compare fields explicitly
 class Fragments:
     """What each pixel of a rasterized image sees.
 
@@ -63,18 +59,57 @@ class Fragments:
         ``interpolate`` recomputes them on the fly instead of reading this array (faster).
     faces : (F, 3) int64
         The faces that were rasterized (``face_index`` points into them).
+
+    Fragments made by a :class:`Rasterizer` live in its reused buffers and carry the number of the
+    frame they belong to: once the Rasterizer has drawn another frame, reading any attribute raises
+    ``ValueError`` (as reading a closed file does) instead of returning the next frame's pixels
+    mixed with this frame's faces. ``copy()`` gives fragments that own their arrays.
     """
 
-    face_index: np.ndarray
-    depth: np.ndarray
-    snapped_xy: np.ndarray = field(repr=False)
-    faces: np.ndarray = field(repr=False)
+    __slots__ = ("_face_index", "_depth", "_snapped_xy", "_faces", "_owner", "_frame", "_barycentric")
 
-    @cached_property
+    def __init__(self, face_index: np.ndarray, depth: np.ndarray, snapped_xy: np.ndarray, faces: np.ndarray, *,
+                 owner: Rasterizer | None = None):
+        self._face_index = face_index
+        self._depth = depth
+        self._snapped_xy = snapped_xy
+        self._faces = faces
+        self._owner = owner
+        self._frame = None if owner is None else owner.frame
+        self._barycentric = None
+
+    def _current(self) -> Fragments:
+        """self, after checking that its Rasterizer has not drawn another frame since."""
+        if self._owner is not None and self._owner.frame != self._frame:
+            raise ValueError(
+                f"fragments: expected fragments of the current frame, got frame {self._frame} of a Rasterizer now at "
+                f"frame {self._owner.frame} (its buffers were reused; call .copy() on fragments you keep)")
+        return self
+
+    @property
+    def face_index(self) -> np.ndarray:
+        return self._current()._face_index
+
+    @property
+    def depth(self) -> np.ndarray:
+        return self._current()._depth
+
+    @property
+    def snapped_xy(self) -> np.ndarray:
+        return self._current()._snapped_xy
+
+    @property
+    def faces(self) -> np.ndarray:
+        return self._current()._faces
+
+    @property
     def barycentric(self) -> np.ndarray:
         from .._kernels import render as render_kernels
 
-        return render_kernels.barycentric(self.snapped_xy, self.faces, self.face_index)
+        self._current()
+        if self._barycentric is None:
+            self._barycentric = render_kernels.barycentric(self._snapped_xy, self._faces, self._face_index)
+        return self._barycentric
 
     @property
     def mask(self) -> np.ndarray:
@@ -85,6 +120,16 @@ class Fragments:
     def shape(self) -> tuple[int, int]:
         """(height, width) of the image."""
         return self.face_index.shape
+
+    def copy(self) -> Fragments:
+        """Fragments owning copies of these arrays (they outlive the Rasterizer's next frame)."""
+        self._current()
+        out = Fragments(self._face_index.copy(), self._depth.copy(), self._snapped_xy.copy(), self._faces.copy())
+        return out
+
+    def __repr__(self) -> str:
+        state = "" if self._owner is None else f", frame={self._frame}"
+        return f"Fragments(shape={self._face_index.shape}, faces={self._faces.shape[0]}{state})"
 
 
 def _kernel_frame(v: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -176,8 +221,10 @@ class Rasterizer:
 
     Large images spend more time getting fresh memory pages from the system than rasterizing;
     this holds the face-index and depth buffers and the vertex scratch between calls. The
-    returned Fragments' arrays ARE those buffers: the next call overwrites them (copy what you
-    keep). Pair it with ``interpolate(..., out=image)`` to reuse the output image too.
+    returned Fragments' arrays ARE those buffers: the next call overwrites them, and counts the
+    frames (``frame``) so that reading fragments of an earlier frame raises ``ValueError`` (call
+    ``Fragments.copy()`` on what you keep). Pair it with ``interpolate(..., out=image)`` to reuse
+    the output image too.
 
     >>> r = Rasterizer(1024, 1024)
     >>> for v in frames:                                    # doctest: +SKIP
@@ -198,6 +245,7 @@ class Rasterizer:
         self._zbuf = np.empty((self.height, self.width), dtype=np.float32)
         self._xy = np.empty((0, 2), dtype=np.int32)
         self._shifted = np.empty((0, 3), dtype=np.float64)  # the vertices in the kernels' frame
+        self.frame = 0  # number of frames drawn; Fragments remember theirs
 
     def __call__(self, vertices, faces) -> Fragments:
         """Rasterize one frame (see ``rasterize``); the result lives in this object's buffers."""
@@ -210,10 +258,11 @@ class Rasterizer:
             self._xy = np.empty((n, 2), dtype=np.int32)
             self._shifted = np.empty((n, 3), dtype=np.float64)
         xy = self._xy[:n]
+        self.frame += 1  # before drawing: earlier fragments are stale even if this call fails
         sign = 1.0 if self.near_is_larger else -1.0
         render_kernels.rasterize_into(_kernel_frame(v, self._shifted[:n]), f, sign, self.cull_backfaces,
                                       self._fbuf, self._zbuf, xy)
-        return Fragments(self._fbuf, self._zbuf, xy, f)
+        return Fragments(self._fbuf, self._zbuf, xy, f, owner=self)
 
 
 def rasterize_batch(vertices, faces, height: int, width: int, *, near_is_larger: bool = True,

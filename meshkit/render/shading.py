@@ -60,9 +60,13 @@ def interpolate(fragments: Fragments, faces, attributes, *, background=0.0, out=
     Parameters
     ----------
     fragments : Fragments
-        From ``rasterize`` (or one element of ``rasterize_batch``) of this mesh.
+        From ``rasterize`` (or one element of ``rasterize_batch``, or the current frame of a
+        ``Rasterizer``) of this mesh.
     faces : (F, 3) int
-        The faces that were rasterized.
+        The faces that were rasterized. Checked by content: the very array object the fragments
+        hold (``fragments.faces``, which is what was passed to the rasterizer when it was already an
+        int64 array) is taken as is (do not modify it in place in between); any other array is
+        validated and must equal it element for element, else ``ValueError``.
     attributes : (V, C) or (V,) float
         Any per-vertex quantity: colours, normals, UVs, coordinates, labels as floats.
     background : float or (C,) float
@@ -76,11 +80,16 @@ def interpolate(fragments: Fragments, faces, attributes, *, background=0.0, out=
     """
     if not isinstance(fragments, Fragments):
         raise TypeError(f"fragments: expected a Fragments from rasterize, got {type(fragments).__name__}")
-    n_v = fragments.snapped_xy.shape[0]
+    n_v = fragments.snapped_xy.shape[0]  # raises ValueError for stale fragments of a Rasterizer
+    drawn = fragments.faces
     # the very array that was rasterized (and validated then) needs no second check
-    f = fragments.faces if faces is fragments.faces else check_faces(faces, n_v, "faces", allow_repeated=True)
-    if f.shape != fragments.faces.shape:
-        raise ValueError(f"faces: expected the {fragments.faces.shape[0]} faces that were rasterized, got {f.shape[0]}")
+    f = drawn if faces is drawn else check_faces(faces, n_v, "faces", allow_repeated=True)
+    if f.shape != drawn.shape:
+        raise ValueError(f"faces: expected the {drawn.shape[0]} faces that were rasterized, got {f.shape[0]}")
+    if f is not drawn and not np.array_equal(f, drawn):
+        i = int(np.flatnonzero((f != drawn).any(axis=1))[0])
+        raise ValueError(f"faces: expected the faces that were rasterized, got a different array of the same "
+                         f"length (face {i} is {f[i].tolist()}, was {drawn[i].tolist()})")
     a, one_d = _check_attributes(attributes, n_v, "attributes")
     bg = _check_background(background, a.shape[1])
     if out is not None:
