@@ -234,6 +234,8 @@ def write_mesh(path, vertices, faces=None, *, colors=None, uv=None, texture=None
         it with a ``<stem>.mtl`` material that the OBJ names (all three atomically, the OBJ last);
         a .glb embeds it. Formats without textures (ply, off, stl, npz) raise ``ValueError``.
 
+    Notes
+    -----
     Vertices keep full float64 precision in ply (binary doubles), obj and off (each coordinate as
     the shortest decimal that reads back to the same float64) and npz; glb and stl store float32.
 

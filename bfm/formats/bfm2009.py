@@ -55,7 +55,8 @@ __all__ = ["load_bfm2009", "read_exp_pca_bin", "read_trim_index", "write_bfm2009
 def read_exp_pca_bin(path, n_vertices: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read ``Exp_Pca.bin``: returns (expMU (3n,) float32, expPC (3n, n_exp) float32).
 
-    Layout (see the module docstring): int32 n_exp, float32 expMU[3n], float32 expPC[n_exp][3n].
+    Layout (see the module docstring): int32 n_exp, float32 expMU (3n values), float32 expPC
+    (n_exp rows of 3n values).
     n is deduced from the file size (and checked against ``n_vertices`` when given); a file whose
     size does not fit the layout (e.g. truncated) is a ``ValueError``.
     """
