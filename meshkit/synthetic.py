@@ -198,29 +198,35 @@ def _plan(n: int) -> tuple[int, int, int, int, list[int], int]:
     """Sizes for n vertices: ring length N, centre a (columns) x b (rows), rings r, vertices cut
     from each corner (top-left, top-right, bottom-left, bottom-right), mouth slit length L.
 
-    n = a b - sum(cuts) + N r with N = 2 (a + b) - 4 (the centre's boundary length). Chooses the
-    fewest cut vertices, N near 512 sqrt(n / 53215), and b / a near ASPECT.
+    n = a b - sum(cuts) + N r with N = 2 (a + b) - 4 (the centre's boundary length). Mirror
+    symmetry fixes the parities: a is odd (a centre column on the midline), the cuts come in
+    mirrored pairs (top-left = top-right, bottom-left = bottom-right, so their sum is even) and L is
+    even (the slit is centred on the midline). So b has the parity of n, and N / 2 = a + b - 2 the
+    parity of n + 1. Chooses the fewest cut vertices, N near 512 sqrt(n / 53215), and b / a near
+    ASPECT.
     """
     n0 = 2 * int(round(REAL_RIM / 2 * np.sqrt(n / REAL_VERTICES)))
     best = None
     for big_n in range(max(n0 - 8, 16), n0 + 9, 2):
         s = big_n // 2 + 2  # a + b
-        a = np.arange(4, s - 3)
+        a = np.arange(5, s - 3, 2)  # odd
         b = s - a
         r = -(-(n - a * b) // big_n)
         k = a * b + big_n * r - n
-        cuts = [k // 4 + (k % 4 > i) for i in range(4)]
-        w = np.ceil(np.sqrt(np.maximum(cuts[0], 1)))
-        ok = (b >= a) & (b <= 2 * a) & (r >= 4) & (w <= a // 4) & (np.ceil(cuts[0] / w) <= b // 4)
+        top, bottom = (k // 2 + 1) // 2, k // 4  # per corner: top + bottom = k / 2
+        w = np.ceil(np.sqrt(np.maximum(top, 1)))
+        ok = (k % 2 == 0) & (b >= a) & (b <= 2 * a) & (r >= 4) & (w <= a // 3) & (np.ceil(top / w) <= b // 3)
         cost = k + 4 * abs(big_n - n0) + 100 * np.abs(np.log(b / a / ASPECT))
         cost = np.where(ok, cost, np.inf)
+        if len(cost) == 0:
+            continue
         i = int(np.argmin(cost))
         if np.isfinite(cost[i]) and (best is None or cost[i] < best[0]):
-            best = (float(cost[i]), big_n, int(a[i]), int(b[i]), int(r[i]), [int(c[i]) for c in cuts])
+            best = (float(cost[i]), big_n, int(a[i]), int(b[i]), int(r[i]), [int(top[i])] * 2 + [int(bottom[i])] * 2)
     if best is None:
         raise ValueError(f"n_vertices: no ring layout found for {n} vertices")
     _, big_n, a, b, r, cuts = best
-    mouth = max(1, int(round(REAL_MOUTH / REAL_RIM * big_n / 2 - 1)))  # 2 L + 2 ~ N * 78 / 512
+    mouth = 2 * max(1, int(round((REAL_MOUTH / REAL_RIM * big_n / 2 - 1) / 2)))  # 2 L + 2 ~ N * 78 / 512
     return big_n, a, b, r, cuts, mouth
 
 
@@ -310,8 +316,11 @@ def _grid_template(n_vertices: int = REAL_VERTICES) -> tuple[np.ndarray, np.ndar
     # matching points on the outline: same fraction of the length from the bottom middle
     s_unit = unit[loop]
     seg = np.linalg.norm(np.diff(s_unit, axis=0, append=s_unit[:1]), axis=1)
-    frac = (s_unit[0, 0] + np.concatenate([[0.0], np.cumsum(seg[:-1])])) / seg.sum()
+    frac = np.concatenate([[0.0], np.cumsum(seg[:-1])]) / seg.sum()
     rim = _outline(frac)
+    # exactly mirror-symmetric (loop[N - m] mirrors loop[m]; the arc lengths agree only to rounding)
+    rim_mirror = rim[(-np.arange(big_n)) % big_n] * [-1.0, 1.0]
+    rim = 0.5 * (rim + rim_mirror)
     s_rim = np.linalg.norm(np.diff(rim, axis=0, append=rim[:1]), axis=1).mean()
 
     # centre spacing h: rings at fractions tau_k = (q^(k/r) - 1) / (q - 1) of the way to the rim,
@@ -345,7 +354,7 @@ def _grid_template(n_vertices: int = REAL_VERTICES) -> tuple[np.ndarray, np.ndar
     bottom_y = np.concatenate([inner[:1, 1], rings[:, 0, 1]])  # rings 0..r at m = 0 (bottom middle)
     mid_y = 0.5 * (bottom_y[:-1] + bottom_y[1:])
     k_mouth = int(np.argmin(np.abs(mid_y[: r - 1] - V_MOUTH * HALF_HEIGHT)))
-    m0 = -((mouth + (a % 2 == 0)) // 2)
+    m0 = -(mouth // 2)  # quads -L/2 .. L/2 - 1: vertices -L/2 .. L/2 around the midline
     open_ = np.zeros((r, big_n), dtype=bool)
     open_[k_mouth, (m0 + np.arange(mouth)) % big_n] = True
     ring_faces = _quad_triangles(Ar[~open_], Br[~open_], Cr[~open_], Dr[~open_], a_even[~open_])
