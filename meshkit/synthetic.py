@@ -361,7 +361,7 @@ def _grid_template(n_vertices: int = REAL_VERTICES) -> tuple[np.ndarray, np.ndar
     return vertices, np.concatenate([centre_faces, ring_faces])
 
 
-def face_template(n_vertices: int = 53_215, *, topology: Literal["bfm", "rows"] = "rows") -> tuple[np.ndarray, np.ndarray]:
+def face_template(n_vertices: int = 53_215, *, topology: Literal["bfm", "rows"] = "bfm") -> tuple[np.ndarray, np.ndarray]:
     """The synthetic face surface: an open triangle mesh of exactly ``n_vertices`` vertices.
 
     Parameters
