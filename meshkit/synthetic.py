@@ -9,14 +9,17 @@ template lives in ``bfm.synthetic``.
 
 Two connectivities (``topology=``) on the same height field, frame and outline:
 
-- ``"bfm"``: the real mesh's connectivity (facts in ``../shared/REAL_FILES.md``): quads
+- ``"bfm"`` (default): the real mesh's connectivity (facts in ``../shared/REAL_FILES.md``): quads
   split along alternating (checkerboard) diagonals, so interior vertices have 4 or 8 incident
   triangles, an outer rim and a mouth opening (two boundary loops, an annulus), and triangle sizes
   that vary over the face. At 53,215 vertices it has exactly the real counts: 105,840 triangles, rim
   512 and mouth 78 vertices, and the real spread of edge lengths (5th-95th percentile ratio 3.3).
-  Speed measured on it predicts the real mesh's (benchmarks/README.md, "Templates").
-- ``"rows"`` (default for now): rows zipped into strips (6 faces per vertex, one boundary loop of
-  588 vertices at the default size), the template of meshkit 0.1.
+  Mirror-symmetric in x = 0 as the real mean face, with a column of vertices on the midline (where
+  the midline landmarks sit): the mirror maps vertices to vertices and faces to faces, so a
+  left-right flip is a vertex permutation. Speed measured on it predicts the real mesh's
+  (benchmarks/README.md, "Templates").
+- ``"rows"``: rows zipped into strips (6 faces per vertex, one boundary loop of 588 vertices at
+  the default size: a disc), the template of meshkit 0.1.
 
 Layout (why rings): a grid with alternating diagonals and no irregular vertex is flat, and a flat
 grid of V vertices needs a rim of at least about sqrt(8 V) vertices (a diamond-shaped region is the
@@ -24,12 +27,15 @@ best case): 652 for 53,215 vertices, against the real 512. So the real mesh must
 interior vertices of other valence, and this template has them too, at the corners of a central
 rectangle: a rectangular grid of ``a`` x ``b`` vertices in the middle of the face, then ``r``
 closed rings of ``N`` vertices each (N = the centre's boundary length) out to the rim. Each of the
-rectangle's corners has 3 quads (3 or 6 triangles) instead of 4. Ring spacing grows geometrically
+rectangle's corners has 3 quads (3 or 6 triangles) instead of 4. The rectangle has an odd number
+of columns, the middle one on x = 0; the checkerboard diagonals are then symmetric about it. Ring spacing grows geometrically
 outwards, cells staying about square, so the triangles near the rim are ~2.4x larger than in the
 centre and the edge lengths spread as the real mesh's (5th-95th percentile ratio 3.3). To hit any vertex
-count exactly, a few vertices are cut from the rectangle's corners (1 at the default size) and
-the ring length may differ from the size-scaled 512 by a few vertices. The mouth is a slit of
-``L`` removed ring quads on the mouth line (2 L + 2 boundary vertices).
+count exactly, a few vertices are cut from the rectangle's corners, the same number from both
+corners of a side (9 from each top and 8 from each bottom corner at the default size), and the
+ring length may differ from the size-scaled 512 by a few vertices. The mouth is a slit of an even
+number ``L`` of removed ring quads on the mouth line, centred on the midline (2 L + 2 boundary
+vertices).
 
 Vertex order: the centre rectangle row by row (top to bottom, left to right), then the rings from
 the inside out, each counter-clockwise from the bottom middle. Faces: two per quad, in that order.
@@ -258,9 +264,9 @@ def _grid_template(n_vertices: int = REAL_VERTICES) -> tuple[np.ndarray, np.ndar
     """A synthetic face mesh of exactly ``n_vertices`` with the real BFM mesh's connectivity.
 
     A grid with alternating diagonals (interior vertices in 4 or 8 triangles, but for the centre
-    rectangle's 4 corners and 2 to 4 more per corner cut: 6 at the default size, 20 at most), two
+    rectangle's 4 corners and 2 to 4 more per corner cut: 16 at the default size, 20 at most), two
     boundary loops (outer rim, mouth slit) in the real 512 : 78 proportion, on ``face_height``
-    inside ``face_template``'s outline, counter-clockwise seen from +z. With the default 53,215
+    inside ``face_template``'s outline, counter-clockwise seen from +z, mirror-symmetric in x = 0. With the default 53,215
     vertices: 105,840 faces, rim 512, mouth 78, as the real mesh.
 
     Parameters
@@ -370,9 +376,9 @@ def face_template(n_vertices: int = 53_215, *, topology: Literal["bfm", "rows"] 
         Exact vertex count (53,215 for the BFM-sized mesh, ~2,000 for quick tests); at least 200
         for ``"bfm"``, 100 for ``"rows"``.
     topology : "bfm" or "rows"
-        ``"bfm"``: the real BFM mesh's connectivity (alternating-diagonal grid, rim and mouth
-        opening; 105,840 triangles at 53,215 vertices). ``"rows"`` (default): the valence-6 strip
-        mesh of meshkit 0.1 (one boundary loop).
+        ``"bfm"`` (default): the real BFM mesh's connectivity (alternating-diagonal grid, rim and
+        mouth opening; 105,840 triangles at 53,215 vertices), mirror-symmetric with a midline
+        vertex column. ``"rows"``: the valence-6 strip mesh of meshkit 0.1 (one boundary loop).
 
     Returns
     -------
