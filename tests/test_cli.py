@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+import trimesh
 
 from meshkit import __version__
 from meshkit.cli import main
@@ -20,7 +21,13 @@ def test_info(tmp_path, small_face, capsys):
     out = capsys.readouterr().out
     assert "vertices      2000" in out
     assert "components    1" in out
-    assert "boundary      1 (" in out
+    # boundary loops and their lengths from an independent reference: trimesh's outline (each
+    # closed path lists its first vertex again at the end)
+    outline = trimesh.Trimesh(*small_face, process=False).outline().entities
+    lengths = sorted(len(e.points) - 1 for e in outline)
+    line = next(x for x in out.splitlines() if x.startswith("boundary"))
+    assert line.startswith(f"boundary      {len(outline)} (")
+    assert sorted(int(x) for x in line.split("lengths ")[1].rstrip(")").split(", ")) == lengths
     assert "manifold      yes" in out
 
 
