@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for meshkit: system library for CHOLMOD, a virtual environment in .venv,
-# PyTorch CPU, then meshkit with every extra, then the numba kernels compiled once. Safe to run again (it only adds what is missing).
+# PyTorch CPU, then meshkit with every extra, then the numba kernels compiled once. Safe to run again
+# (it only adds what is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"

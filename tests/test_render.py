@@ -187,9 +187,9 @@ def centres_in_box(v, f, h, w):
 SIZE_CLASSES = [
     ("tiny", 160, 0, 1, 2),        # at most one centre: the branch-free one-pixel path
     ("2x2", 300, 2, 2, 2),         # the unrolled 2 x 2 block
-    ("4x4", 700, 3, 4, 2),         # the unrolled 4 x 4 block
-    ("tile", 1700, 5, 8, 3),       # boxes of 5 to 8 centres: most of the real mesh at 1024 px
-    ("huge", 40 * 256, 9, 40, 20),  # larger than the image, clipped on several sides
+    ("4x4", 700, 3, 4, 2),         # rows of 4 vectorized lanes (or the general loop at the right border)
+    ("tile", 1700, 5, 8, 3),       # rows of 8 lanes: boxes of 5 to 8 centres, most of the real mesh at 1024 px
+    ("huge", 40 * 256, 9, 40, 20),  # the general loop: larger than the image, clipped on several sides
 ]
 
 
