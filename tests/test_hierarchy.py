@@ -176,9 +176,9 @@ def test_full_size_template_counts():
 def test_preview_of_a_clockwise_mesh_warns_and_is_not_dark(face):
     """The hierarchy preview on a mesh wound clockwise (as the real BFM lists are stored) warns,
     naming the fix, and shades two-sided: the same picture as the outward mesh."""
-    from sampling.preview import render_levels
-
     import dataclasses
+
+    from sampling.preview import render_levels
 
     v, f = face
     h = build_hierarchy(v, f, factors=[4])
