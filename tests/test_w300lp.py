@@ -42,7 +42,8 @@ def model():
 @pytest.fixture(scope="session")
 def tree(tmp_path_factory, model):
     root = tmp_path_factory.mktemp("w300lp") / "300W_LP"
-    truth = write_synthetic_300wlp(root, model, n_per_subset=2, image_size=IMG, face_px=70, seed=1, colors="pattern")
+    truth = write_synthetic_300wlp(root, model, n_per_subset=2, image_size=IMG, face_px=70, seed=1, colors="pattern",
+                                   style="plain")  # clean renders: the alignment test re-renders them
     return root, truth
 
 
