@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ..model import MorphableModel
-from ..pose import pose_para_to_image
-from .crop import crop_from_landmarks, crop_image, crop_vertices
+from ._kernels import pose_crop
+from .crop import crop_from_landmarks, crop_image, pose_crop_map
 from .layout import N_LANDMARKS, Sample, SampleError, read_sample
 from .store import write_block
 
@@ -52,7 +52,7 @@ class WorkerSpec:
 
 def process_samples(model: MorphableModel, samples: Sequence[Sample], *, size: int = 256, margin: float = 1.5,
                     with_vertices: bool = True) -> tuple[dict, list]:
-    """Process a block of samples: read, reconstruct (one batched GEMM), pose, crop.
+    """Process a block of samples: read, reconstruct (one batched GEMM), pose and crop (one compiled pass).
 
     Parameters
     ----------
@@ -82,7 +82,7 @@ def process_samples(model: MorphableModel, samples: Sequence[Sample], *, size: i
         "status": np.full(n, STATUS_SKIPPED, np.int8),
     }
     if with_vertices:
-        arrays["vertices"] = np.zeros((n, model.n_vertices, 3), np.float32)
+        arrays["vertices"] = np.zeros((n, model.n_vertices, 3), np.float32)  # zero pages: allocated lazily
     failures = []
     read = []
     for i, smp in enumerate(samples):
@@ -100,26 +100,33 @@ def process_samples(model: MorphableModel, samples: Sequence[Sample], *, size: i
             failures.append((smp.id, str(e)))
     if read:
         rows = np.array([i for i, _ in read])
-        # one GEMM for the block's meshes (float32, raw units)
+        # one GEMM for the block's meshes (float32, raw units), then pose + flip + crop in one pass
         meshes = model.reconstruct(arrays["shape_para"][rows], arrays["exp_para"][rows])
-        for (i, d), mesh in zip(read, meshes, strict=True):
+        maps, offsets = np.zeros((len(rows), 3, 3)), np.zeros((len(rows), 3))
+        for r, (i, d) in enumerate(read):
             try:
-                h = arrays["source_size"][i, 0]
-                img_v = pose_para_to_image(mesh, d["pose_para"], float(h))
                 crop = crop_from_landmarks(d["pt2d"], size=size, margin=margin)
-                v, z_shift = crop_vertices(img_v, crop)
-                if not np.isfinite(v).all():
-                    raise SampleError("non-finite vertices after the pose and crop")
+                maps[r], offsets[r] = pose_crop_map(d["pose_para"], crop, float(arrays["source_size"][i, 0]))
                 arrays["images"][i] = crop_image(d["image"], crop, size)
                 arrays["landmarks2d"][i, :, 0] = crop.scale * (d["pt2d"][:, 0] - crop.x0)
                 arrays["landmarks2d"][i, :, 1] = crop.scale * (d["pt2d"][:, 1] - crop.y0)
-                arrays["landmarks3d"][i] = v[model.landmarks]
-                arrays["crop"][i] = (crop.scale, crop.x0, crop.y0, z_shift)
-                if with_vertices:
-                    arrays["vertices"][i] = v
+                arrays["crop"][i, :3] = (crop.scale, crop.x0, crop.y0)
                 arrays["status"][i] = STATUS_DONE
-            except (SampleError, ValueError) as e:
+            except ValueError as e:
                 failures.append((samples[i].id, f"bad parameters: {e}"))
+        z_shift, finite = np.zeros(len(rows)), np.zeros(len(rows), bool)
+        pose_crop(meshes, maps, offsets, meshes, z_shift, finite)  # in place
+        for r, i in enumerate(rows):
+            if arrays["status"][i] == STATUS_DONE and not finite[r]:
+                arrays["status"][i] = STATUS_SKIPPED
+                failures.append((samples[i].id, "bad parameters: non-finite vertices after the pose and crop"))
+        arrays["crop"][rows, 3] = z_shift
+        arrays["landmarks3d"][rows] = meshes[:, model.landmarks]
+        if with_vertices:
+            if len(rows) == n:
+                arrays["vertices"] = meshes
+            else:
+                arrays["vertices"][rows] = meshes
     # rows of failures are zeroed whatever step failed
     bad = arrays["status"] != STATUS_DONE
     if bad.any():
