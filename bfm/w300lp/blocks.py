@@ -35,6 +35,8 @@ class BlockOptions:
     vertex_dtype: str  # "float32" or "float16"
     n_shape: int  # leading identity components used
     n_expression: int  # leading expression components used
+    image_codec: str = "jpeg"  # how the store keeps the crops: "jpeg" or "lossless" (``codec``)
+    jpeg_quality: int = 95  # with image_codec="jpeg"
 
 
 @dataclass(frozen=True)
