@@ -90,7 +90,10 @@ command resumes).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,7 +103,15 @@ from meshkit.validate import check_choice, check_float, check_int
 
 from ..model import MorphableModel
 from . import runners
-from .blocks import STATUS_DONE, STATUS_SKIPPED, BlockOptions, WorkerSpec, model_payload, process_samples
+from .blocks import (
+    STATUS_DONE,
+    STATUS_SKIPPED,
+    BlockOptions,
+    WorkerSpec,
+    model_payload,
+    process_samples,
+    save_model_payload,
+)
 from .codec import IMAGE_CODECS, register
 from .crop import CropTransform, crop_from_landmarks, crop_image, crop_vertices, reconstruct_cropped
 from .layout import FLIP_SUFFIX, N_LANDMARKS, SUBSETS, Sample, SampleError, discover, read_sample
@@ -110,7 +121,6 @@ from .store import (
     STORE_FORMAT,
     StoreLockedError,
     finish_store,
-    hierarchy_token,
     model_token,
     open_store,
     prepare_store,
@@ -265,18 +275,36 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
         hierarchy = Path(hierarchy).absolute()
     down = resolve_hierarchy(hierarchy, model.n_vertices)
 
-    samples = discover(Path(root).absolute(), subsets=subsets, flips=flips)
-    if limit is not None:
-        samples = samples[:limit]
     out = Path(out).absolute()
-    with store_lock(out):
-        return _run(out, samples, model, model_src, opts, block_size, down, workers, scheduler, overwrite, progress, t0)
+    # the workers start now, in the background, while this process discovers the samples and prepares
+    # the store; they build the model once, named by this job's token
+    token = uuid.uuid4().hex
+    payload_dir = None
+    if model_src is not None:  # each worker loads the file and keeps the leading components
+        spec = WorkerSpec(token, model_src, n_shape=ks, n_expression=ke, down=down)
+    elif scheduler is None and workers > 1:  # local workers map the (truncated) model's arrays from files
+        payload_dir = tempfile.mkdtemp(prefix="w300lp-model-")
+        spec = WorkerSpec(token, save_model_payload(model, payload_dir), n_shape=None, n_expression=None, down=down)
+    else:  # the (truncated) model travels as its arrays
+        spec = WorkerSpec(token, model_payload(model), n_shape=None, n_expression=None, down=down)
+    pool = runners.LocalPool(workers, spec) if scheduler is None and workers > 1 else None
+    try:
+        samples = discover(Path(root).absolute(), subsets=subsets, flips=flips)
+        if limit is not None:
+            samples = samples[:limit]
+        with store_lock(out):
+            return _run(out, samples, model, spec, pool, opts, block_size, down, workers, scheduler, overwrite,
+                        progress, t0)
+    finally:
+        if pool is not None:
+            pool.close()
+        if payload_dir is not None:
+            shutil.rmtree(payload_dir, ignore_errors=True)
 
 
-def _run(out: Path, samples: list, model: MorphableModel, model_src, opts: BlockOptions, block_size: int, down: tuple,
-         workers: int, scheduler, overwrite: bool, progress: bool, t0: float) -> Summary:
-    """``preprocess`` after the checks, holding the store's lock."""
-    ks, ke = opts.n_shape, opts.n_expression
+def _run(out: Path, samples: list, model: MorphableModel, spec: WorkerSpec, pool, opts: BlockOptions,
+         block_size: int, down: tuple, workers: int, scheduler, overwrite: bool, progress: bool, t0: float) -> Summary:
+    """``preprocess`` after the checks, holding the store's lock (``pool``: the started local pool or None)."""
     prepare_store(out, samples, model, opts, block_size, store_config(samples, model, opts, block_size, down), down,
                   overwrite=overwrite)
 
@@ -284,11 +312,6 @@ def _run(out: Path, samples: list, model: MorphableModel, model_src, opts: Block
     n_blocks = len(done)
     todo = [b for b in range(n_blocks) if not done[b]]
     resumed = n_blocks - len(todo)
-    token = model_token(model) + hierarchy_token(down)
-    if model_src is not None:  # each worker loads the file and keeps the leading components
-        spec = WorkerSpec(token, model_src, n_shape=ks, n_expression=ke, down=down)
-    else:  # the (already truncated) model travels as its arrays
-        spec = WorkerSpec(token, model_payload(model), n_shape=None, n_expression=None, down=down)
 
     def tasks():
         for b in todo:
@@ -316,7 +339,7 @@ def _run(out: Path, samples: list, model: MorphableModel, model_src, opts: Block
         elif workers == 1:
             runners.run_in_process(spec, str(out), tasks(), opts, on_done)
         else:
-            runners.run_local(workers, spec, str(out), tasks(), opts, on_done)
+            runners.run_local(pool, spec, str(out), tasks(), opts, on_done)
     finally:
         if bar is not None:
             bar.close()

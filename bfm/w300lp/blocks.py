@@ -17,8 +17,8 @@ from .crop import crop_from_landmarks, crop_image, pose_crop_map
 from .layout import N_LANDMARKS, Sample, SampleError, read_sample
 from .store import write_block
 
-__all__ = ["STATUS_DONE", "STATUS_SKIPPED", "BlockOptions", "WorkerSpec", "process_samples", "model_payload",
-           "worker_model", "run_block"]
+__all__ = ["STATUS_DONE", "STATUS_SKIPPED", "BlockOptions", "WorkerSpec", "SavedModel", "process_samples",
+           "model_payload", "save_model_payload", "worker_model", "warm_up", "run_block"]
 
 
 #: Values of the store's ``status`` array (0, the fill value, is a row no block has written yet).
@@ -46,7 +46,7 @@ class WorkerSpec:
     None, and the hierarchy's ``down`` matrices; ``token`` names the result (model and hierarchy)."""
 
     token: str
-    model: dict | str | MorphableModel
+    model: dict | str | MorphableModel | SavedModel
     n_shape: int | None
     n_expression: int | None
     down: tuple = ()
@@ -150,6 +150,25 @@ def model_payload(model: MorphableModel) -> dict:
                 triangles=model.triangles, landmarks=model.landmarks, name=model.name)
 
 
+@dataclass(frozen=True)
+class SavedModel:
+    """A model's constructor arrays saved as ``<folder>/<name>.npy`` (``save_model_payload``): workers map
+    the files (the page cache holds one copy for all of them) instead of receiving pickled arrays."""
+
+    folder: str
+    name: str
+
+
+def save_model_payload(model: MorphableModel, folder) -> SavedModel:
+    """Write ``model_payload(model)``'s arrays into ``folder`` (one .npy each)."""
+    folder = Path(folder)
+    payload = model_payload(model)
+    name = payload.pop("name")
+    for k, a in payload.items():
+        np.save(folder / f"{k}.npy", np.ascontiguousarray(a))
+    return SavedModel(str(folder), name)
+
+
 def worker_model(spec: WorkerSpec | str) -> tuple[MorphableModel, tuple]:
     """The (model, down matrices) of this process, built once from a spec; a bare token (``spec.token``)
     looks up what an earlier call (the worker's initializer) built."""
@@ -163,6 +182,9 @@ def worker_model(spec: WorkerSpec | str) -> tuple[MorphableModel, tuple]:
             m = src
         elif isinstance(src, dict):
             m = MorphableModel(**src)
+        elif isinstance(src, SavedModel):
+            arrays = {p.stem: np.load(p, mmap_mode="r") for p in Path(src.folder).glob("*.npy")}
+            m = MorphableModel(**arrays, name=src.name)
         else:
             from ..formats import load_model
 
@@ -171,6 +193,23 @@ def worker_model(spec: WorkerSpec | str) -> tuple[MorphableModel, tuple]:
             m = m.with_components(n_shape=spec.n_shape, n_expression=spec.n_expression)
         loaded = _LOADED[spec.token] = (m, spec.down)
     return loaded
+
+
+def warm_up() -> None:
+    """Pay the first-call costs of a block (loading the compiled kernels from numba's cache, the
+    readers' and codecs' imports) in a worker's start-up instead of in its first block."""
+    import PIL.Image  # noqa: F401
+    import scipy.io  # noqa: F401
+    import zarr  # noqa: F401
+
+    from ._kernels import crop_bilinear, pose_crop
+
+    crop_bilinear(np.zeros((2, 2, 3), np.uint8), 1.0, 0.0, 0.0, np.zeros((2, 2, 3), np.uint8))
+    m = np.zeros((1, 2, 3), np.float32)
+    pose_crop(m, np.eye(3)[None], np.zeros((1, 3)), m, np.zeros(1), np.zeros(1, bool))
+    from .codec import _imagecodecs
+
+    _imagecodecs()
 
 
 def run_block(spec: WorkerSpec | str, out: str, block: int, start: int, samples: list,
