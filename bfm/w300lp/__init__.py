@@ -73,6 +73,17 @@ left by a dead process on the same host is taken over. The store is created unde
 ``<store>.creating`` and renamed once its arrays and config exist, so a kill at any instant leaves
 no store or a resumable one; a store missing arrays is reported as damaged.
 
+Images: ``image_codec="jpeg"`` (default) keeps each crop as a JPEG, quality ``jpeg_quality`` (95, 4:4:4
+chroma), through imagecodecs in the zarr 3 codec ``"meshkit.jpeg"`` (``bfm.w300lp.codec``; registered
+when ``bfm.w300lp`` is imported, and a ``zarr.codecs`` entry point of the distribution): ~31 KB per
+256 x 256 photo crop, PSNR ~45 dB against the exact crop, far below the source JPEGs' own artefacts.
+``image_codec="lossless"`` keeps the exact pixels (zstd): ~180 KB per crop (real 300W-LP: 185 KB).
+
+Speed: each block's meshes are one float32 GEMM, pose + y flip + crop one compiled pass over them,
+the image crop one compiled bilinear pass; local workers start in the background while this
+process discovers the samples and creates the store (the forkserver imports the block code once,
+workers map the model's arrays from .npy files and warm up before their first block).
+
 Resumability: blocks are aligned with the chunks; a worker writes its block's chunks itself (zarr's
 LocalStore writes each chunk to a temp file and renames it; only a few bytes of status travel
 back, so on a Dask cluster the store must be on a file system the workers share), ``status`` last:
