@@ -435,6 +435,10 @@ def test_cli_preprocess_300wlp(tmp_path, tree, model, store, capsys):
     assert "--model" in capsys.readouterr().err
     assert main(["preprocess-300wlp", str(tree[0]), "--out", str(out), "--model", str(npz), "--size", "3"]) == 2
     assert "size" in capsys.readouterr().err
+    lossless = tmp_path / "lossless.zarr"
+    assert main(["preprocess-300wlp", str(tree[0]), "--out", str(lossless), "--model", str(npz), "--size", str(SIZE),
+                 "--workers", "1", "--block-size", "4", "--no-progress", "--image-codec", "lossless"]) == 0
+    assert zarr.open_group(str(lossless), mode="r").attrs["config"]["image_codec"] == "lossless"
 
 
 def test_open_store_refuses_other_folders(tmp_path):
