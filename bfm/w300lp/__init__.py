@@ -287,6 +287,9 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
     down = resolve_hierarchy(hierarchy, model.n_vertices)
 
     out = Path(out).absolute()
+    root = Path(root).absolute()
+    if not root.is_dir():  # before any worker starts (discover checks the rest)
+        raise FileNotFoundError(f"root: expected a 300W-LP folder, got {str(root)!r} which is not a directory")
     # the workers start now, in the background, while this process discovers the samples and prepares
     # the store; they build the model once, named by this job's token
     token = uuid.uuid4().hex
@@ -300,7 +303,7 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
         spec = WorkerSpec(token, model_payload(model), n_shape=None, n_expression=None, down=down)
     pool = runners.LocalPool(workers, spec) if scheduler is None and workers > 1 else None
     try:
-        samples = discover(Path(root).absolute(), subsets=subsets, flips=flips)
+        samples = discover(root, subsets=subsets, flips=flips)
         if limit is not None:
             samples = samples[:limit]
         with store_lock(out):
