@@ -696,3 +696,20 @@ def test_jpeg_and_lossless_image_codecs(tmp_path, photo_tree, model):
         w300lp.preprocess(root, tmp_path / "x.zarr", model=model, image_codec="png", progress=False)
     with pytest.raises(ValueError, match="jpeg_quality"):
         w300lp.preprocess(root, tmp_path / "x.zarr", model=model, jpeg_quality=0, progress=False)
+
+
+def test_model_folders_of_killed_jobs_are_removed(tmp_path, tree, model, monkeypatch):
+    """Local workers map the model from a temporary folder; the job removes it, and a folder left by a
+    killed job (its pid no longer runs) is removed by the next job."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = tmp_path / f"w300lp-model-{dead.pid}-abc"
+    left.mkdir()
+    (left / "mean.npy").write_bytes(b"x")
+    w300lp.preprocess(tree[0], tmp_path / "s.zarr", model=model, size=SIZE, workers=2, block_size=8, limit=8,
+                      progress=False)
+    assert not left.exists()
+    assert not list(tmp_path.glob("w300lp-model-*"))

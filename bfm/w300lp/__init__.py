@@ -297,7 +297,7 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
     if model_src is not None:  # each worker loads the file and keeps the leading components
         spec = WorkerSpec(token, model_src, n_shape=ks, n_expression=ke, down=down)
     elif scheduler is None and workers > 1:  # local workers map the (truncated) model's arrays from files
-        payload_dir = tempfile.mkdtemp(prefix="w300lp-model-")
+        payload_dir = _model_folder()
         spec = WorkerSpec(token, save_model_payload(model, payload_dir), n_shape=None, n_expression=None, down=down)
     else:  # the (truncated) model travels as its arrays
         spec = WorkerSpec(token, model_payload(model), n_shape=None, n_expression=None, down=down)
@@ -314,6 +314,17 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
             pool.close()
         if payload_dir is not None:
             shutil.rmtree(payload_dir, ignore_errors=True)
+
+
+def _model_folder() -> str:
+    """A new temporary folder for the model's arrays, ``w300lp-model-<pid>-*``; folders left by jobs that
+    died without cleaning up (killed: their pid no longer runs) are removed first."""
+    tmp = Path(tempfile.gettempdir())
+    for old in tmp.glob("w300lp-model-*-*"):
+        pid = old.name.split("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not runners._alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"w300lp-model-{os.getpid()}-")
 
 
 def _run(out: Path, samples: list, model: MorphableModel, spec: WorkerSpec, pool, opts: BlockOptions,
