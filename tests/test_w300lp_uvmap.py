@@ -203,3 +203,13 @@ def test_uvmap_from_the_command_line_with_a_uv_file(stores, model, tmp_path, cap
     ref = w300lp.open_store(stores["uvmap"])
     assert g["uv_position_map"].shape == (4, 256, 256, 3) and "uv_texture" not in g.array_keys()
     np.testing.assert_array_equal(g["uv_layout"][:], ref["uv_layout"][:])
+
+
+def test_a_store_remade_in_the_same_process_with_textures_gets_them(stores, model, tmp_path):
+    """The per-process layout cache must not carry the settings of an earlier store at the same path."""
+    out = tmp_path / "s.zarr"
+    kw = dict(model=model, size=SIZE, store="uvmap", uv=stores["uv"], uv_size=M, workers=1, block_size=2, progress=False)
+    w300lp.preprocess(stores["root"], out, **kw)
+    w300lp.preprocess(stores["root"], out, uv_texture=True, overwrite=True, **kw)
+    g = w300lp.open_store(out)
+    assert g["uv_texture_mask"][:].mean() > 0.3 and g["uv_texture"][:].max() > 0

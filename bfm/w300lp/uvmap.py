@@ -79,23 +79,24 @@ def uv_config(uv: np.ndarray, *, size: int = 256, texture: bool = False) -> dict
             "uv_mirror_texels": round(uv_mirror_texels(uv, size), 4)}
 
 
-#: This process's rasterized layout: {(store path, uv_sha1): (UVLayout, config)} (one entry).
+#: This process's rasterized layout: {(store path, model token, uv_sha1, uv_size): UVLayout} (one entry).
 _LAYOUT: dict = {}
 
 
 def _worker_layout(out: str, faces: np.ndarray):
-    """The store's layout rasterized once per process (read from the store on first use)."""
+    """(the store's layout rasterized once per process, the store's config); the config is read for
+    every block, the layout only when the store, model or layout changed."""
     import zarr
 
     from meshkit.render.uv import UVLayout
 
     g = zarr.open_group(str(out), mode="r", use_consolidated=False)
     config = dict(g.attrs["config"])
-    key = (str(out), config["uv_sha1"])
+    key = (str(out), config["model_token"], config["uv_sha1"], config["uv_size"])
     if key not in _LAYOUT:
         _LAYOUT.clear()
-        _LAYOUT[key] = (UVLayout(g["uv_layout"][:], faces, config["uv_size"]), config)
-    return _LAYOUT[key]
+        _LAYOUT[key] = UVLayout(g["uv_layout"][:], faces, config["uv_size"])
+    return _LAYOUT[key], config
 
 
 def add_uv_maps(out: str, model, arrays: dict) -> None:
