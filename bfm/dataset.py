@@ -3,8 +3,8 @@
 This file holds the iBUG 68-point mirror permutation (``IBUG_FLIP``), the vertex mirror map of a
 model (``vertex_mirror_map``), the augmentation (``Augmentation``, ``random_augmentation``,
 ``augmentation_matrix``, ``apply_augmentation``, ``augment_position_map`` for UV position maps) and
-``W300LPDataset``, a ``torch.utils.data.Dataset`` made on first use (``from bfm.dataset import
-W300LPDataset`` imports torch; ``import bfm.dataset`` does not).
+``W300LPDataset``, whose instances are ``torch.utils.data.Dataset`` objects (the torch subclass is
+made when the first dataset is, so importing this module does not import torch).
 
 Augmentation (the research recipe: rotation +-45 degrees, translation +-10% of the crop, scale
 0.9-1.2, horizontal flip with probability 0.5), all in the store's pixel-index coordinates
@@ -46,7 +46,7 @@ __all__ = [
     "augmentation_matrix",
     "apply_augmentation",
     "augment_position_map",
-    "W300LPDataset",  # noqa: F822 - made on first use (module __getattr__), so that torch stays optional
+    "W300LPDataset",
 ]
 
 
@@ -238,11 +238,12 @@ def augment_position_map(position_map, aug: Augmentation, size: int, *, covered=
 _NOT_ITEMS = ("ids", "status", "skip_reason")
 
 
-class _W300LPDataset:
+class W300LPDataset:
     """A torch map-style ``Dataset`` over a store written by ``bfm.w300lp.preprocess``.
 
-    ``W300LPDataset`` subclasses ``torch.utils.data.Dataset`` (the class is made when first imported
-    from this module, so ``import bfm`` does not import torch). It is cheap to pickle: it carries
+    ``W300LPDataset(...)`` returns an instance of its subclass that also subclasses
+    ``torch.utils.data.Dataset`` (made on first use, so that importing this module does not import
+    torch): ``isinstance(ds, torch.utils.data.Dataset)`` holds. It is cheap to pickle: it carries
     the store path, the model's file path and its options; the zarr group, the model, its vertex
     mirror map and the hierarchy open lazily in each process (each ``DataLoader`` worker, spawned or
     forked). A model given as an object is written once to a temporary ``.npz`` (named by its token)
@@ -285,6 +286,9 @@ class _W300LPDataset:
     ``pose_para``, ``shape_para``, ``exp_para``, ``crop`` and ``source_size`` describe the source
     sample and are returned as stored.
     """
+
+    def __new__(cls, *args, **kwargs):
+        return super().__new__(_torch_dataset_class() if cls is W300LPDataset else cls)
 
     def __init__(self, store, *, model=None, hierarchy=None, augment: bool = False, seed: int = 0,
                  rotation: float = 45.0, translation: float = 0.1, scale: tuple = (0.9, 1.2),
@@ -547,18 +551,21 @@ def _cached_model_file(model) -> Path:
     return path
 
 
-def _dataset_class():
-    """Make ``W300LPDataset``: ``_W300LPDataset`` as a ``torch.utils.data.Dataset`` subclass."""
-    from meshkit._optional import require
+def _torch_dataset_class():
+    """``W300LPDataset`` as a ``torch.utils.data.Dataset`` subclass (made once; pickles by this module's name)."""
+    cls = globals().get("_TorchW300LPDataset")
+    if cls is None:
+        from meshkit._optional import require
 
-    torch = require("torch", "bfm.dataset.W300LPDataset")
-    return type("W300LPDataset", (_W300LPDataset, torch.utils.data.Dataset),
-                {"__module__": __name__, "__doc__": _W300LPDataset.__doc__})
+        torch = require("torch", "bfm.dataset.W300LPDataset")
+        cls = type("_TorchW300LPDataset", (W300LPDataset, torch.utils.data.Dataset),
+                   {"__module__": __name__, "__doc__": W300LPDataset.__doc__})
+        globals()["_TorchW300LPDataset"] = cls
+    return cls
 
 
 def __getattr__(name: str):
-    # W300LPDataset is made on first use, so that importing this module does not import torch
-    if name == "W300LPDataset":
-        cls = globals()["W300LPDataset"] = _dataset_class()
-        return cls
+    # the torch subclass is made on first use (and when an unpickling worker asks for it by name)
+    if name == "_TorchW300LPDataset":
+        return _torch_dataset_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
