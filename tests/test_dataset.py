@@ -365,6 +365,13 @@ def test_dataloader_with_spawned_workers_returns_the_same_items(bfm_sized, tmp_p
     # two spawned workers each import torch, open the store and load the 53,215-vertex model once
     # (the issue measured 15-73 s to start with the model pickled per worker)
     assert seconds < 60, seconds
+    # forget the workers' shared-memory storages now (torch otherwise frees them at interpreter exit,
+    # after its own modules are gone, printing "Exception ignored ... _free_weak_ref")
+    import gc
+
+    del serial, spawned, a, b
+    gc.collect()
+    torch.multiprocessing.reductions.shared_cache.free_dead_references()
 
 
 def _row_stochastic(n_rows, n_cols, seed):
