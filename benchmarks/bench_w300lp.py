@@ -22,6 +22,7 @@ Sections:
 * bytes per sample per store and codec, projected to 122,450 samples.
 
 Run: .venv/bin/python benchmarks/bench_w300lp.py [--n-per-subset 8 --replicate 16]
+     .venv/bin/python benchmarks/bench_w300lp.py uvmap   (``bench_uvmap``: store="uvmap" beside "vertices")
 """
 
 from __future__ import annotations
@@ -246,5 +247,60 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# ---------------------------------------------------------------------------------------------
+# 300W-LP uvmap: store="uvmap" (PRNet position maps, optionally UV textures) against store="vertices"
+
+
+def bench_uvmap(n_per_subset: int = 8, replicate: int = 16, workers: int = 2) -> None:
+    """samples/s and bytes/sample of store="uvmap" (256² position maps; with and without UV textures)
+    beside store="vertices", same tree, same model, 2 workers, marginal (steady state) rates."""
+    from bfm import w300lp
+    from bfm.synthetic import synthetic_model
+    from bfm.synthetic_300wlp import write_synthetic_300wlp
+    from meshkit.synthetic import template_uv
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_w300lp_uvmap_"))
+    try:
+        model = synthetic_model()
+        uv = template_uv(model.mean)
+        orig, root = tmp / "orig" / "300W_LP", tmp / "300W_LP"
+        write_synthetic_300wlp(orig, model, n_per_subset=n_per_subset, seed=0)
+        for s in w300lp.discover(orig):
+            for r in range(replicate):
+                for src in (s.image, s.mat):
+                    dst = root / src.parent.name / f"{src.stem}_r{r}{src.suffix}"
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    os.link(src, dst)
+        n, n_orig = len(w300lp.discover(root)), len(w300lp.discover(orig))
+        runs = {"vertices": {"store": "vertices"}, "uvmap": {"store": "uvmap", "uv": uv},
+                "uvmap + texture": {"store": "uvmap", "uv": uv, "uv_texture": True}}
+        print(f"## 300W-LP uvmap: {n} samples, crop 256, maps 256², {workers} workers, model {model.n_vertices} "
+              f"vertices\n")
+        # steady state: the marginal rate between n/4 and n samples (pool start-up and the model's transfer
+        # cancel out); the configurations interleaved, best of 2 (the machine is shared)
+        best: dict = {}
+        for _ in range(2):
+            for name, kw in runs.items():
+                for k in (n // 4, n):
+                    out = tmp / "s.zarr"
+                    shutil.rmtree(out, ignore_errors=True)
+                    t0 = time.perf_counter()
+                    w300lp.preprocess(root, out, model=model, workers=workers, block_size=32, limit=k, progress=False,
+                                      **kw)
+                    best[name, k] = min(best.get((name, k), np.inf), time.perf_counter() - t0)
+        print("| store | whole job samples/s | steady samples/s | bytes/sample |\n|---|---:|---:|---:|")
+        for name, kw in runs.items():
+            steady = (n - n // 4) / (best[name, n] - best[name, n // 4])
+            out = tmp / "bytes.zarr"  # bytes on the distinct samples only (replicas compress too well)
+            shutil.rmtree(out, ignore_errors=True)
+            w300lp.preprocess(orig, out, model=model, workers=1, block_size=32, progress=False, **kw)
+            print(f"| {name} | {n / best[name, n]:.1f} | {steady:.1f} | {_du(out) / n_orig:,.0f} |", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["uvmap"]:  # .venv/bin/python benchmarks/bench_w300lp.py uvmap
+        bench_uvmap()
+    else:
+        main()

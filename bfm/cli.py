@@ -200,8 +200,13 @@ def _add_preprocess_300wlp(sub) -> None:
                    help="use the bundled synthetic model instead of a BFM file (for synthetic trees)")
     p.add_argument("--size", type=int, default=256, help="crop side in pixels (default 256; 120 for 3DDFA-style)")
     p.add_argument("--margin", type=float, default=1.5, help="crop side / mean landmark-box side (default 1.5, face3d)")
-    p.add_argument("--store", choices=("vertices", "params"), default="vertices",
-                   help="store the cropped meshes, or only parameters (meshes rebuilt on the fly)")
+    p.add_argument("--store", choices=("vertices", "params", "uvmap"), default="vertices",
+                   help="store the cropped meshes, only parameters (meshes rebuilt on the fly), or PRNet-style "
+                        "UV position maps of the cropped meshes (uvmap)")
+    p.add_argument("--uv", type=Path, default=None,
+                   help="with --store uvmap: the model's UV layout (BFM_UV.mat or .npy); the synthetic model's "
+                        "is built in")
+    p.add_argument("--uv-texture", action="store_true", help="with --store uvmap: also store UV textures of the crops")
     p.add_argument("--float16", action="store_true", help="store vertices as float16")
     p.add_argument("--image-codec", choices=("jpeg", "lossless"), default="jpeg",
                    help="how the crops are kept: JPEG per crop (default; ~6x smaller on photos) or lossless (zstd)")
@@ -226,6 +231,9 @@ def _run_preprocess_300wlp(args) -> int:
     check_output(args.out, None, "--out")
     if args.hierarchy is not None:
         check_input(args.hierarchy, "--hierarchy")
+    if args.store != "uvmap" and (args.uv is not None or args.uv_texture):
+        raise ValueError(f"--uv: --uv and --uv-texture go with --store uvmap, got --store {args.store}")
+    uv = None if args.uv is None else check_input(args.uv, "--uv")
     if args.synthetic_model:
         from .synthetic import synthetic_model
 
@@ -233,16 +241,24 @@ def _run_preprocess_300wlp(args) -> int:
         print("[preprocess-300wlp] building the synthetic model ...", flush=True)
         model = synthetic_model()
         print(f"[preprocess-300wlp] synthetic model built in {time.perf_counter() - t0:.1f} s", flush=True)
+        if args.store == "uvmap" and uv is None:
+            from meshkit.synthetic import template_uv
+
+            uv = template_uv(model.mean)
     else:
         path = args.model or os.environ.get("MESHKIT_BFM")
         if not path:
             raise ValueError("--model: expected a BFM model file (the BFM is licensed and not shipped; set --model "
                              "or $MESHKIT_BFM), or --synthetic-model for synthetic trees, got neither")
         model = str(check_input(path, "--model" if args.model else "$MESHKIT_BFM"))
+        if args.store == "uvmap" and uv is None:
+            raise ValueError("--uv: expected the model's UV layout with --store uvmap (the BFM's BFM_UV.mat, shipped "
+                             "by 3DDFA_V2 in configs/), got none")
     summary = w300lp.preprocess(args.root, args.out, model=model, size=args.size, margin=args.margin, store=args.store,
                                 vertex_dtype="float16" if args.float16 else "float32", block_size=args.block_size,
                                 workers=args.workers, scheduler=args.scheduler, limit=args.limit, hierarchy=args.hierarchy,
-                                overwrite=args.overwrite, progress=not args.no_progress, image_codec=args.image_codec,
+                                uv=uv, uv_texture=args.uv_texture, overwrite=args.overwrite,
+                                progress=not args.no_progress, image_codec=args.image_codec,
                                 jpeg_quality=args.jpeg_quality)
     print(summary)
     return 0

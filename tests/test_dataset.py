@@ -266,3 +266,154 @@ def test_params_store_refuses_another_model(stores, model):
     with pytest.raises(ValueError, match="another model"):
         W300LPDataset(stores["params"], model=other)
     assert len(W300LPDataset(stores["params"], model=model)) > 0  # the right model is accepted
+
+
+# ---------------------------------------------------------------------------------------------
+# W300LPDataset as a torch Dataset: cheap to pickle, lazily opened per worker, every array returned
+
+
+def test_dataset_is_a_torch_dataset_and_bfm_imports_without_torch(stores, model):
+    import subprocess
+    import sys
+
+    ds = W300LPDataset(stores["vertices"], model=model)
+    assert isinstance(ds, torch.utils.data.Dataset)
+    assert isinstance(ds, W300LPDataset)
+    code = ("import sys, bfm, bfm.w300lp; from bfm.dataset import W300LPDataset; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture(scope="module")
+def bfm_sized(tmp_path_factory):
+    """A model of the real BFM's size (53,215 vertices, 199 + 29 components) and a small vertices store."""
+    from bfm.model import MorphableModel
+    from bfm.synthetic import synthetic_model
+
+    base = synthetic_model(n_shape=8, n_expression=4, n_texture=0)
+    rng = np.random.default_rng(0)
+    n3 = 3 * base.n_vertices
+    m = MorphableModel(mean=base.mean, shape_basis=rng.standard_normal((n3, 199), dtype=np.float32) * 1e-3,
+                       shape_std=np.ones(199, np.float32), triangles=base.triangles, landmarks=base.landmarks,
+                       expression_basis=rng.standard_normal((n3, 29), dtype=np.float32) * 1e-3,
+                       expression_std=np.ones(29, np.float32), name="bfm-sized")
+    root = tmp_path_factory.mktemp("big") / "300W_LP"
+    write_synthetic_300wlp(root, m, n_per_subset=1, image_size=160, face_px=80, seed=2, subsets=("AFW", "IBUG"))
+    out = tmp_path_factory.mktemp("bigstore") / "s.zarr"
+    w300lp.preprocess(root, out, model=m, size=SIZE, store="params", workers=1, block_size=2, progress=False)
+    return m, out
+
+
+def test_dataset_pickles_small_even_with_a_bfm_sized_model(bfm_sized, tmp_path, monkeypatch):
+    import pickle
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the model object is written once
+
+    m, out = bfm_sized
+    model_bytes = m.shape_basis.nbytes + m.expression_basis.nbytes
+    assert model_bytes > 100e6
+    ds = W300LPDataset(out, model=m, augment=True, seed=1)
+    blob = pickle.dumps(ds)
+    assert len(blob) < 100_000, len(blob)
+    # the copy opens the store and loads the model (from the file written once) on first use
+    assert list((tmp_path / "meshkit-dataset-models").glob("model-*.npz"))
+    copy = pickle.loads(blob)
+    assert copy._model is None and copy._group is None
+    a, b = ds[1], copy[1]
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], torch.Tensor):
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+        else:
+            assert a[k] == b[k]
+    # a model given by path pickles as the path
+    from bfm.formats import save_npz
+
+    path = save_npz(out.parent / "model.npz", m)
+    assert len(pickle.dumps(W300LPDataset(out, model=path))) < 100_000
+
+
+def _spawn_items(ds, num_workers):
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, shuffle=False, num_workers=num_workers,
+                                         multiprocessing_context="spawn" if num_workers else None)
+    return list(loader)
+
+
+def test_dataloader_with_spawned_workers_returns_the_same_items(bfm_sized, tmp_path, monkeypatch):
+    import tempfile
+    import time
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    m, out = bfm_sized
+    ds = W300LPDataset(out, model=m, augment=True, seed=4)
+    serial = _spawn_items(ds, 0)
+    t0 = time.perf_counter()
+    spawned = _spawn_items(ds, 2)
+    seconds = time.perf_counter() - t0
+    assert len(serial) == len(spawned) == len(ds) == 4
+    assert {float(x["augmentation"][4]) for x in serial} == {0.0, 1.0}  # flips and no flips both happen
+    for a, b in zip(serial, spawned, strict=True):
+        assert a.keys() == b.keys() and a["id"] == b["id"]
+        for k in a:
+            if isinstance(a[k], torch.Tensor):
+                torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    # two spawned workers each import torch, open the store and load the 53,215-vertex model once
+    # (the issue measured 15-73 s to start with the model pickled per worker)
+    assert seconds < 60, seconds
+    # forget the workers' shared-memory storages now (torch otherwise frees them at interpreter exit,
+    # after its own modules are gone, printing "Exception ignored ... _free_weak_ref")
+    import gc
+
+    del serial, spawned, a, b
+    gc.collect()
+    torch.multiprocessing.reductions.shared_cache.free_dead_references()
+
+
+def _row_stochastic(n_rows, n_cols, seed):
+    """A sparse (n_rows, n_cols) down matrix: 3 random columns per row, non-negative weights summing to 1."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    cols = np.stack([rng.choice(n_cols, 3, replace=False) for _ in range(n_rows)])
+    w = rng.uniform(0.1, 1.0, (n_rows, 3))
+    w /= w.sum(1, keepdims=True)
+    return sp.csr_matrix((w.ravel(), (np.repeat(np.arange(n_rows), 3), cols.ravel())), shape=(n_rows, n_cols))
+
+
+@pytest.fixture(scope="module")
+def hierarchy_store(tmp_path_factory, model):
+    root = tmp_path_factory.mktemp("hds") / "300W_LP"
+    write_synthetic_300wlp(root, model, n_per_subset=1, image_size=200, face_px=90, seed=5, subsets=("AFW", "IBUG"))
+    down = [_row_stochastic(500, model.n_vertices, 1), _row_stochastic(125, 500, 2)]
+    out = tmp_path_factory.mktemp("hstore") / "s.zarr"
+    w300lp.preprocess(root, out, model=model, size=SIZE, workers=1, block_size=2, hierarchy=down, progress=False)
+    return out, down
+
+
+@pytest.mark.parametrize("augment", [False, True], ids=["stored", "augmented"])
+def test_hierarchy_store_items_hold_levels_equal_to_down_times_vertices(hierarchy_store, model, augment):
+    out, down = hierarchy_store
+    ds = W300LPDataset(out, model=model, hierarchy=down, augment=augment, seed=2, flip_probability=0.5)
+    flips = set()
+    for i in range(len(ds)):
+        item = ds[i]
+        v = item["vertices"].double().numpy()
+        l1, l2 = item["vertices_level1"].double().numpy(), item["vertices_level2"].double().numpy()
+        assert l1.shape == (500, 3) and l2.shape == (125, 3)
+        np.testing.assert_allclose(l1, down[0] @ v, atol=2e-3)
+        np.testing.assert_allclose(l2, down[1] @ l1, atol=2e-3)
+        flips.add(float(item["augmentation"][4]))
+    if augment:
+        assert flips == {0.0, 1.0}
+
+
+def test_hierarchy_store_flips_need_the_hierarchy(hierarchy_store, model):
+    out, down = hierarchy_store
+    with pytest.raises(ValueError, match="hierarchy"):
+        W300LPDataset(out, model=model, augment=True)
+    with pytest.raises(ValueError, match="hierarchy"):
+        W300LPDataset(out, model=model, hierarchy=[down[0] * 0.5, down[1]], augment=True)
+    assert len(W300LPDataset(out, model=model, augment=True, flip_probability=0.0)) == 4

@@ -58,6 +58,12 @@ skip_reason     (N,) str                 why a skipped sample was skipped ("" ot
 status          (N,) int8                0 not written yet, 1 done, 2 skipped (attrs["failures"])
 vertices_level1 (N, n_1, 3) ...          with ``hierarchy``: ``down[0] @ vertices``, then
                                          ``vertices_level{k+1} = down[k] @ vertices_level{k}``
+uv_position_map (N, M, M, 3) float32/16  ``store="uvmap"`` (instead of vertices): the cropped mesh
+                                         in UV space (PRNet; ``bfm.w300lp.uvmap``); with it
+uv_layout       (V, 2) float64           the UV layout (``uv``), and
+uv_covered      (M, M) bool              the texels inside the layout
+uv_texture      (N, M, M, 3) uint8       with ``uv_texture``: the crop's colours in UV space, and
+uv_texture_mask (N, M, M) bool           the texels the crop shows
 =============== ======================== ===================================================
 
 Every array has zarr 3 ``dimension_names`` (``store.DIMENSIONS``: sample, row, col, channel, vertex,
@@ -169,7 +175,7 @@ __all__ = [
 
 register()  # the "meshkit.jpeg" zarr codec: stores with JPEG crops open in any process that imports bfm.w300lp
 
-StoreMode = Literal["vertices", "params"]
+StoreMode = Literal["vertices", "params", "uvmap"]
 
 
 @dataclass
@@ -204,8 +210,9 @@ class Summary:
 def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store: StoreMode = "vertices",
                vertex_dtype: Literal["float32", "float16"] = "float32", block_size: int = 32, workers: int = 2,
                scheduler=None, limit: int | None = None, n_shape: int | None = None, n_expression: int | None = None,
-               subsets: Sequence[str] = SUBSETS, flips: bool = True, hierarchy=None, overwrite: bool = False,
-               progress: bool = True, image_codec: Literal["jpeg", "lossless"] = "jpeg", jpeg_quality: int = 95) -> Summary:
+               subsets: Sequence[str] = SUBSETS, flips: bool = True, hierarchy=None, uv=None, uv_size: int = 256,
+               uv_texture: bool = False, overwrite: bool = False, progress: bool = True,
+               image_codec: Literal["jpeg", "lossless"] = "jpeg", jpeg_quality: int = 95) -> Summary:
     """Preprocess a 300W-LP tree into a chunked zarr store, in parallel, resumably.
 
     Parameters
@@ -218,9 +225,10 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
     model : MorphableModel, or a path ``bfm.formats.load_model`` reads (each worker loads it once).
     size : crop side in pixels (256; 120 for 3DDFA-style).
     margin : crop side / mean landmark-box side (1.5, face3d).
-    store : "vertices" (the cropped meshes are stored) or "params" (only parameters and the crop;
-        ``reconstruct_cropped`` / ``bfm.dataset`` rebuild the mesh on the fly).
-    vertex_dtype : "float32" or "float16" for ``vertices``.
+    store : "vertices" (the cropped meshes are stored), "params" (only parameters and the crop;
+        ``reconstruct_cropped`` / ``bfm.dataset`` rebuild the mesh on the fly) or "uvmap" (PRNet-style
+        position maps of the cropped meshes instead of the meshes: ``bfm.w300lp.uvmap``).
+    vertex_dtype : "float32" or "float16" for ``vertices`` (and ``uv_position_map``).
     block_size : samples per block = per chunk along the sample axis.
     workers : local worker processes (1 = in this process). Ignored with ``scheduler``.
     scheduler : a dask.distributed scheduler address (str) or Client: run the blocks there. The
@@ -231,6 +239,10 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
     hierarchy : optional multi-resolution hierarchy: a path saved by ``sampling.io.save``, a
         ``sampling.Hierarchy``, or a sequence of sparse ``down`` matrices (n_{k+1}, n_k). With
         ``store="vertices"``, arrays ``vertices_level1..K`` hold the down-sampled meshes.
+    uv : with ``store="uvmap"``: the model's UV layout, a ``BFM_UV.mat`` / ``.npy`` path or a (V, 2)
+        array (``meshkit.synthetic.template_uv(model.mean)`` for the synthetic model).
+    uv_size : side of the UV maps in texels (256, PRNet).
+    uv_texture : with ``store="uvmap"``, also store the crops' colours unwrapped into UV space.
     overwrite : replace a store made with other settings (a store with the same settings is always
         resumed, finished blocks are never redone: delete it to start over).
     progress : show a tqdm progress bar.
@@ -247,7 +259,7 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
     mid-run: the finished blocks are kept, rerunning the same command resumes.
     """
     t0 = time.perf_counter()
-    check_choice(store, "store", ("vertices", "params"))
+    check_choice(store, "store", ("vertices", "params", "uvmap"))
     check_choice(vertex_dtype, "vertex_dtype", ("float32", "float16"))
     size = check_int(size, "size", minimum=8)
     margin = check_float(margin, "margin", minimum=0.0, strict_minimum=True)
@@ -281,7 +293,16 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
     opts = BlockOptions(size, margin, store, vertex_dtype, ks, ke, image_codec=image_codec, jpeg_quality=jpeg_quality)
     if hierarchy is not None and store != "vertices":
         raise ValueError("hierarchy: the level arrays are stored with store='vertices' only (a params store "
-                         "rebuilds meshes on the fly: apply the down matrices there), got store='params'")
+                         f"rebuilds meshes on the fly: apply the down matrices there), got store={store!r}")
+    if store != "uvmap" and (uv is not None or uv_texture):
+        raise ValueError(f"uv: a UV layout and uv_texture are used with store='uvmap' only, got store={store!r}")
+    if store == "uvmap":
+        from .uvmap import check_uv_layout, uv_config
+
+        uv = check_uv_layout(uv, model.n_vertices)
+        uv_settings = uv_config(uv, size=uv_size, texture=uv_texture)
+    else:
+        uv_settings = {}
     if isinstance(hierarchy, (str, os.PathLike)):
         hierarchy = Path(hierarchy).absolute()
     down = resolve_hierarchy(hierarchy, model.n_vertices)
@@ -308,7 +329,7 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
             samples = samples[:limit]
         with store_lock(out):
             return _run(out, samples, model, spec, pool, opts, block_size, down, workers, scheduler, overwrite,
-                        progress, t0)
+                        progress, t0, uv, uv_settings)
     finally:
         if pool is not None:
             pool.close()
@@ -328,10 +349,11 @@ def _model_folder() -> str:
 
 
 def _run(out: Path, samples: list, model: MorphableModel, spec: WorkerSpec, pool, opts: BlockOptions,
-         block_size: int, down: tuple, workers: int, scheduler, overwrite: bool, progress: bool, t0: float) -> Summary:
+         block_size: int, down: tuple, workers: int, scheduler, overwrite: bool, progress: bool, t0: float,
+         uv=None, uv_settings=None) -> Summary:
     """``preprocess`` after the checks, holding the store's lock (``pool``: the started local pool or None)."""
-    prepare_store(out, samples, model, opts, block_size, store_config(samples, model, opts, block_size, down), down,
-                  overwrite=overwrite)
+    config = {**store_config(samples, model, opts, block_size, down), **(uv_settings or {})}
+    prepare_store(out, samples, model, opts, block_size, config, down, overwrite=overwrite, uv=uv)
 
     done = read_progress(out)[0]
     n_blocks = len(done)

@@ -217,7 +217,11 @@ def run_block(spec: WorkerSpec | str, out: str, block: int, start: int, samples:
     """Process one block and write it into the store (its status rows last). Returns (block, n_ok, failures)."""
     model, down = worker_model(spec)
     arrays, failures = process_samples(model, samples, size=opts.size, margin=opts.margin,
-                                       with_vertices=opts.store == "vertices")
+                                       with_vertices=opts.store != "params")
+    if opts.store == "uvmap":  # the meshes become UV maps (bfm.w300lp.uvmap)
+        from .uvmap import add_uv_maps
+
+        add_uv_maps(out, model, arrays)
     if down and "vertices" in arrays:
         cur = arrays["vertices"]
         for k, d in enumerate(down, start=1):

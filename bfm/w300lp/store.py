@@ -56,6 +56,12 @@ DIMENSIONS = {
     "status": ("sample",),
     "skip_reason": ("sample",),
     "ids": ("sample",),
+    # store="uvmap" (bfm.w300lp.uvmap): per-sample maps, and the layout once
+    "uv_position_map": ("sample", "u_row", "u_col", "xyz"),
+    "uv_texture": ("sample", "u_row", "u_col", "channel"),
+    "uv_texture_mask": ("sample", "u_row", "u_col"),
+    "uv_layout": ("vertex", "uv"),
+    "uv_covered": ("u_row", "u_col"),
 }
 
 
@@ -117,7 +123,10 @@ def store_config(samples: list, model: MorphableModel, opts: BlockOptions, block
 
 def array_dimensions(config: dict) -> dict:
     """{array name: dimension names} of a store made with ``config``."""
-    dims = {k: v for k, v in DIMENSIONS.items() if config["store"] == "vertices" or k != "vertices"}
+    uv = ("uv_position_map", "uv_layout", "uv_covered") if config["store"] == "uvmap" else ()
+    uv += ("uv_texture", "uv_texture_mask") if config.get("uv_texture") else ()
+    dims = {k: v for k, v in DIMENSIONS.items()
+            if (not k.startswith("uv_") or k in uv) and (k != "vertices" or config["store"] == "vertices")}
     if config["store"] == "vertices":
         for k in range(1, len(config["hierarchy_levels"]) + 1):
             dims[f"vertices_level{k}"] = ("sample", f"vertex_level{k}", "xyz")
@@ -228,13 +237,14 @@ def store_lock(out: Path):
 
 
 def prepare_store(out: Path, samples: list, model: MorphableModel, opts: BlockOptions, block_size: int, config: dict,
-                  down: tuple = (), *, overwrite: bool = False) -> None:
+                  down: tuple = (), *, overwrite: bool = False, uv=None) -> None:
     """Keep a store at ``out`` made with ``config`` (to resume it), else create it; a store made with
     other settings, not by this package, in an older format or damaged is replaced only with ``overwrite``.
 
     Call it holding ``store_lock(out)``. The store is built under ``<store>.creating`` and renamed to
     ``out`` once its arrays and config exist (a store it replaces is first renamed ``<store>.replaced``,
-    then deleted): a kill at any instant leaves no store, or a resumable one.
+    then deleted): a kill at any instant leaves no store, or a resumable one. ``uv`` is the (V, 2)
+    layout of a ``store="uvmap"`` store.
     """
     tmp, old = out.with_name(out.name + ".creating"), out.with_name(out.name + ".replaced")
     for left in (tmp, old):  # left by a job killed while creating (the lock says no other job is at it)
@@ -246,7 +256,7 @@ def prepare_store(out: Path, samples: list, model: MorphableModel, opts: BlockOp
             return  # same settings: resume
         if not overwrite:
             raise ValueError(f"out: {str(out)!r} {problem}; use another path or overwrite=True (--overwrite)")
-    _create_store(tmp, samples, model, opts, block_size, config, down)
+    _create_store(tmp, samples, model, opts, block_size, config, down, uv)
     replacing = out.exists()
     if replacing:
         os.rename(out, old)
@@ -304,7 +314,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _create_store(path: Path, samples: list, model: MorphableModel, opts: BlockOptions, block_size: int, config: dict,
-                  down: tuple = ()):
+                  down: tuple = (), uv=None):
     zarr = _zarr()
 
     n, s, b = len(samples), opts.size, block_size
@@ -328,6 +338,17 @@ def _create_store(path: Path, samples: list, model: MorphableModel, opts: BlockO
         arr("vertices", (model.n_vertices, 3), opts.vertex_dtype, **mesh_codec)
         for k, d in enumerate(down, start=1):
             arr(f"vertices_level{k}", (d.shape[0], 3), opts.vertex_dtype, **mesh_codec)
+    if opts.store == "uvmap":
+        from meshkit.render.uv import UVLayout
+
+        m = config["uv_size"]
+        arr("uv_position_map", (m, m, 3), opts.vertex_dtype, **mesh_codec)
+        if config["uv_texture"]:
+            arr("uv_texture", (m, m, 3), "uint8")
+            arr("uv_texture_mask", (m, m), "bool")
+        g.create_array("uv_layout", data=np.asarray(uv, np.float64), dimension_names=dims["uv_layout"])
+        g.create_array("uv_covered", data=UVLayout(uv, model.triangles, m).covered,
+                       dimension_names=dims["uv_covered"])
     arr("landmarks2d", (N_LANDMARKS, 2), "float32")
     arr("landmarks3d", (len(model.landmarks), 3), "float32")
     arr("pose", (3,), "float32")
@@ -377,7 +398,7 @@ def write_block(out: Path, start: int, ids: list, arrays: dict, failures: list, 
     stop = start + len(arrays["status"])
     for k, a in arrays.items():
         if k != "status":
-            g[k][start:stop] = a.astype(vertex_dtype) if k.startswith("vertices") else a
+            g[k][start:stop] = a.astype(vertex_dtype) if k.startswith(("vertices", "uv_position")) else a
     row = {sid: i for i, sid in enumerate(ids)}
     reasons = np.full(len(ids), "", dtype=object)
     for sid, r in failures:
