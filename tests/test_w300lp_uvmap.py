@@ -41,7 +41,7 @@ def model():
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory, model):
     root = tmp_path_factory.mktemp("uv") / "300W_LP"
-    write_synthetic_300wlp(root, model, n_per_subset=1, image_size=200, face_px=90, seed=5, colors="pattern",
+    write_synthetic_300wlp(root, model, n_per_subset=1, image_size=200, face_px=90, seed=5, colors="pattern", style="plain",
                            subsets=("AFW", "IBUG"))
     d = tmp_path_factory.mktemp("uvstores")
     uv = template_uv(model.mean)
