@@ -273,6 +273,8 @@ class W300LPDataset:
         with the dataset when pickled: 4 bytes per vertex).
     include_skipped : also index the samples that failed preprocessing (their rows are zeros).
 
+    Notes
+    -----
     Items are dicts of torch tensors holding every per-sample array of the store: ``image``
     (3, S, S) float32 in [0, 1] (the store's ``images``), ``landmarks2d`` (68, 2), ``landmarks3d``
     (68, 3), ``pose`` (3,) (pitch, yaw, roll), ``pose_para``, ``shape_para``, ``exp_para``,
