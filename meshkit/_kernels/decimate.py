@@ -377,7 +377,7 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
     size = 0
     for v in range(n):
         mark_id += 1
-        cost, t = _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, v)
+        cost, t = _best(Q, P, F, head, nxt, boundary, rej, nrej, mark, mark_id, v)
         best_t[v] = t
         if t >= 0:
             hcost[size] = cost
@@ -394,11 +394,12 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
     n_done = 0
     nbr = np.empty(n, dtype=np.int64)  # scratch: the changed vertices of a collapse
     in_changed = np.full(n, -1, dtype=np.int64)
+    opp = np.empty(2, dtype=np.int64)
 
     while n_alive > target and hsize[0] > 0:
         r = hvert[0]
         k = best_t[r]
-        ok = _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_id, r, k, min_cos, eps_area,
+        ok = _can_collapse(P, F, head, nxt, nfaces, boundary, fn, mark, mark_id, r, k, min_cos, eps_area,
                            min_quality)
         mark_id += 2
         if not ok:
@@ -408,7 +409,7 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
                 nrej[r] += 1
                 refused_by[k] += 1
                 mark_id += 1
-                cost, t = _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, r)
+                cost, t = _best(Q, P, F, head, nxt, boundary, rej, nrej, mark, mark_id, r)
             else:
                 cost = np.inf
                 t = -1
@@ -416,23 +417,27 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
             _hset(hcost, hvert, pos, hsize, r, cost)
             continue
 
-        # --- collapse r -> k
+        # --- collapse r -> k: the faces on the edge die, r's other faces move to k
         for t in range(10):
             Q[k, t] += Q[r, t]
+        n_opp = 0
         c = head[r]
         while c >= 0:
             cn = nxt[c]
             g = c // 3
-            if face_alive[g]:
-                if F[g, 0] == k or F[g, 1] == k or F[g, 2] == k:
-                    face_alive[g] = False
-                    for t in range(3):
-                        nfaces[F[g, t]] -= 1
-                else:
-                    F[g, c % 3] = k
-                    nxt[c] = head[k]
-                    head[k] = c
-                    nfaces[k] += 1
+            if F[g, 0] == k or F[g, 1] == k or F[g, 2] == k:
+                face_alive[g] = False
+                for t in range(3):
+                    w = F[g, t]
+                    nfaces[w] -= 1
+                    if w != r and w != k:
+                        opp[n_opp] = w
+                        n_opp += 1
+            else:
+                F[g, c % 3] = k
+                nxt[c] = head[k]
+                head[k] = c
+                nfaces[k] += 1
             c = cn
         head[r] = -1
         nfaces[r] = 0
@@ -442,43 +447,25 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
         order[n_done, 1] = k
         n_done += 1
         _hset(hcost, hvert, pos, hsize, r, np.inf)
+        # the dead faces' corners are in the lists of k and the opposite vertices only: drop them
+        # there, so that every corner list holds live faces only (no other list needs a check)
+        _drop_dead(head, nxt, face_alive, k)
+        for i in range(n_opp):
+            _drop_dead(head, nxt, face_alive, opp[i])
 
-        # compact k's corner list (drop dead faces) and gather k's ring: the changed vertices
+        # k's ring: the changed vertices
         cnt = 0
         mark_id += 1
-        prev = -1
         c = head[k]
         while c >= 0:
-            cn = nxt[c]
             g = c // 3
-            if not face_alive[g]:
-                if prev < 0:
-                    head[k] = cn
-                else:
-                    nxt[prev] = cn
-            else:
-                prev = c
-                for t in range(3):
-                    w = F[g, t]
-                    if w != k and mark[w] != mark_id:
-                        mark[w] = mark_id
-                        nbr[cnt] = w
-                        cnt += 1
-            c = cn
-        for i in range(cnt):
-            w = nbr[i]
-            prev = -1
-            c = head[w]
-            while c >= 0:
-                cn = nxt[c]
-                if not face_alive[c // 3]:
-                    if prev < 0:
-                        head[w] = cn
-                    else:
-                        nxt[prev] = cn
-                else:
-                    prev = c
-                c = cn
+            for t in range(3):
+                w = F[g, t]
+                if w != k and mark[w] != mark_id:
+                    mark[w] = mark_id
+                    nbr[cnt] = w
+                    cnt += 1
+            c = nxt[c]
         nbr[cnt] = k
         cnt += 1
         for i in range(cnt):
@@ -495,7 +482,7 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
             nrej[w] = 0
             if full:
                 mark_id += 1
-                cost, t = _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, w)
+                cost, t = _best(Q, P, F, head, nxt, boundary, rej, nrej, mark, mark_id, w)
             else:
                 cost = hcost[pos[w]] if pos[w] >= 0 else np.inf
                 t = best_t[w]
@@ -529,7 +516,7 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
                                 j += 1
                         if found:
                             mark_id += 1
-                            cost, tt = _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, x)
+                            cost, tt = _best(Q, P, F, head, nxt, boundary, rej, nrej, mark, mark_id, x)
                             best_t[x] = tt
                             _hset(hcost, hvert, pos, hsize, x, cost)
                 c = nxt[c]
@@ -538,7 +525,23 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
 
 
 @njit(cache=True)
-def _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, v):
+def _drop_dead(head, nxt, face_alive, v):
+    """Unlink the corners of dead faces from v's corner list."""
+    prev = -1
+    c = head[v]
+    while c >= 0:
+        cn = nxt[c]
+        if face_alive[c // 3]:
+            prev = c
+        elif prev < 0:
+            head[v] = cn
+        else:
+            nxt[prev] = cn
+        c = cn
+
+
+@njit(cache=True)
+def _best(Q, P, F, head, nxt, boundary, rej, nrej, mark, mark_id, v):
     """Cheapest allowed collapse removing v: (cost, target), (inf, -1) if none.
 
     Over v's neighbours x: cost (Q_v + Q_x)(x_x), skipping x in v's rejected list and, when v is
@@ -551,30 +554,29 @@ def _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, v)
     c = head[v]
     while c >= 0:
         g = c // 3
-        if face_alive[g]:
-            for t in range(3):
-                x = F[g, t]
-                if x != v and mark[x] != mark_id:
-                    mark[x] = mark_id
-                    if bv and not boundary[x]:
-                        continue
-                    skip = False
-                    for j in range(nrej[v]):
-                        if rej[v, j] == x:
-                            skip = True
-                            break
-                    if skip:
-                        continue
-                    cost = _qerr(Q, v, x, P[x, 0], P[x, 1], P[x, 2])
-                    if cost < bc or (cost == bc and x < bt):
-                        bc = cost
-                        bt = x
+        for t in range(3):
+            x = F[g, t]
+            if x != v and mark[x] != mark_id:
+                mark[x] = mark_id
+                if bv and not boundary[x]:
+                    continue
+                skip = False
+                for j in range(nrej[v]):
+                    if rej[v, j] == x:
+                        skip = True
+                        break
+                if skip:
+                    continue
+                cost = _qerr(Q, v, x, P[x, 0], P[x, 1], P[x, 2])
+                if cost < bc or (cost == bc and x < bt):
+                    bc = cost
+                    bt = x
         c = nxt[c]
     return bc, bt
 
 
 @njit(cache=True)
-def _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_id, r, k, min_cos, eps_area, min_quality):
+def _can_collapse(P, F, head, nxt, nfaces, boundary, fn, mark, mark_id, r, k, min_cos, eps_area, min_quality):
     """Whether removing r into k (k stays in place) keeps a valid manifold without flips.
 
     Checks, in order of cost: the faces shared by the edge (1 = boundary edge, 2 = interior);
@@ -592,19 +594,18 @@ def _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_
     c = head[r]
     while c >= 0:
         g = c // 3
-        if face_alive[g]:
-            has_k = F[g, 0] == k or F[g, 1] == k or F[g, 2] == k
-            for t in range(3):
-                w = F[g, t]
-                if w != r:
-                    mark[w] = m1
-                    if has_k and w != k:
-                        if n_shared == 0:
-                            opp0 = w
-                        else:
-                            opp1 = w
-            if has_k:
-                n_shared += 1
+        has_k = F[g, 0] == k or F[g, 1] == k or F[g, 2] == k
+        for t in range(3):
+            w = F[g, t]
+            if w != r:
+                mark[w] = m1
+                if has_k and w != k:
+                    if n_shared == 0:
+                        opp0 = w
+                    else:
+                        opp1 = w
+        if has_k:
+            n_shared += 1
         c = nxt[c]
     if n_shared == 0 or n_shared > 2:
         return False
@@ -629,12 +630,11 @@ def _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_
     c = head[k]
     while c >= 0:
         g = c // 3
-        if face_alive[g]:
-            for t in range(3):
-                w = F[g, t]
-                if w != k and w != r and mark[w] == m1:
-                    mark[w] = m1 + 1  # count once
-                    n_common += 1
+        for t in range(3):
+            w = F[g, t]
+            if w != k and w != r and mark[w] == m1:
+                mark[w] = m1 + 1  # count once
+                n_common += 1
         c = nxt[c]
     if n_common != n_shared:
         return False
@@ -646,7 +646,7 @@ def _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_
     c = head[r]
     while c >= 0:
         g = c // 3
-        if face_alive[g] and not (F[g, 0] == k or F[g, 1] == k or F[g, 2] == k):
+        if not (F[g, 0] == k or F[g, 1] == k or F[g, 2] == k):
             j = c % 3
             x = F[g, (j + 1) % 3]
             y = F[g, (j + 2) % 3]
@@ -691,11 +691,10 @@ def _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_
             cc = head[k] if nfaces[r] == 3 else -1
             while cc >= 0:
                 h = cc // 3
-                if face_alive[h]:
-                    hx = F[h, 0] == x or F[h, 1] == x or F[h, 2] == x
-                    hy = F[h, 0] == y or F[h, 1] == y or F[h, 2] == y
-                    if hx and hy:
-                        return False
+                hx = F[h, 0] == x or F[h, 1] == x or F[h, 2] == x
+                hy = F[h, 0] == y or F[h, 1] == y or F[h, 2] == y
+                if hx and hy:
+                    return False
                 cc = nxt[cc]
         c = nxt[c]
     return True
