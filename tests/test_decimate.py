@@ -221,6 +221,35 @@ def test_deterministic(small_face):
         assert np.array_equal(x.data, y.data)
 
 
+def _same_decimation(a, b, v):
+    """kept, faces and collapse order identical; up's points as close to the fine vertices v up to
+    rounding (a point equidistant from two coarse faces, e.g. on the mirror midline, may go to either)."""
+    for name in ("kept", "faces", "collapses"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert (a.down != b.down).nnz == 0
+    dist_a = np.linalg.norm(a.up @ a.vertices - v, axis=1)
+    dist_b = np.linalg.norm(b.up @ a.vertices - v, axis=1)
+    np.testing.assert_allclose(dist_b, dist_a, rtol=0, atol=1e-9 * bbox_diag(v))
+
+
+@pytest.mark.parametrize("n", [8000, pytest.param(53_215, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("topo", ["rows", "bfm"])
+def test_units_do_not_change_the_result(topo, n):
+    """Micrometres, millimetres (x 1e-3, rounded) and x 2^-10 (exact) give the same decimation: the kernel
+    works on coordinates normalised by the bbox and rounded to COORD_GRID, so the input's rounding
+    (~1e-16 relative) does not reach its decisions (the regular grids have many near-tied costs)."""
+    from meshkit.synthetic import face_template
+
+    v, f = face_template(n, topology=topo)
+    a = decimate(v, f, factor=4)
+    exact = decimate(v * 2.0**-10, f, factor=4)
+    _same_decimation(a, exact, v)
+    assert np.array_equal(exact.vertices, a.vertices * 2.0**-10)
+    mm = decimate(v * 1e-3, f, factor=4)
+    _same_decimation(a, mm, v)
+    assert np.array_equal(mm.vertices, (v * 1e-3)[a.kept])
+
+
 def test_float32_input_and_inputs_not_mutated(small_face):
     v, f = small_face
     v32 = v.astype(np.float32)
@@ -324,7 +353,8 @@ def reference_decimate(v, f, target, boundary_weight, min_cos, eps, min_quality)
     (removed, kept) sequence and the final faces.
     """
     lo, hi = v.min(0), v.max(0)
-    p = (v - 0.5 * (lo + hi)) / np.linalg.norm(hi - lo)
+    grid = _dec.COORD_GRID  # centred, unit bbox diagonal, rounded to multiples of the grid
+    p = np.round((v - 0.5 * (lo + hi)) / np.linalg.norm(hi - lo) / grid) * grid
     n = len(p)
     faces = {i: list(map(int, x)) for i, x in enumerate(f)}
     vf = {i: set() for i in range(n)}
