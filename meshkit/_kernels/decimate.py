@@ -546,31 +546,62 @@ def _best(Q, P, F, head, nxt, boundary, rej, nrej, mark, mark_id, v):
 
     Over v's neighbours x: cost (Q_v + Q_x)(x_x), skipping x in v's rejected list and, when v is
     on the boundary, interior x (a boundary vertex never moves into the interior). Equal costs:
-    the smaller x. Uses mark[] with mark_id to visit each neighbour once.
+    the smaller x. Uses mark[] with mark_id to visit each neighbour once. The neighbours are the
+    next corners of v's faces (an interior vertex's fan is closed), plus the previous corners when
+    v is on the boundary (the last neighbour of an open fan is no face's next corner).
     """
     bc = np.inf
     bt = -1
     bv = boundary[v]
+    q0 = Q[v, 0]
+    q1 = Q[v, 1]
+    q2 = Q[v, 2]
+    q3 = Q[v, 3]
+    q4 = Q[v, 4]
+    q5 = Q[v, 5]
+    q6 = Q[v, 6]
+    q7 = Q[v, 7]
+    q8 = Q[v, 8]
+    q9 = Q[v, 9]
+    nr = nrej[v]
     c = head[v]
     while c >= 0:
         g = c // 3
-        for t in range(3):
-            x = F[g, t]
-            if x != v and mark[x] != mark_id:
-                mark[x] = mark_id
-                if bv and not boundary[x]:
-                    continue
-                skip = False
-                for j in range(nrej[v]):
-                    if rej[v, j] == x:
-                        skip = True
-                        break
-                if skip:
-                    continue
-                cost = _qerr(Q, v, x, P[x, 0], P[x, 1], P[x, 2])
-                if cost < bc or (cost == bc and x < bt):
-                    bc = cost
-                    bt = x
+        j = c - 3 * g
+        for s in range(2 if bv else 1):
+            jj = j + 1 + s
+            x = F[g, jj - 3 if jj >= 3 else jj]
+            if mark[x] == mark_id:
+                continue
+            mark[x] = mark_id
+            if bv and not boundary[x]:
+                continue
+            skip = False
+            for i in range(nr):
+                if rej[v, i] == x:
+                    skip = True
+                    break
+            if skip:
+                continue
+            px = P[x, 0]
+            py = P[x, 1]
+            pz = P[x, 2]
+            a0 = q0 + Q[x, 0]
+            a1 = q1 + Q[x, 1]
+            a2 = q2 + Q[x, 2]
+            a3 = q3 + Q[x, 3]
+            a4 = q4 + Q[x, 4]
+            a5 = q5 + Q[x, 5]
+            b0 = q6 + Q[x, 6]
+            b1 = q7 + Q[x, 7]
+            b2 = q8 + Q[x, 8]
+            cc = q9 + Q[x, 9]
+            e = (a0 * px * px + a3 * py * py + a5 * pz * pz + 2.0 * (a1 * px * py + a2 * px * pz + a4 * py * pz)
+                 + 2.0 * (b0 * px + b1 * py + b2 * pz) + cc)
+            cost = e if e > 0.0 else 0.0
+            if cost < bc or (cost == bc and x < bt):
+                bc = cost
+                bt = x
         c = nxt[c]
     return bc, bt
 
