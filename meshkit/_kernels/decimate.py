@@ -453,15 +453,18 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
         for i in range(n_opp):
             _drop_dead(head, nxt, face_alive, opp[i])
 
-        # k's ring: the changed vertices
+        # k's ring: the changed vertices (next corners of k's faces, + previous ones on the boundary)
         cnt = 0
         mark_id += 1
+        n_side = 2 if boundary[k] else 1
         c = head[k]
         while c >= 0:
             g = c // 3
-            for t in range(3):
-                w = F[g, t]
-                if w != k and mark[w] != mark_id:
+            j = c - 3 * g
+            for s in range(n_side):
+                jj = j + 1 + s
+                w = F[g, jj - 3 if jj >= 3 else jj]
+                if mark[w] != mark_id:
                     mark[w] = mark_id
                     nbr[cnt] = w
                     cnt += 1
