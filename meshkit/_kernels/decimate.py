@@ -327,22 +327,29 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
 
     # --- boundary half-edges a -> b (no face holds b -> a): flag both ends and add a constraint
     # plane through the edge, perpendicular to its face, weighted by boundary_weight * |b - a|^2
+    # (the half-edge from corner c's vertex a to the next corner's b has a twin iff b precedes a in
+    # one of a's faces: mark the vertices preceding a, then test the ones following it)
+    no_twin = np.zeros(3 * m, dtype=np.bool_)
+    prev_of = np.full(n, -1, dtype=np.int32)
+    for a in range(n):
+        c = head[a]
+        while c >= 0:
+            j = c % 3
+            prev_of[F[c // 3, (j + 2) % 3]] = a
+            c = nxt[c]
+        c = head[a]
+        while c >= 0:
+            j = c % 3
+            if prev_of[F[c // 3, (j + 1) % 3]] != a:
+                no_twin[c] = True
+            c = nxt[c]
     boundary = np.zeros(n, dtype=np.bool_)
     for f in range(m):
         for k in range(3):
+            if not no_twin[3 * f + k]:
+                continue
             a = F[f, k]
             b = F[f, (k + 1) % 3]
-            has_twin = False
-            c = head[b]
-            while c >= 0:
-                g = c // 3
-                kk = c % 3
-                if F[g, (kk + 1) % 3] == a:
-                    has_twin = True
-                    break
-                c = nxt[c]
-            if has_twin:
-                continue
             boundary[a] = True
             boundary[b] = True
             ex = P[b, 0] - P[a, 0]
