@@ -13,7 +13,7 @@ from pathlib import Path
 
 from meshkit.commands import check_input, check_output, mesh_suffixes
 
-__all__ = ["add_commands", "DEMO_STEPS", "DEMO_STAGE"]
+__all__ = ["add_commands", "describe_file", "DEMO_STEPS", "DEMO_STAGE"]
 
 
 def add_commands(sub) -> None:
@@ -40,7 +40,11 @@ def _add_bfm(sub) -> None:
     r.set_defaults(func=_run_bfm_reconstruct)
     c = bsub.add_parser("convert", help="convert a model file to another layout (by the output extension)")
     c.add_argument("input", type=Path, help="model file in any supported layout")
-    c.add_argument("output", type=Path, help=".npz (canonical), .h5 (BFM2017), .mat (face3d BFM.mat), .pkl (3DDFA_V2)")
+    c.add_argument("output", type=Path, help=".npz (canonical), .h5 (BFM2017), .mat (face3d BFM.mat), .pkl (3DDFA_V2), "
+                                              "or a folder with --layout bfm2009")
+    c.add_argument("--layout", default=None, choices=["npz", "face3d", "bfm2009", "3ddfa", "bfm2017"],
+                   help="write this layout (npz, face3d, bfm2009, 3ddfa, bfm2017) instead of "
+                                                  "choosing by the extension; each writes the layout's native winding")
     c.set_defaults(func=_run_bfm_convert)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -81,37 +85,105 @@ _CONVERT_SUFFIXES = (".npz", ".h5", ".hdf5", ".mat", ".pkl")
 
 
 def _run_bfm_convert(args) -> int:
-    from . import synthetic
-    from .formats import load_model, save_npz
+    """Load with ``bfm.formats.load_model``, write with ``bfm.formats.save_model`` (layout by extension or --layout)."""
+    from .formats import LAYOUTS, load_model, save_model
 
     check_input(args.input, "input")
-    check_output(args.output, _CONVERT_SUFFIXES, "output")
+    folder = args.layout is not None and LAYOUTS[args.layout].folder  # BFM2009: a folder of files
+    if not folder and args.output.suffix.lower() not in _CONVERT_SUFFIXES:
+        raise ValueError(f"output: expected a file name ending in {', '.join(_CONVERT_SUFFIXES)} (the layout is chosen by "
+                         f"the extension), or --layout bfm2009 and a folder, got {args.output.name!r}")
+    check_output(args.output, None if folder else _CONVERT_SUFFIXES, "output")
     model = load_model(args.input)
-    ext = args.output.suffix.lower()
+    layout = args.layout or next((name for name, lay in LAYOUTS.items()
+                                  if args.output.suffix.lower() in lay.suffixes and not lay.folder), None)
+    kw = {}
     lost = []  # what the target layout cannot carry: said, never dropped silently
-    if ext == ".npz":
-        save_npz(args.output, model)
-    elif ext in (".h5", ".hdf5"):
-        synthetic.write_bfm2017_h5(args.output, model)
-        if len(model.landmarks):
-            lost.append("landmark indices (BFM2017 stores named points: pass landmarks= to bfm.load_model)")
-    elif ext == ".mat":
-        synthetic.write_face3d_mat(args.output, model)
-    elif ext == ".pkl":
+    if layout == "3ddfa":
         # the layout has no standard deviations: they go to the 62-d mean/std file beside it
         std_path = args.output.with_name(args.output.stem + "_param_mean_std.pkl")
-        synthetic.write_3ddfa_pkl(args.output, model, n_shape=model.n_shape, n_expression=model.n_expression,
-                                  param_mean_std_path=std_path)
+        kw = dict(n_shape=model.n_shape, n_expression=model.n_expression, param_mean_std_path=std_path)
         print(f"standard deviations -> {std_path} (load with param_mean_std=)")
         if model.has_texture:
             lost.append("the texture model (3DDFA_V2's pickle has none)")
-    else:
-        raise ValueError(f"output: expected a .npz, .h5, .mat or .pkl file name, got {args.output.name!r}")
+    if layout == "bfm2017" and len(model.landmarks):
+        lost.append("landmark indices (BFM2017 stores named points: pass landmarks= to bfm.load_model)")
+    save_model(args.output, model, layout=layout, **kw)
     for what in lost:
-        print(f"meshkit bfm convert: warning: {args.output.suffix} cannot hold {what}; not written", file=sys.stderr)
+        print(f"meshkit bfm convert: warning: {layout} cannot hold {what}; not written", file=sys.stderr)
     print(f"{model.name}: {model.n_vertices} vertices, {model.n_shape} shape + {model.n_expression} expression "
-          f"components -> {args.output}")
+          f"components (triangles stored {model.stored_winding}) -> {args.output} ({layout or 'unknown'} layout)")
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# meshkit info on a model file
+
+#: Rough face widths (x extent of the mean) per unit, for the units guess of ``meshkit info``.
+_UNITS = (("micrometres (BFM2009 / face3d / 3DDFA)", 3e4, 3e6), ("millimetres (BFM2017)", 30.0, 3e3),
+          ("metres", 0.03, 3.0))
+
+
+def _units_guess(mean) -> str:
+    import numpy as np
+
+    width = float(np.ptp(np.asarray(mean, np.float64)[:, 0]))
+    for name, lo, hi in _UNITS:
+        if lo <= width <= hi:
+            return f"{name}; face width {width:.6g}"
+    return f"unknown; face width {width:.6g}"
+
+
+def describe_file(path):
+    """``meshkit info``'s description of a Morphable Model file: (label, text) lines, or None when
+    ``path`` is not one (a mesh file). Layout, sizes, components, landmarks, a units guess and the
+    triangles' winding as stored in the file and as loaded."""
+    import numpy as np
+
+    from meshkit.commands import orientation_text
+    from meshkit.topology import boundary_loops, connected_components
+
+    from .formats import LAYOUTS, _sniff, load_model
+    from .formats._common import check_file
+    from .formats.npz import NPZ_FORMAT
+
+    p = check_file(path, "mesh")
+    model_suffixes = {s for lay in LAYOUTS.values() for s in lay.suffixes} - {".npz"}
+    if p.suffix.lower() == ".npz" or p.suffix.lower() not in model_suffixes:
+        # an .npz is a model file only with our format tag; other suffixes are meshes
+        if p.suffix.lower() != ".npz":
+            return None
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                if "format" not in z.files or str(z["format"]) != NPZ_FORMAT:
+                    return None
+        except Exception:  # noqa: BLE001 - not a readable .npz: leave it to the mesh reader's error
+            return None
+    layout = _sniff(p)
+    lines = [("layout", f"{layout.name} (bfm.formats.LAYOUTS)")]
+    try:
+        model = load_model(p, layout=layout.name)
+    except ValueError as e:
+        lines.append(("loads", f"not on its own: {e}"))
+        return lines
+    stored = load_model(p, layout=layout.name, winding="keep").triangles
+    n_comp, _ = connected_components(model.triangles, model.n_vertices)
+    try:
+        loops = ", ".join(str(len(x)) for x in boundary_loops(model.triangles)) or "none"
+    except ValueError as e:
+        loops = f"not well defined ({e})"
+    lines += [
+        ("name", model.name),
+        ("vertices", str(model.n_vertices)),
+        ("triangles", str(len(model.triangles))),
+        ("components", f"{model.n_shape} shape, {model.n_expression} expression, {model.n_texture} texture"),
+        ("landmarks", str(len(model.landmarks))),
+        ("units", _units_guess(model.mean)),
+        ("mesh parts", f"{n_comp} connected component(s); boundary loops of {loops} vertices"),
+        ("stored", f"{model.stored_winding}: {orientation_text(model.mean, stored)}"),
+        ("loaded", f"counter-clockwise: {orientation_text(model.mean, model.triangles)}"),
+    ]
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------

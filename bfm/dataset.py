@@ -4,6 +4,11 @@ This file holds the iBUG 68-point mirror permutation (``IBUG_FLIP``), the vertex
 model (``vertex_mirror_map``), the augmentation (``Augmentation``, ``random_augmentation``,
 ``augmentation_matrix``, ``apply_augmentation``) and ``W300LPDataset``.
 
+Pixel convention (docs/conventions.md, "Pixels"; the store's ``pixel_convention`` attribute): the
+store's ``landmarks2d`` and ``vertices`` x, y are pixel indices of the crop, pixel (row r, column
+c) centred on x = c, y = r; ``meshkit.render`` rasterizes them as they are, so a landmark vertex
+drawn by the rasterizer lands on the pixel ``landmarks2d`` names, before and after augmentation.
+
 Augmentation (the research recipe: rotation +-45 degrees, translation +-10% of the crop, scale
 0.9-1.2, horizontal flip with probability 0.5), all in the store's pixel-index coordinates
 (x right, y down, pixel centres at integers, crop side S, centre c = ((S-1)/2, (S-1)/2)):

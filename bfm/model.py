@@ -36,10 +36,12 @@ import numpy as np
 
 from meshkit.validate import check_array, check_choice, check_faces, check_int
 
-__all__ = ["MorphableModel", "Units"]
+__all__ = ["MorphableModel", "Units", "Winding"]
 
 Units = Literal["raw", "std"]
 _UNITS = ("raw", "std")
+Winding = Literal["clockwise", "counter-clockwise"]
+_WINDINGS = ("clockwise", "counter-clockwise")
 
 
 def _readonly(a: np.ndarray | None) -> np.ndarray | None:
@@ -64,7 +66,8 @@ class MorphableModel:
         Expression basis (Ke may be 0: a model without expressions).
     expression_std : (Ke,) float32
     triangles : (F, 3) int64
-        0-based vertex indices, counter-clockwise seen from the front.
+        0-based vertex indices, counter-clockwise seen from the front (outward normals): every
+        loader re-winds a file's triangles to this (``bfm.formats``, ``winding="auto"``).
     landmarks : (L,) int64
         0-based vertex indices of the landmarks, the 68 iBUG points in iBUG order for every shipped
         layout (L = 0 when a file carries none and none were given).
@@ -74,6 +77,10 @@ class MorphableModel:
     texture_std : (Kt,) float32 or None
     name : str
         Free text naming the source (e.g. ``"BFM2009 trimmed"``).
+    stored_winding : "clockwise", "counter-clockwise" or None
+        The winding of the triangles in the file the model was loaded from, measured on its mean
+        shape (``bfm.formats.measure_winding``): "clockwise" for every real BFM file, whose
+        triangles the loader therefore reversed. None for a model not loaded from a file.
 
     The arrays are converted to the dtypes above and made read-only on construction. The shape and
     expression bases share one (3N, Ks + Ke) buffer so that a reconstruction with both is a single
@@ -91,6 +98,7 @@ class MorphableModel:
     texture_basis: np.ndarray | None = None
     texture_std: np.ndarray | None = None
     name: str = ""
+    stored_winding: Winding | None = None
     _basis: np.ndarray = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -128,6 +136,8 @@ class MorphableModel:
         for name, std in (("shape_std", ss), ("expression_std", es), ("texture_std", tex[2])):
             if std is not None and std.size and not (std > 0).all():
                 raise ValueError(f"{name}: expected standard deviations > 0, got minimum {float(std.min())}")
+        if self.stored_winding is not None:
+            check_choice(self.stored_winding, "stored_winding", _WINDINGS)
         basis = np.empty((3 * n, sb.shape[1] + eb.shape[1]), np.float32)
         basis[:, : sb.shape[1]] = sb
         basis[:, sb.shape[1]:] = eb
@@ -163,7 +173,7 @@ class MorphableModel:
     def __repr__(self) -> str:
         return (f"MorphableModel(name={self.name!r}, n_vertices={self.n_vertices}, n_triangles={len(self.triangles)}, "
                 f"n_shape={self.n_shape}, n_expression={self.n_expression}, n_texture={self.n_texture}, "
-                f"n_landmarks={len(self.landmarks)})")
+                f"n_landmarks={len(self.landmarks)}, stored_winding={self.stored_winding!r})")
 
     # ------------------------------------------------------------------------------------------
     def reconstruct(self, shape=None, expression=None, *, units: Units = "raw") -> np.ndarray:
@@ -329,13 +339,14 @@ class MorphableModel:
             texture_mean=self.texture_mean[ids] if has_tex else None,
             texture_basis=self.texture_basis[rows] if has_tex else None,
             texture_std=self.texture_std if has_tex else None,
-            name=self.name + " subset" if name is None else name,
+            name=self.name + " subset" if name is None else name, stored_winding=self.stored_winding,
         )
 
     def with_landmarks(self, landmarks) -> MorphableModel:
         """A copy with other landmark indices ((L,) int, 0-based)."""
         return MorphableModel(self.mean, self.shape_basis, self.shape_std, self.expression_basis, self.expression_std,
-                              self.triangles, landmarks, self.texture_mean, self.texture_basis, self.texture_std, self.name)
+                              self.triangles, landmarks, self.texture_mean, self.texture_basis, self.texture_std, self.name,
+                              self.stored_winding)
 
     def with_components(self, *, n_shape: int | None = None, n_expression: int | None = None) -> MorphableModel:
         """A copy keeping the leading ``n_shape`` identity and ``n_expression`` expression components
@@ -347,4 +358,4 @@ class MorphableModel:
             return self
         return MorphableModel(self.mean, self.shape_basis[:, :ks], self.shape_std[:ks], self.expression_basis[:, :ke],
                               self.expression_std[:ke], self.triangles, self.landmarks, self.texture_mean,
-                              self.texture_basis, self.texture_std, self.name)
+                              self.texture_basis, self.texture_std, self.name, self.stored_winding)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from meshkit.synthetic import DEPTH, HALF_HEIGHT, HALF_WIDTH, _zip_rows, face_height, face_template
-from meshkit.validate import check_int
+from meshkit.validate import check_int, check_vertices
 
 __all__ = [
     "write_synthetic_300wlp",
@@ -66,23 +66,27 @@ def landmark_indices(vertices) -> np.ndarray:
     """68 vertex indices at the iBUG landmark positions of a face_template-like mesh.
 
     Each landmark takes the vertex nearest (in x, y) to its position in :data:`LANDMARK_UV`,
-    landmarks in order, a vertex used once at most (the next nearest free vertex otherwise).
+    landmarks in order, a vertex used once at most (the nearest free vertex otherwise).
+
+    Parameters
+    ----------
+    vertices : (V, 3) float, V >= 68
 
     Returns
     -------
     (68,) int64
     """
-    v = np.asarray(vertices, dtype=np.float64)
+    v = check_vertices(vertices, "vertices")
     targets = LANDMARK_UV * [HALF_WIDTH, HALF_HEIGHT]
-    used: set[int] = set()
+    if len(v) < len(targets):
+        raise ValueError(f"vertices: expected at least {len(targets)} vertices (one per landmark), got {len(v)}")
+    free = np.ones(len(v), dtype=bool)
     out = np.empty(len(targets), np.int64)
     for i, t in enumerate(targets):
         d = np.hypot(v[:, 0] - t[0], v[:, 1] - t[1])
-        for j in np.argsort(d, kind="stable")[:16]:
-            if int(j) not in used:
-                out[i] = j
-                used.add(int(j))
-                break
+        d[~free] = np.inf
+        out[i] = int(np.argmin(d))
+        free[out[i]] = False
     return out
 
 

@@ -6,14 +6,18 @@ This file holds ``write_synthetic_300wlp``: for tests and ``meshkit demo`` it wr
     ROOT/<SUBSET>_Flip/<same stem>.jpg + .mat          the mirrored samples
     ROOT/landmarks/<SUBSET>/<stem>_pts.mat             pts_2d (68, 2), pts_3d (68, 2); no _Flip folders
 
-with the keys, shapes and dtypes of the real files (checked against TFDS ``the300w_lp`` and the
-300W-LP readers of face3d / 3DDFA-style generators): ``Pose_Para`` (1, 7), ``Shape_Para`` (199, 1),
-``Exp_Para`` (29, 1), ``Color_Para`` (1, 7), ``Illum_Para`` (1, 10), ``Tex_Para`` (199, 1),
-``pt2d`` (2, 68), ``roi`` (1, 4), all float64 (MATLAB double); images 450 x 450 RGB JPEG.
+with the keys, shapes and dtypes of the real files (../shared/REAL_FILES.md, measured):
+``Pose_Para`` (1, 7) float32, ``Shape_Para`` (199, 1) float64, ``Exp_Para`` (29, 1) float64,
+``Color_Para`` (1, 7) float32, ``Illum_Para`` (1, 10) float64, ``Tex_Para`` (199, 1) float64,
+``pt2d`` (2, 68) float64 and ``roi`` (1, 4) int16; images 450 x 450 RGB JPEG. The pose is drawn,
+rounded to float32 as the file stores it, and the image and ``pt2d`` are made from that stored
+pose, so file and image agree exactly. ``roi`` is a square box around the face (centred on the
+landmark box, side twice its larger extent, rounded to whole pixels), not clipped to the image:
+like the real one (e.g. ``[53, -166, 638, 419]``) it may be negative or exceed the image.
 
 Each image is a render (``meshkit.render``) of ``model.reconstruct(Shape_Para, Exp_Para)`` posed
-with ``bfm.pose.pose_para_to_image`` (face3d pixel-index convention: the rasterizer samples pixel
-centres at i + 0.5, so the vertices are shifted by +0.5 before rasterizing), over a smooth
+with ``bfm.pose.pose_para_to_image`` (pixel-index coordinates, the rasterizer's own: pixel (r, c)
+centred on x = c, y = r), over a smooth
 background. ``pt2d`` is the exact projection of the model's 68 landmark vertices (real 300W-LP
 ``pt2d`` are annotations; here they are known exactly, which is what tests need).
 
@@ -70,11 +74,17 @@ def _render(model: MorphableModel, colors: np.ndarray, image_v: np.ndarray, bg: 
 
     h, w = bg.shape[:2]
     # light from the viewer, two-sided: the y flip of pose_para_to_image mirrors the winding
-    v = image_v.astype(np.float64).copy()
-    v[:, :2] += 0.5  # pixel-index coordinates -> the rasterizer's pixel-centre convention
-    out = render_shaded(v, model.triangles, h, w, colors=colors, light_direction=(0.0, 0.0, 1.0), ambient=0.45,
+    out = render_shaded(image_v.astype(np.float64), model.triangles, h, w, colors=colors, light_direction=(0.0, 0.0, 1.0),
+                        ambient=0.45,
                         diffuse=0.55, two_sided=True, background=bg)
     return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
+
+
+def _roi(pt2d: np.ndarray) -> np.ndarray:
+    """(1, 4) int16 [x0, y0, x1, y1]: a square centred on the landmark box, side twice its larger extent."""
+    lo, hi = pt2d.min(axis=0), pt2d.max(axis=0)
+    c, half = (lo + hi) / 2, float((hi - lo).max())
+    return np.round([[c[0] - half, c[1] - half, c[0] + half, c[1] + half]]).astype(np.int16)
 
 
 def _savemat(path: Path, d: dict) -> None:
@@ -160,21 +170,21 @@ def write_synthetic_300wlp(root, model: MorphableModel, *, n_per_subset: int = 4
                 variants.append((subset + "_Flip", np.array([pitch, -yaw, -roll, (w - 1) - tx, ty, tz, s])))
             mesh = model.reconstruct(shape[:ks].astype(np.float32), exp[:ke].astype(np.float32))
             for folder, pp in variants:
+                pp = pp.astype(np.float32).astype(np.float64)  # what the file holds (Pose_Para is float32)
                 image_v = pose_para_to_image(mesh.astype(np.float64), pp, h)
                 pt2d = image_v[model.landmarks, :2]
                 image = _render(model, colors, image_v, bg[:, ::-1] if folder.endswith("_Flip") else bg)
                 d = root / folder
                 d.mkdir(parents=True, exist_ok=True)
-                lo, hi = pt2d.min(axis=0), pt2d.max(axis=0)
                 mat = {
-                    "Pose_Para": pp.reshape(1, 7),
-                    "Shape_Para": shape.reshape(199, 1),
-                    "Exp_Para": exp.reshape(29, 1),
-                    "Color_Para": np.array([[1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0]]),
-                    "Illum_Para": np.array([[0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.0, 0.0, 0.0, 20.0]]),
-                    "Tex_Para": np.zeros((199, 1)),
-                    "pt2d": pt2d.T.copy(),
-                    "roi": np.array([[lo[0], lo[1], hi[0], hi[1]]]),
+                    "Pose_Para": pp.reshape(1, 7).astype(np.float32),
+                    "Shape_Para": shape.reshape(199, 1).astype(np.float64),
+                    "Exp_Para": exp.reshape(29, 1).astype(np.float64),
+                    "Color_Para": np.array([[1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0]], np.float32),
+                    "Illum_Para": np.array([[0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.0, 0.0, 0.0, 20.0]], np.float64),
+                    "Tex_Para": np.zeros((199, 1), np.float64),
+                    "pt2d": pt2d.T.astype(np.float64),
+                    "roi": _roi(pt2d),
                 }
                 _savemat(d / f"{stem}.mat", mat)
                 _save_jpg(d / f"{stem}.jpg", image, quality)

@@ -13,8 +13,8 @@ import os
 import time
 from pathlib import Path
 
-__all__ = ["add_commands", "check_output", "check_input", "mesh_suffixes", "image_suffixes", "DEMO_STEPS",
-           "DEMO_STAGE"]
+__all__ = ["add_commands", "check_output", "check_input", "mesh_suffixes", "image_suffixes", "orientation_text",
+           "DEMO_STEPS", "DEMO_STAGE"]
 
 
 def mesh_suffixes() -> tuple:
@@ -99,9 +99,18 @@ def add_commands(sub) -> None:
 
 
 def _add_info(sub) -> None:
-    p = sub.add_parser("info", help="counts, bounding box, components, boundary loops, manifoldness of a mesh")
-    p.add_argument("mesh", type=Path, help="mesh file (ply, obj, off, stl, npz)")
+    p = sub.add_parser("info", help="what a file holds: a mesh (counts, bounding box, components, boundary loops, "
+                                    "manifoldness, orientation) or a Morphable Model file (layout, sizes, units, winding)")
+    p.add_argument("mesh", type=Path, help="mesh file (ply, obj, off, stl, npz) or model file (BFM .mat, .pkl, .h5, .npz)")
     p.set_defaults(func=_run_info)
+
+
+def _describers() -> list:
+    """The ``describe_file(path) -> list of (label, text) or None`` hooks of the command modules
+    (``bfm.cli`` describes Morphable Model files; meshkit itself never imports bfm)."""
+    from .cli import command_modules
+
+    return [m.describe_file for m in command_modules() if hasattr(m, "describe_file")]
 
 
 def _run_info(args) -> int:
@@ -109,6 +118,13 @@ def _run_info(args) -> int:
     from .io import read_mesh
 
     check_input(args.mesh, "mesh")
+    for describe in _describers():
+        lines = describe(args.mesh)
+        if lines is not None:
+            print(f"{'file':<13} {args.mesh}")
+            for label, text in lines:
+                print(f"{label:<13} {text}")
+            return 0
     m = read_mesh(args.mesh)
     n_comp, _ = topology.connected_components(m.faces, m.n_vertices)
     try:
@@ -132,7 +148,23 @@ def _run_info(args) -> int:
     print(f"euler char.   {topology.euler_characteristic(m.faces, m.n_vertices)}")
     manifold = len(nm_e) == 0 and len(nm_v) == 0
     print(f"manifold      {'yes' if manifold else f'no ({len(nm_e)} non-manifold edges, {len(nm_v)} vertices)'}")
+    print(f"orientation   {orientation_text(m.vertices, m.faces)}")
     return 0
+
+
+def orientation_text(vertices, faces) -> str:
+    """One line on a mesh's winding: consistency and the share of faces pointing outward / to +z,
+    naming the fix when most point inward (shared with ``bfm``'s model-file description)."""
+    from . import topology
+
+    consistent = topology.is_consistently_oriented(faces)
+    out = topology.outward_fraction(vertices, faces)
+    front = topology.facing_fraction(vertices, faces, (0.0, 0.0, 1.0))
+    text = (f"{'consistent' if consistent else 'NOT consistent'}; {100 * out:.1f} % of faces point away from the "
+            f"centroid, {100 * front:.1f} % of the area faces +z")
+    if out < 0.5 or not consistent:
+        text += " (inward or mixed: meshkit.topology.orient_outward fixes it)"
+    return text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,25 +309,41 @@ def _add_render(sub) -> None:
     p.set_defaults(func=_run_render)
 
 
-def _render_image(v, f, mode: str, size: int, *, colors=None, margin: float = 0.05, cull: bool = False):
-    """The image of one render mode, float in [0, 1]: shared by ``meshkit render`` and the demo."""
+def _render_image(v, f, mode: str, size: int, *, colors=None, margin: float = 0.05, cull: bool = False, name: str = "mesh"):
+    """The image of one render mode, float in [0, 1]: shared by ``meshkit render`` and the demo.
+
+    The camera looks down -z (front faces counter-clockwise seen from +z). When most of the
+    surface faces away from it (a clockwise mesh, such as a BFM triangle list as stored), one
+    line on stderr says so and names the fix, and the picture stays readable: shading is two-sided
+    and the normal map is drawn from the faces re-wound by ``topology.orient_outward``.
+    """
+    import sys
+
     import numpy as np
 
-    from . import render
+    from . import render, topology
 
     vi = render.frame_vertices(v, size, size, margin=margin)
     kw = dict(cull_backfaces=cull)
+    facing = topology.facing_fraction(v, f, (0.0, 0.0, 1.0))
+    away = facing < 0.5
+    if away:
+        remedy = {"colour": "shaded two-sided", "normals": "normals drawn re-wound"}.get(mode, "drawn as is")
+        print(f"meshkit render: warning: {name}: {100 * (1 - facing):.0f} % of the surface faces away from the camera "
+              f"(clockwise winding?); {remedy}; fix the file with meshkit.topology.orient_outward", file=sys.stderr)
     if mode == "depth":
         return render.render_depth(vi, f, size, size, normalize=True, **kw)
     if mode == "normals":
-        n = render.render_normals(vi, f, size, size, **kw)
+        g = topology.orient_outward(v, f, view_direction=(0.0, 0.0, 1.0)) if away else f
+        n = render.render_normals(vi, g, size, size, **kw)
         return np.where(np.any(n != 0, axis=2, keepdims=True), 0.5 * (n + 1.0), 0.0)
     if mode == "pncc":
         return render.render_pncc(vi, f, size, size, reference=v, **kw)
     if colors is not None:
         return render.render_colors(vi, f, np.asarray(colors)[:, :3].astype(np.float64) / 255.0, size, size, **kw)
     # shaded grey: a light above-right of the camera
-    return render.render_shaded(vi, f, size, size, colors=(0.85, 0.85, 0.85), light_direction=(0.4, -0.5, 1.0), **kw)
+    return render.render_shaded(vi, f, size, size, colors=(0.85, 0.85, 0.85), light_direction=(0.4, -0.5, 1.0),
+                                two_sided=away, **kw)
 
 
 def _run_render(args) -> int:
@@ -310,7 +358,7 @@ def _run_render(args) -> int:
     mode = "colour" if args.mode == "color" else args.mode
     t0 = time.perf_counter()
     img = _render_image(m.vertices, m.faces, mode, size, colors=colors if mode == "colour" else None,
-                        margin=args.margin, cull=args.cull)
+                        margin=args.margin, cull=args.cull, name=str(args.mesh))
     dt = time.perf_counter() - t0
     save_image(args.out, img)
     print(f"render {mode} {size}x{size} of {m.n_vertices} vertices / {m.n_faces} faces in {dt:.3f} s -> {args.out}")

@@ -135,6 +135,7 @@ def read_mesh(path, *, format: str | None = None, return_colors: bool = False, r
     else:
         import trimesh
 
+        _check_declared_counts(path, fmt)
         try:
             tm = trimesh.load(path, file_type=fmt, process=False, maintain_order=True, force="mesh")
         except Exception as e:  # trimesh raises many kinds for malformed files
@@ -152,6 +153,67 @@ def read_mesh(path, *, format: str | None = None, return_colors: bool = False, r
         raise ValueError(f"path: {str(path)!r} is not a valid triangle mesh: {e}") from e
     out = (mesh,) + ((colors,) if return_colors else ()) + ((uv,) if return_uv else ())
     return out if len(out) > 1 else mesh
+
+
+def _check_declared_counts(path: Path, fmt: str) -> None:
+    """Refuse a text file whose header counts disagree with its data lines (trimesh would read
+    such a file as another mesh: face lines taken as vertices, or lines dropped).
+
+    ASCII PLY: the header's element counts must add up to the number of data lines (one element
+    per line, as the PLY format specifies). OFF: the vertex and face counts must add up to the
+    number of data lines. Binary STL: the triangle count in its header must match the file's size
+    (84 + 50 bytes per triangle); a file that does not is read as ASCII STL only when it starts
+    with ``solid``. Binary PLY is length-checked by trimesh. Comments and blank lines are ignored.
+    """
+    if fmt == "stl":
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(84)
+        n = int.from_bytes(head[80:84], "little") if len(head) == 84 else -1
+        if size != 84 + 50 * n and not head.lstrip().startswith(b"solid"):
+            raise ValueError(f"path: {str(path)!r} is a binary STL declaring {max(n, 0)} triangles "
+                             f"({84 + 50 * max(n, 0)} bytes) but holds {size} bytes")
+    elif fmt == "ply":
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+        end = head.find(b"end_header")
+        if not head.startswith(b"ply") or end < 0:
+            raise ValueError(f"path: {str(path)!r} is not a PLY file (no 'ply' ... 'end_header' header)")
+        header = head[:end].decode("ascii", "replace").split("\n")
+        if not any(line.split()[:2] == ["format", "ascii"] for line in header):
+            return
+        counts = []
+        for line in header:
+            words = line.split()
+            if words[:1] == ["element"]:
+                if len(words) != 3 or not words[2].isdigit():
+                    raise ValueError(f"path: {str(path)!r} has a malformed PLY header line {line.strip()!r}")
+                counts.append((words[1], int(words[2])))
+        body = Path(path).read_bytes()[end:].split(b"\n", 1)
+        n_lines = sum(1 for line in body[1].splitlines() if line.strip()) if len(body) > 1 else 0
+        declared = sum(c for _, c in counts)
+        if n_lines != declared:
+            what = ", ".join(f"{c} {name}" for name, c in counts)
+            raise ValueError(f"path: {str(path)!r} declares {what} element(s) ({declared} data lines) in its PLY "
+                             f"header but holds {n_lines} data lines")
+    elif fmt == "off":
+        lines = []
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    lines.append(line)
+        if not lines or not lines[0].split()[0].endswith("OFF"):
+            raise ValueError(f"path: {str(path)!r} is not an OFF file (expected 'OFF' on its first line)")
+        first = lines[0].split()[1:]
+        counts, data = (first, lines[1:]) if first else ((lines[1].split() if len(lines) > 1 else []), lines[2:])
+        if len(counts) < 2 or not all(c.isdigit() for c in counts[:3]):
+            raise ValueError(f"path: {str(path)!r} has no valid 'vertices faces edges' counts line after 'OFF', "
+                             f"got {' '.join(counts)!r}")
+        n_v, n_f = int(counts[0]), int(counts[1])
+        if len(data) != n_v + n_f:
+            raise ValueError(f"path: {str(path)!r} declares {n_v} vertices and {n_f} faces ({n_v + n_f} data lines) "
+                             f"in its OFF header but holds {len(data)} data lines")
 
 
 def write_mesh(path, vertices, faces=None, *, colors=None, uv=None, texture=None, format: str | None = None) -> Path:
@@ -172,7 +234,10 @@ def write_mesh(path, vertices, faces=None, *, colors=None, uv=None, texture=None
         it with a ``<stem>.mtl`` material that the OBJ names (all three atomically, the OBJ last);
         a .glb embeds it. Formats without textures (ply, off, stl, npz) raise ``ValueError``.
 
-    Vertices keep full float64 precision in ply, obj (shortest repr) and npz; glb stores float32.
+    Notes
+    -----
+    Vertices keep full float64 precision in ply (binary doubles), obj and off (each coordinate as
+    the shortest decimal that reads back to the same float64) and npz; glb and stl store float32.
 
     Returns
     -------
@@ -206,8 +271,8 @@ def write_mesh(path, vertices, faces=None, *, colors=None, uv=None, texture=None
         if fmt not in ("obj", "glb"):
             raise ValueError(f"texture: the {fmt} writer cannot store a texture image; write obj or glb")
         t = _texture_to_uint8(texture)
-    if fmt == "obj" and uvs is not None:
-        _write_textured_obj(path, v, f, uvs, t)
+    if fmt == "obj":
+        _write_obj(path, v, f, colors=c, uv=uvs, texture=t)
         return path
     with atomic_path(path) as tmp:
         if fmt == "npz":
@@ -220,6 +285,8 @@ def write_mesh(path, vertices, faces=None, *, colors=None, uv=None, texture=None
                 np.savez(fh, **arrays)
         elif fmt == "ply":
             _write_ply(tmp, v, f, c)
+        elif fmt == "off":
+            _write_off(tmp, v, f)
         else:
             import trimesh
 
@@ -230,8 +297,7 @@ def write_mesh(path, vertices, faces=None, *, colors=None, uv=None, texture=None
                 material = trimesh.visual.material.PBRMaterial(
                     baseColorTexture=None if t is None else Image.fromarray(t), baseColorFactor=[255, 255, 255, 255])
                 tm.visual = trimesh.visual.TextureVisuals(uv=uvs, material=material)
-            options = {"obj": {"include_color": True, "digits": 12}, "off": {"digits": 12}}.get(fmt, {})
-            data = tm.export(file_type=fmt, **options)
+            data = tm.export(file_type=fmt)
             with open(tmp, "wb") as fh:
                 fh.write(data.encode() if isinstance(data, str) else data)
     return path
@@ -253,10 +319,13 @@ def _texture_to_uint8(texture) -> np.ndarray:
     return np.round(a * 255.0).astype(np.uint8)
 
 
-def _write_textured_obj(path: Path, v: np.ndarray, f: np.ndarray, uv: np.ndarray, texture: np.ndarray | None) -> None:
-    """OBJ with one ``vt`` per ``v`` (faces ``a/a b/b c/c``), coordinates as shortest float repr
-    (exact float64 round trip); with a texture also ``<stem>.mtl`` and ``<stem>.png``. Each file
-    is written atomically, the OBJ last, so an OBJ on disk always finds its material and image."""
+def _write_obj(path: Path, v: np.ndarray, f: np.ndarray, *, colors: np.ndarray | None = None,
+               uv: np.ndarray | None = None, texture: np.ndarray | None = None) -> None:
+    """OBJ with coordinates as shortest float repr (exact float64 round trip): ``v x y z`` (plus
+    ``r g b`` in [0, 1] with colours: the common extension trimesh, MeshLab and Blender read), one
+    ``vt`` per ``v`` with UVs (faces ``a/a b/b c/c``); with a texture also ``<stem>.mtl`` and
+    ``<stem>.png``. Each file is written atomically, the OBJ last, so an OBJ on disk always finds
+    its material and image."""
     lines = ["# written by meshkit"]
     if texture is not None:
         from PIL import Image
@@ -268,11 +337,26 @@ def _write_textured_obj(path: Path, v: np.ndarray, f: np.ndarray, uv: np.ndarray
             tmp.write_text(f"# written by meshkit\nnewmtl material0\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\n"
                            f"map_Kd {png.name}\n")
         lines += [f"mtllib {mtl.name}", "usemtl material0"]
-    lines += [f"v {x!r} {y!r} {z!r}" for x, y, z in v.tolist()]
-    lines += [f"vt {a!r} {b!r}" for a, b in uv.tolist()]
-    lines += [f"f {a}/{a} {b}/{b} {c}/{c}" for a, b, c in (f + 1).tolist()]
+    if colors is None:
+        lines += [f"v {x!r} {y!r} {z!r}" for x, y, z in v.tolist()]
+    else:
+        rgb = (colors[:, :3] / 255.0).tolist()
+        lines += [f"v {x!r} {y!r} {z!r} {r!r} {g!r} {b!r}" for (x, y, z), (r, g, b) in zip(v.tolist(), rgb, strict=True)]
+    if uv is not None:
+        lines += [f"vt {a!r} {b!r}" for a, b in uv.tolist()]
+        lines += [f"f {a}/{a} {b}/{b} {c}/{c}" for a, b, c in (f + 1).tolist()]
+    else:
+        lines += [f"f {a} {b} {c}" for a, b, c in (f + 1).tolist()]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
+
+
+def _write_off(path, v: np.ndarray, f: np.ndarray) -> None:
+    """OFF with coordinates as shortest float repr (exact float64 round trip)."""
+    lines = ["OFF", f"{len(v)} {len(f)} 0"]
+    lines += [f"{x!r} {y!r} {z!r}" for x, y, z in v.tolist()]
+    lines += [f"3 {a} {b} {c}" for a, b, c in f.tolist()]
+    Path(path).write_text("\n".join(lines) + "\n")
 
 
 def _write_ply(path, v: np.ndarray, f: np.ndarray, colors: np.ndarray | None) -> None:

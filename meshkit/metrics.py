@@ -242,7 +242,10 @@ def yaw_table(errors, yaw, *, degrees: bool = False, right_closed: bool = False,
     balanced : draw min(bin counts) samples per bin without replacement (rng from ``seed``), average the
         bin statistics over ``repeats`` draws.
 
-    A bin without samples is a ``ValueError``.
+    Raises
+    ------
+    ValueError
+        When a bin has no samples.
     """
     e = _errors(errors)
     b = yaw_bins(yaw, degrees=degrees, right_closed=right_closed)
@@ -281,11 +284,15 @@ def plot_ced(curves, path, *, max_error: float = 0.1, title: str = "CED", n: int
     path : output .png path.
     max_error : the x-axis range [0, max_error].
 
-    Returns the path written. Needs matplotlib (the ``viz`` extra): without it, an ``ImportError``
-    says how to install it.
+    Returns
+    -------
+    str, the path written (atomically). Needs matplotlib (the ``viz`` extra): without it, an
+    ``ImportError`` says how to install it.
     """
     from ._optional import require
 
+    if not str(path).lower().endswith(".png"):
+        raise ValueError(f"path: expected a .png file name (the plot is written as PNG), got {str(path)!r}")
     FigureCanvasAgg = require("matplotlib.backends.backend_agg", "metrics.plot_ced").FigureCanvasAgg
     Figure = require("matplotlib.figure", "metrics.plot_ced").Figure
     if not isinstance(curves, dict) or not curves:
@@ -305,6 +312,8 @@ def plot_ced(curves, path, *, max_error: float = 0.1, title: str = "CED", n: int
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
-    path = str(path)
-    fig.savefig(path, format="png")
-    return path
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return str(path)

@@ -102,6 +102,8 @@ __all__ = ["spiral_indices", "neural3dmm_raw_spirals", "STYLES"]
 STYLES = ("meshkit", "spiralnet++", "neural3dmm")
 _PADDINGS = ("repeat", "sentinel", "nearest")
 
+_MAX_SPIRAL = 2**31 - 1  # bound on length * dilation (spiral entries walked per vertex)
+
 
 def spiral_indices(faces, length: int, dilation: int = 1, *,
                    style: Literal["meshkit", "spiralnet++", "neural3dmm"] = "meshkit",
@@ -167,6 +169,9 @@ def spiral_indices(faces, length: int, dilation: int = 1, *,
     """
     length = check_int(length, "length", minimum=1)
     dilation = check_int(dilation, "dilation", minimum=1)
+    if length * dilation > _MAX_SPIRAL:  # the kernel's buffer holds length * dilation int64 entries
+        raise ValueError(f"dilation: expected length * dilation <= {_MAX_SPIRAL}, got {length} * {dilation} = "
+                         f"{length * dilation}")
     check_choice(style, "style", STYLES)
     if padding is None:
         padding = {"meshkit": "repeat", "spiralnet++": "nearest", "neural3dmm": "sentinel"}[style]

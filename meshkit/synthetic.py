@@ -9,14 +9,17 @@ template lives in ``bfm.synthetic``.
 
 Two connectivities (``topology=``) on the same height field, frame and outline:
 
-- ``"bfm"``: the real mesh's connectivity (facts in ``../shared/REAL_FILES.md``): quads
+- ``"bfm"`` (default): the real mesh's connectivity (facts in ``../shared/REAL_FILES.md``): quads
   split along alternating (checkerboard) diagonals, so interior vertices have 4 or 8 incident
   triangles, an outer rim and a mouth opening (two boundary loops, an annulus), and triangle sizes
   that vary over the face. At 53,215 vertices it has exactly the real counts: 105,840 triangles, rim
   512 and mouth 78 vertices, and the real spread of edge lengths (5th-95th percentile ratio 3.3).
-  Speed measured on it predicts the real mesh's (benchmarks/README.md, "Templates").
-- ``"rows"`` (default for now): rows zipped into strips (6 faces per vertex, one boundary loop of
-  588 vertices at the default size), the template of meshkit 0.1.
+  Mirror-symmetric in x = 0 as the real mean face, with a column of vertices on the midline (where
+  the midline landmarks sit): the mirror maps vertices to vertices and faces to faces, so a
+  left-right flip is a vertex permutation. Speed measured on it predicts the real mesh's
+  (benchmarks/README.md, "Templates").
+- ``"rows"``: rows zipped into strips (6 faces per vertex, one boundary loop of 588 vertices at
+  the default size: a disc), the template of meshkit 0.1.
 
 Layout (why rings): a grid with alternating diagonals and no irregular vertex is flat, and a flat
 grid of V vertices needs a rim of at least about sqrt(8 V) vertices (a diamond-shaped region is the
@@ -24,12 +27,15 @@ best case): 652 for 53,215 vertices, against the real 512. So the real mesh must
 interior vertices of other valence, and this template has them too, at the corners of a central
 rectangle: a rectangular grid of ``a`` x ``b`` vertices in the middle of the face, then ``r``
 closed rings of ``N`` vertices each (N = the centre's boundary length) out to the rim. Each of the
-rectangle's corners has 3 quads (3 or 6 triangles) instead of 4. Ring spacing grows geometrically
+rectangle's corners has 3 quads (3 or 6 triangles) instead of 4. The rectangle has an odd number
+of columns, the middle one on x = 0; the checkerboard diagonals are then symmetric about it. Ring spacing grows geometrically
 outwards, cells staying about square, so the triangles near the rim are ~2.4x larger than in the
 centre and the edge lengths spread as the real mesh's (5th-95th percentile ratio 3.3). To hit any vertex
-count exactly, a few vertices are cut from the rectangle's corners (1 at the default size) and
-the ring length may differ from the size-scaled 512 by a few vertices. The mouth is a slit of
-``L`` removed ring quads on the mouth line (2 L + 2 boundary vertices).
+count exactly, a few vertices are cut from the rectangle's corners, the same number from both
+corners of a side (9 from each top and 8 from each bottom corner at the default size), and the
+ring length may differ from the size-scaled 512 by a few vertices. The mouth is a slit of an even
+number ``L`` of removed ring quads on the mouth line, centred on the midline (2 L + 2 boundary
+vertices).
 
 Vertex order: the centre rectangle row by row (top to bottom, left to right), then the rings from
 the inside out, each counter-clockwise from the bottom middle. Faces: two per quad, in that order.
@@ -198,29 +204,35 @@ def _plan(n: int) -> tuple[int, int, int, int, list[int], int]:
     """Sizes for n vertices: ring length N, centre a (columns) x b (rows), rings r, vertices cut
     from each corner (top-left, top-right, bottom-left, bottom-right), mouth slit length L.
 
-    n = a b - sum(cuts) + N r with N = 2 (a + b) - 4 (the centre's boundary length). Chooses the
-    fewest cut vertices, N near 512 sqrt(n / 53215), and b / a near ASPECT.
+    n = a b - sum(cuts) + N r with N = 2 (a + b) - 4 (the centre's boundary length). Mirror
+    symmetry fixes the parities: a is odd (a centre column on the midline), the cuts come in
+    mirrored pairs (top-left = top-right, bottom-left = bottom-right, so their sum is even) and L is
+    even (the slit is centred on the midline). So b has the parity of n, and N / 2 = a + b - 2 the
+    parity of n + 1. Chooses the fewest cut vertices, N near 512 sqrt(n / 53215), and b / a near
+    ASPECT.
     """
     n0 = 2 * int(round(REAL_RIM / 2 * np.sqrt(n / REAL_VERTICES)))
     best = None
     for big_n in range(max(n0 - 8, 16), n0 + 9, 2):
         s = big_n // 2 + 2  # a + b
-        a = np.arange(4, s - 3)
+        a = np.arange(5, s - 3, 2)  # odd
         b = s - a
         r = -(-(n - a * b) // big_n)
         k = a * b + big_n * r - n
-        cuts = [k // 4 + (k % 4 > i) for i in range(4)]
-        w = np.ceil(np.sqrt(np.maximum(cuts[0], 1)))
-        ok = (b >= a) & (b <= 2 * a) & (r >= 4) & (w <= a // 4) & (np.ceil(cuts[0] / w) <= b // 4)
+        top, bottom = (k // 2 + 1) // 2, k // 4  # per corner: top + bottom = k / 2
+        w = np.ceil(np.sqrt(np.maximum(top, 1)))
+        ok = (k % 2 == 0) & (b >= a) & (b <= 2 * a) & (r >= 4) & (w <= a // 3) & (np.ceil(top / w) <= b // 3)
         cost = k + 4 * abs(big_n - n0) + 100 * np.abs(np.log(b / a / ASPECT))
         cost = np.where(ok, cost, np.inf)
+        if len(cost) == 0:
+            continue
         i = int(np.argmin(cost))
         if np.isfinite(cost[i]) and (best is None or cost[i] < best[0]):
-            best = (float(cost[i]), big_n, int(a[i]), int(b[i]), int(r[i]), [int(c[i]) for c in cuts])
+            best = (float(cost[i]), big_n, int(a[i]), int(b[i]), int(r[i]), [int(top[i])] * 2 + [int(bottom[i])] * 2)
     if best is None:
         raise ValueError(f"n_vertices: no ring layout found for {n} vertices")
     _, big_n, a, b, r, cuts = best
-    mouth = max(1, int(round(REAL_MOUTH / REAL_RIM * big_n / 2 - 1)))  # 2 L + 2 ~ N * 78 / 512
+    mouth = 2 * max(1, int(round((REAL_MOUTH / REAL_RIM * big_n / 2 - 1) / 2)))  # 2 L + 2 ~ N * 78 / 512
     return big_n, a, b, r, cuts, mouth
 
 
@@ -252,9 +264,9 @@ def _grid_template(n_vertices: int = REAL_VERTICES) -> tuple[np.ndarray, np.ndar
     """A synthetic face mesh of exactly ``n_vertices`` with the real BFM mesh's connectivity.
 
     A grid with alternating diagonals (interior vertices in 4 or 8 triangles, but for the centre
-    rectangle's 4 corners and 2 to 4 more per corner cut: 6 at the default size, 20 at most), two
+    rectangle's 4 corners and 2 to 4 more per corner cut: 16 at the default size, 20 at most), two
     boundary loops (outer rim, mouth slit) in the real 512 : 78 proportion, on ``face_height``
-    inside ``face_template``'s outline, counter-clockwise seen from +z. With the default 53,215
+    inside ``face_template``'s outline, counter-clockwise seen from +z, mirror-symmetric in x = 0. With the default 53,215
     vertices: 105,840 faces, rim 512, mouth 78, as the real mesh.
 
     Parameters
@@ -310,8 +322,11 @@ def _grid_template(n_vertices: int = REAL_VERTICES) -> tuple[np.ndarray, np.ndar
     # matching points on the outline: same fraction of the length from the bottom middle
     s_unit = unit[loop]
     seg = np.linalg.norm(np.diff(s_unit, axis=0, append=s_unit[:1]), axis=1)
-    frac = (s_unit[0, 0] + np.concatenate([[0.0], np.cumsum(seg[:-1])])) / seg.sum()
+    frac = np.concatenate([[0.0], np.cumsum(seg[:-1])]) / seg.sum()
     rim = _outline(frac)
+    # exactly mirror-symmetric (loop[N - m] mirrors loop[m]; the arc lengths agree only to rounding)
+    rim_mirror = rim[(-np.arange(big_n)) % big_n] * [-1.0, 1.0]
+    rim = 0.5 * (rim + rim_mirror)
     s_rim = np.linalg.norm(np.diff(rim, axis=0, append=rim[:1]), axis=1).mean()
 
     # centre spacing h: rings at fractions tau_k = (q^(k/r) - 1) / (q - 1) of the way to the rim,
@@ -345,14 +360,14 @@ def _grid_template(n_vertices: int = REAL_VERTICES) -> tuple[np.ndarray, np.ndar
     bottom_y = np.concatenate([inner[:1, 1], rings[:, 0, 1]])  # rings 0..r at m = 0 (bottom middle)
     mid_y = 0.5 * (bottom_y[:-1] + bottom_y[1:])
     k_mouth = int(np.argmin(np.abs(mid_y[: r - 1] - V_MOUTH * HALF_HEIGHT)))
-    m0 = -((mouth + (a % 2 == 0)) // 2)
+    m0 = -(mouth // 2)  # quads -L/2 .. L/2 - 1: vertices -L/2 .. L/2 around the midline
     open_ = np.zeros((r, big_n), dtype=bool)
     open_[k_mouth, (m0 + np.arange(mouth)) % big_n] = True
     ring_faces = _quad_triangles(Ar[~open_], Br[~open_], Cr[~open_], Dr[~open_], a_even[~open_])
     return vertices, np.concatenate([centre_faces, ring_faces])
 
 
-def face_template(n_vertices: int = 53_215, *, topology: Literal["bfm", "rows"] = "rows") -> tuple[np.ndarray, np.ndarray]:
+def face_template(n_vertices: int = 53_215, *, topology: Literal["bfm", "rows"] = "bfm") -> tuple[np.ndarray, np.ndarray]:
     """The synthetic face surface: an open triangle mesh of exactly ``n_vertices`` vertices.
 
     Parameters
@@ -361,9 +376,9 @@ def face_template(n_vertices: int = 53_215, *, topology: Literal["bfm", "rows"] 
         Exact vertex count (53,215 for the BFM-sized mesh, ~2,000 for quick tests); at least 200
         for ``"bfm"``, 100 for ``"rows"``.
     topology : "bfm" or "rows"
-        ``"bfm"``: the real BFM mesh's connectivity (alternating-diagonal grid, rim and mouth
-        opening; 105,840 triangles at 53,215 vertices). ``"rows"`` (default): the valence-6 strip
-        mesh of meshkit 0.1 (one boundary loop).
+        ``"bfm"`` (default): the real BFM mesh's connectivity (alternating-diagonal grid, rim and
+        mouth opening; 105,840 triangles at 53,215 vertices), mirror-symmetric with a midline
+        vertex column. ``"rows"``: the valence-6 strip mesh of meshkit 0.1 (one boundary loop).
 
     Returns
     -------

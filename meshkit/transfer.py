@@ -7,8 +7,9 @@
   ``T @ src_values`` interpolates per-vertex values of the source mesh at the points. This is the
   ``up`` matrix of a decimation (CoMA semantics), with the coarse mesh as source.
 
-Distances are Euclidean; the search is exact (no approximation), accelerated by a uniform grid
-over the triangles, in numba.
+Distances are Euclidean; the search is exact (no approximation), accelerated by a sparse uniform
+grid over the triangles (cells sized from the triangles' own extents, only occupied cells stored,
+O(F) memory for any layout), in numba.
 """
 
 from __future__ import annotations
@@ -32,27 +33,42 @@ class ClosestPoints(NamedTuple):
     distance: np.ndarray  # (P,) float64
 
 
+_MAX_CELLS_PER_AXIS = 2.0**40  # cell indices stay exact in float64
+_MAX_CELLS = 2.0**62  # cell keys (i * d1 + j) * d2 + k stay in int64
+
+
 def _grid_params(v: np.ndarray, f: np.ndarray):
-    """Origin, cell size and dims of the acceleration grid: cells about the mean edge length,
-    coarsened so that there are at most ~8 cells per triangle."""
+    """Bounding boxes of the triangles and the acceleration grid for them.
+
+    The cell size starts at the median extent of the triangles' own bounding boxes (not the whole
+    mesh's: two tiny triangles 1e12 apart still get tiny cells) and is doubled until the grid holds
+    at most ``8 F + 64`` (cell, triangle) entries, at most 2**40 cells along an axis and 2**62 in
+    all (so that cell keys fit in int64). Only occupied cells are stored, so the memory is O(F)
+    whatever the mesh's extent.
+
+    Returns (box_lo (F, 3), box_hi (F, 3), origin (3,), cell size h, dims (3,) int64, entries).
+    """
     from ._kernels import transfer as transfer_kernels
 
-    lo, hi, mean_edge = transfer_kernels.grid_stats(v, f)
-    ext = hi - lo
-    h = float(mean_edge)
-    if not h > 0.0:
-        h = float(ext.max()) or 1.0
-    dims = np.floor(ext / h).astype(np.int64) + 1
+    box_lo, box_hi, size, origin, top = transfer_kernels.triangle_boxes(v, f)
+    ext = top - origin  # finite: _closest brings coordinates to magnitudes about 1 first
+    h = float(np.median(size))
+    h = max(h, float(ext.max()) / _MAX_CELLS_PER_AXIS)
+    if not h > 0.0:  # every triangle is one point, all at the same place
+        h = 1.0
     budget = 8 * len(f) + 64
-    total = float(np.prod(dims.astype(np.float64)))
-    if total > budget:
-        h *= (total / budget) ** (1.0 / 3.0)
-        dims = np.floor(ext / h).astype(np.int64) + 1
-    return lo, h, dims
+    while True:
+        dims = np.floor(ext / h) + 1.0
+        if dims.prod() < _MAX_CELLS:
+            dims = dims.astype(np.int64)
+            entries = transfer_kernels.count_cells(box_lo, box_hi, origin, h, dims)
+            if entries <= budget:
+                return box_lo, box_hi, origin, h, dims, int(entries)
+        h *= 2.0
 
 
 def _closest(v: np.ndarray, f: np.ndarray, p: np.ndarray):
-    """Unvalidated core: (face (P,), bary (P,3), squared distance (P,))."""
+    """Unvalidated core: (face (P,), bary (P,3), distance (P,))."""
     from ._kernels import transfer as transfer_kernels
 
     if len(p) == 0:
@@ -61,16 +77,24 @@ def _closest(v: np.ndarray, f: np.ndarray, p: np.ndarray):
     v = np.require(v, np.float64, ["C", "W"])
     f = np.require(f, np.int64, ["C", "W"])
     p = np.require(p, np.float64, ["C", "W"])
-    origin, h, dims = _grid_params(v, f)
-    ptr, tris = transfer_kernels.build_grid(v, f, origin, h, dims)
-    face, bary, d2 = transfer_kernels.query_grid(p, v, f, origin, h, dims, ptr, tris)
+    # The closest-point test multiplies dot products of coordinates (4th powers): beyond ~1e70 or
+    # below ~1e-70 they overflow or lose digits. Scaling by a power of two is exact, so every
+    # mesh is brought to magnitudes about 1 (meshes already there skip the copy: same result).
+    _, k = np.frexp(np.abs(v).max())
+    given = p
+    if abs(int(k)) > 64:
+        v, p = np.ldexp(v, -k), np.ldexp(p, -k)
+    box_lo, box_hi, origin, h, dims, entries = _grid_params(v, f)
+    grid = transfer_kernels.build_grid(box_lo, box_hi, origin, h, dims, entries)
+    face, bary, d2 = transfer_kernels.query_grid(p, v, f, origin, h, dims, *grid)
     if (face < 0).any():
         i = int(np.flatnonzero(face < 0)[0])
         raise ValueError(
             f"points: expected points whose squared distance to the mesh fits in float64, got point {i} "
-            f"{p[i].tolist()} (every squared distance overflows)"
+            f"{given[i].tolist()} (every squared distance overflows)"
         )
-    return face, bary, d2
+    dist = np.sqrt(d2)
+    return face, bary, (np.ldexp(dist, k) if abs(int(k)) > 64 else dist)
 
 
 def closest_points(vertices, faces, points) -> ClosestPoints:
@@ -92,9 +116,9 @@ def closest_points(vertices, faces, points) -> ClosestPoints:
     """
     v, f = check_mesh(vertices, faces)
     p = check_points(points)
-    face, bary, d2 = _closest(v, f, p)
+    face, bary, dist = _closest(v, f, p)
     closest = np.einsum("pk,pkd->pd", bary, v[f[face]]) if len(p) else np.empty((0, 3))
-    return ClosestPoints(closest, face, bary, np.sqrt(d2))
+    return ClosestPoints(closest, face, bary, dist)
 
 
 def _barycentric_matrix(corners: np.ndarray, bary: np.ndarray, n_cols: int) -> sp.csr_matrix:

@@ -94,7 +94,16 @@ def save(h: Hierarchy, path) -> Path:
 
 
 def load(path, *, template=None) -> Hierarchy:
-    """Read a hierarchy written by :func:`save`.
+    """Read a hierarchy written by :func:`save`, validating everything it reads.
+
+    A damaged or hand-edited file is rejected with a ``ValueError`` naming the file, the array and
+    what is wrong, before any of it reaches a matrix product: the metadata (sizes, parameters,
+    lmax), every array's dtype, shape and finiteness, the sparse matrices' structure (index
+    bounds, monotone row pointers), and the hierarchy's own invariants (faces index their level,
+    spirals start at their vertex and stay in bounds, ``kept`` is ascending and
+    ``levels[i+1].vertices == levels[i].vertices[kept[i]]``, ``down`` selects ``kept``, ``up``
+    rows hold at most 3 non-negative weights summing to 1 and map kept vertices to themselves,
+    adjacency and Laplacian are the ones the faces and parameters give).
 
     Parameters
     ----------
@@ -102,6 +111,10 @@ def load(path, *, template=None) -> Hierarchy:
     template : (vertices, faces), optional
         When given, the file must have been built from exactly this template (SHA-256 of its
         float64 vertices and int64 faces); a mismatch raises ``ValueError``.
+
+    Returns
+    -------
+    Hierarchy
     """
     path = Path(path)
     if not path.is_file():
@@ -112,45 +125,176 @@ def load(path, *, template=None) -> Hierarchy:
     except Exception as e:
         raise ValueError(f"path: {str(path)!r} is not a readable meshkit hierarchy: {type(e).__name__}: {e}") from e
     with z:
-        if meta.get("format") != "meshkit-hierarchy":
-            raise ValueError(f"path: {str(path)!r} is not a meshkit hierarchy (metadata format {meta.get('format')!r})")
+        if not isinstance(meta, dict) or meta.get("format") != "meshkit-hierarchy":
+            got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+            raise ValueError(f"path: {str(path)!r} is not a meshkit hierarchy (metadata format {got!r})")
         if meta.get("format_version") != FORMAT_VERSION:
             raise ValueError(
                 f"path: {str(path)!r} has hierarchy format version {meta.get('format_version')}, "
                 f"this meshkit reads version {FORMAT_VERSION}; rebuild it"
             )
-        if template is not None:
-            tv, tf = check_mesh(*template, vertices_name="template vertices", faces_name="template faces")
-            got = template_hash(tv, tf)
-            if got != meta["template_sha256"]:
-                raise ValueError(
-                    f"template: this hierarchy was built from a different template "
-                    f"(file {meta['template_sha256'][:12]}..., given {got[:12]}...; "
-                    f"{meta['n_vertices'][0]} vs {len(tv)} vertices); rebuild it for this template"
-                )
-        n = len(meta["n_vertices"])
-        levels = []
-        for i in range(n):
-            levels.append(
-                Level(
-                    vertices=z[f"level{i}/vertices"],
-                    faces=z[f"level{i}/faces"],
-                    adjacency=_get_sparse(z, f"level{i}/adjacency"),
-                    laplacian=_get_sparse(z, f"level{i}/laplacian"),
-                    spirals=z[f"level{i}/spirals"],
-                    lmax=float(meta["lmax"][i]),
-                )
+        try:
+            h = _read_hierarchy(z, meta)
+        except _Damaged as e:
+            raise ValueError(f"path: {str(path)!r} is a damaged hierarchy: {e}") from None
+    if template is not None:
+        tv, tf = check_mesh(*template, vertices_name="template vertices", faces_name="template faces")
+        got = template_hash(tv, tf)
+        if got != h.template_hash:
+            raise ValueError(
+                f"template: this hierarchy was built from a different template "
+                f"(file {h.template_hash[:12]}..., given {got[:12]}...; "
+                f"{h.n_vertices[0]} vs {len(tv)} vertices); rebuild it for this template"
             )
-        down = tuple(_get_sparse(z, f"down{i}") for i in range(n - 1))
-        up = tuple(_get_sparse(z, f"up{i}") for i in range(n - 1))
-        kept = tuple(z[f"kept{i}"] for i in range(n - 1))
-    for i, lv in enumerate(levels):  # cheap consistency checks against a damaged file
-        if lv.n_vertices != meta["n_vertices"][i]:
-            raise ValueError(f"path: level {i} has {lv.n_vertices} vertices, metadata says {meta['n_vertices'][i]}")
+    return h
+
+
+class _Damaged(Exception):
+    """What is wrong with one part of a hierarchy file (load turns it into a ValueError)."""
+
+
+def _meta_list(meta: dict, key: str, n: int, kind: type, minimum=None) -> list:
+    """metadata[key]: a list of n numbers of this kind (int or float), finite, >= minimum."""
+    vals = meta.get(key)
+    ok = isinstance(vals, list) and len(vals) == n and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and (kind is float or isinstance(x, int))
+        and np.isfinite(x) and (minimum is None or x >= minimum) for x in vals)
+    if not ok:
+        bound = "" if minimum is None else f" >= {minimum}"
+        raise _Damaged(f"metadata {key}: expected a list of {n} finite {kind.__name__}s{bound}, got {vals!r:.200}")
+    return [kind(x) for x in vals]
+
+
+def _read(z, key: str, kinds: str, shape: tuple) -> np.ndarray:
+    """Array ``key`` of the file: present, readable, of a dtype kind in ``kinds``, shape matching
+    ``shape`` (None = any size), finite. Returns it as float64 or int64."""
+    if key not in z.files:
+        raise _Damaged(f"{key}: missing")
+    try:
+        a = z[key]
+    except Exception as e:  # corrupted zip member, bad header, pickled object array
+        raise _Damaged(f"{key}: unreadable ({type(e).__name__}: {e})") from None
+    if a.dtype.kind not in kinds:
+        raise _Damaged(f"{key}: expected {'integer' if kinds == 'iu' else 'float'} values, got dtype {a.dtype}")
+    if a.ndim != len(shape) or any(w is not None and w != g for w, g in zip(shape, a.shape, strict=True)):
+        want = "(" + ", ".join("n" if w is None else str(w) for w in shape) + ("," if len(shape) == 1 else "") + ")"
+        raise _Damaged(f"{key}: expected shape {want}, got {a.shape}")
+    if a.dtype.kind == "f":
+        a = a.astype(np.float64, copy=False)
+        if not np.isfinite(a).all():
+            raise _Damaged(f"{key}: expected finite values, got {int((~np.isfinite(a)).sum())} NaN/inf")
+    else:
+        a = a.astype(np.int64, copy=False)
+    return a
+
+
+def _in_range(a: np.ndarray, key: str, lo: int, hi: int) -> None:
+    """Every value of the integer array ``a`` in [lo, hi)."""
+    if a.size and (a.min() < lo or a.max() >= hi):
+        bad = a[(a < lo) | (a >= hi)][0]
+        raise _Damaged(f"{key}: expected values in [{lo}, {hi}), got {int(bad)}")
+
+
+def _read_sparse(z, key: str, shape: tuple[int, int]) -> sp.csr_matrix:
+    """A CSR matrix of exactly this shape whose structure is valid (checked before scipy sees it)."""
+    got = _read(z, f"{key}/shape", "iu", (2,))
+    if tuple(got.tolist()) != shape:
+        raise _Damaged(f"{key}/shape: expected {shape}, got {tuple(got.tolist())}")
+    indptr = _read(z, f"{key}/indptr", "iu", (shape[0] + 1,))
+    indices = _read(z, f"{key}/indices", "iu", (None,))
+    data = _read(z, f"{key}/data", "f", (len(indices),))
+    if indptr[0] != 0 or indptr[-1] != len(indices) or (np.diff(indptr) < 0).any():
+        raise _Damaged(f"{key}/indptr: expected row pointers rising (never falling) from 0 to {len(indices)}, the "
+                       f"number of entries; got {indptr[0]} ... {indptr[-1]}")
+    _in_range(indices, f"{key}/indices", 0, shape[1])
+    return sp.csr_matrix((data, indices, indptr), shape=shape)
+
+
+def _same(a: sp.csr_matrix, b: sp.csr_matrix) -> float:
+    """Largest absolute entry of a - b."""
+    d = (a - b).tocsr()
+    return float(np.abs(d.data).max()) if d.nnz else 0.0
+
+
+def _read_hierarchy(z, meta: dict) -> Hierarchy:
+    """Every array of a hierarchy file, checked; raises _Damaged naming the first problem."""
+    from meshkit import topology
+
+    from .hierarchy import _LAPLACIANS, _rescaled
+
+    sizes = meta.get("n_vertices")
+    if not isinstance(sizes, list) or not sizes:
+        raise _Damaged(f"metadata n_vertices: expected a non-empty list of level sizes, got {sizes!r:.200}")
+    n = len(sizes)
+    sizes = _meta_list(meta, "n_vertices", n, int, minimum=1)
+    lmaxes = _meta_list(meta, "lmax", n, float, minimum=0.0)
+    seconds = _meta_list(meta, "seconds", n, float, minimum=0.0) if "seconds" in meta else []
+    params = meta.get("params")
+    if not isinstance(params, dict):
+        raise _Damaged(f"metadata params: expected a dict, got {params!r:.200}")
+    lengths = _meta_list(params, "spiral_length", n, int, minimum=1)
+    if params.get("padding") not in ("repeat", "sentinel"):
+        raise _Damaged(f"metadata params padding: expected 'repeat' or 'sentinel', got {params.get('padding')!r}")
+    if params.get("laplacian") not in _LAPLACIANS:
+        raise _Damaged(f"metadata params laplacian: expected one of {_LAPLACIANS}, got {params.get('laplacian')!r}")
+    if not isinstance(meta.get("template_sha256"), str):
+        raise _Damaged(f"metadata template_sha256: expected a hex string, got {meta.get('template_sha256')!r:.80}")
+    pad_hi = 1 if params["padding"] == "sentinel" else 0  # the sentinel index is n_i itself
+
+    levels = []
+    for i in range(n):
+        ni = sizes[i]
+        vertices = _read(z, f"level{i}/vertices", "f", (ni, 3))
+        faces = _read(z, f"level{i}/faces", "iu", (None, 3))
+        if len(faces) == 0:
+            raise _Damaged(f"level{i}/faces: expected at least one face, got none")
+        _in_range(faces, f"level{i}/faces", 0, ni)
+        if ((faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])).any():
+            raise _Damaged(f"level{i}/faces: expected three distinct vertices per face")
+        spirals = _read(z, f"level{i}/spirals", "iu", (ni, lengths[i]))
+        _in_range(spirals, f"level{i}/spirals", 0, ni + pad_hi)
+        if (spirals[:, 0] != np.arange(ni)).any():
+            raise _Damaged(f"level{i}/spirals: expected row v to start with v")
+        if not lmaxes[i] > 0:
+            raise _Damaged(f"metadata lmax[{i}]: expected a positive number, got {lmaxes[i]}")
+        adjacency = _read_sparse(z, f"level{i}/adjacency", (ni, ni))
+        if _same(adjacency, topology.adjacency(faces, ni)) != 0.0:
+            raise _Damaged(f"level{i}/adjacency: expected the 0/1 edge graph of level{i}/faces, got another matrix")
+        laplacian = _read_sparse(z, f"level{i}/laplacian", (ni, ni))
+        expected, _ = _rescaled(faces, ni, params["laplacian"], lmaxes[i])
+        if _same(laplacian, expected.tocsr()) > 1e-9:
+            raise _Damaged(f"level{i}/laplacian: expected the rescaled {params['laplacian']} Laplacian of "
+                           f"level{i}/faces with lmax {lmaxes[i]}, got another matrix")
+        levels.append(Level(vertices, faces, adjacency, laplacian, spirals, lmaxes[i]))
+
+    down, up, kept = [], [], []
     for i in range(n - 1):
-        if down[i].shape != (levels[i + 1].n_vertices, levels[i].n_vertices) or up[i].shape != down[i].shape[::-1]:
-            raise ValueError(f"path: down{i}/up{i} shapes {down[i].shape}/{up[i].shape} do not chain the levels")
-    return Hierarchy(tuple(levels), down, up, kept, meta["params"], meta["template_sha256"], tuple(meta["seconds"]))
+        fine, coarse = sizes[i], sizes[i + 1]
+        k = _read(z, f"kept{i}", "iu", (coarse,))
+        _in_range(k, f"kept{i}", 0, fine)
+        if (np.diff(k) <= 0).any():
+            raise _Damaged(f"kept{i}: expected strictly ascending fine-vertex indices")
+        if not np.array_equal(levels[i + 1].vertices, levels[i].vertices[k]):
+            raise _Damaged(f"kept{i}: expected level{i + 1}/vertices == level{i}/vertices[kept{i}], got other vertices")
+        d = _read_sparse(z, f"down{i}", (coarse, fine))
+        if not (np.array_equal(d.indptr, np.arange(coarse + 1)) and np.array_equal(d.indices, k)
+                and (d.data == 1.0).all()):
+            raise _Damaged(f"down{i}: expected the 0/1 selection of kept{i} (one 1 per row), got another matrix")
+        u = _read_sparse(z, f"up{i}", (fine, coarse))
+        per_row = np.diff(u.indptr)
+        if per_row.max(initial=0) > 3 or (per_row == 0).any() or (u.data < 0).any():
+            raise _Damaged(f"up{i}: expected 1 to 3 non-negative weights per row")
+        if np.abs(np.asarray(u.sum(axis=1)).ravel() - 1.0).max() > 1e-9:
+            raise _Damaged(f"up{i}: expected rows summing to 1")
+        uk = u[k]
+        if not (np.array_equal(uk.indptr, np.arange(coarse + 1)) and np.array_equal(uk.indices, np.arange(coarse))
+                and (uk.data == 1.0).all()):
+            raise _Damaged(f"up{i}: expected kept vertices to map to themselves with weight 1")
+        down.append(d)
+        up.append(u)
+        kept.append(k)
+    return Hierarchy(tuple(levels), tuple(down), tuple(up), tuple(kept), params, meta["template_sha256"],
+                     tuple(seconds))
 
 
 def _pickle_to(obj, path) -> Path:

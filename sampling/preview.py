@@ -2,7 +2,9 @@
 
 Each level is shaded (Lambertian, light from the upper left front) with its wireframe-free
 surface, framed by the same camera so the levels line up, and labelled with its vertex count
-underneath.
+underneath. The camera looks down -z; a mesh whose surface mostly faces away from it (clockwise
+winding, as the real BFM triangle lists are stored) gets a warning naming the fix
+(``meshkit.topology.orient_outward``) and is shaded two-sided, so it never renders dark silently.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from meshkit.render import frame_vertices, render_shaded, save_png
+from meshkit.topology import warn_if_inward
 from meshkit.validate import check_int
 
 from .hierarchy import Hierarchy
@@ -23,12 +26,15 @@ def render_levels(h: Hierarchy, size: int = 256) -> np.ndarray:
     """Render every level of ``h`` side by side: (size + 24, n_levels * size, 3) uint8."""
     s = check_int(size, "size", minimum=16)
     v0 = h.levels[0].vertices
+    # the camera looks down -z: most of the surface should face +z
+    two_sided = warn_if_inward(v0, h.levels[0].faces, view_direction=(0.0, 0.0, 1.0), name="hierarchy preview",
+                               stacklevel=3) < 0.5
     tiles = []
     for lv in h.levels:
         # the same camera for every level: frame each level together with level 0's bounding box
         vi = frame_vertices(np.vstack([v0, lv.vertices]), s, s)[len(v0):]
         tile = render_shaded(vi, lv.faces, s, s, colors=(0.85, 0.85, 0.88), light_direction=(-0.4, -0.5, 1.0),
-                             per_pixel=True, background=1.0)
+                             per_pixel=True, background=1.0, two_sided=two_sided)
         label = np.ones((24, s, 3), np.float32)
         _draw_number(label, lv.n_vertices)
         tiles.append(np.vstack([tile, label]))

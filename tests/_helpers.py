@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["grid_mesh", "brute_closest"]
+__all__ = ["grid_mesh", "brute_closest", "run_snippet", "assert_snippet_ok"]
 
 
 def grid_mesh(nx: int = 6, ny: int = 5, *, jitter: float = 0.0, seed: int = 0):
@@ -52,3 +52,60 @@ def brute_closest(v, f, p):
     q_edge = np.stack(cands, axis=1)[np.arange(len(f)), best_edge]
     q = np.where(inside[:, None], q_plane, q_edge)
     return np.linalg.norm(q - p, axis=1), q
+
+
+def bfm_like_face(nx: int = 41, ny: int = 49, *, mouth: bool = True):
+    """A face-like mesh with the real BFM mesh's connectivity (REAL_FILES.md): a grid whose diagonals
+    alternate (vertices of valence 4 and 8 faces), bent over a cap of a sphere facing +z, with an
+    outer rim and a mouth opening (two boundary loops), wound counter-clockwise seen from +z.
+
+    Returns (vertices (V, 3) float64 in micrometre-like units, faces (F, 3) int64)."""
+    xs, ys = np.meshgrid(np.linspace(-1, 1, nx), np.linspace(-1.2, 1.2, ny))
+    x, y = xs.ravel(), ys.ravel()
+    z = np.sqrt(np.clip(2.5**2 - x**2 - (0.8 * y) ** 2, 0, None))  # a cap of a sphere of radius 2.5
+    v = np.stack([x, y, z], axis=1) * 75_000.0
+    faces = []
+    for j in range(ny - 1):
+        for i in range(nx - 1):
+            a, b, c, d = j * nx + i, j * nx + i + 1, (j + 1) * nx + i, (j + 1) * nx + i + 1
+            centre = np.array([(xs[j, i] + xs[j, i + 1]) / 2, (ys[j, i] + ys[j + 1, i]) / 2])
+            if mouth and abs(centre[0]) < 0.3 and abs(centre[1] + 0.6) < 0.08:
+                continue  # the mouth opening
+            if (i + j) % 2 == 0:  # alternate the diagonal: valence 4 and 8
+                faces += [(a, b, d), (a, d, c)]
+            else:
+                faces += [(a, b, c), (b, d, c)]
+    return v, np.asarray(faces, dtype=np.int64)
+
+
+def run_snippet(code: str, *, timeout: float = 120.0, env: dict | None = None):
+    """Run ``code`` in a fresh interpreter (``sys.executable -c``) with this checkout first on the
+    path; return the CompletedProcess (text stdout/stderr). A crash (segfault, abort) shows as a
+    negative return code instead of killing the test run; a hang fails after ``timeout`` seconds."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    e = dict(os.environ, **(env or {}))
+    e["PYTHONPATH"] = root + os.pathsep + e.get("PYTHONPATH", "")
+    try:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                              env=e, cwd=root)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"the snippet did not finish within {timeout} s:\n{code}") from exc
+
+
+def assert_snippet_ok(code: str, *, timeout: float = 120.0, stderr_contains: str | None = None) -> str:
+    """Run ``code`` with :func:`run_snippet` and assert it exits with status 0 (no crash, no
+    uncaught exception); with ``stderr_contains``, assert instead that it exits with status 1
+    (an uncaught Python exception, not a signal) and that stderr contains that text. Returns stdout."""
+    r = run_snippet(code, timeout=timeout)
+    expected = 0 if stderr_contains is None else 1
+    assert r.returncode == expected, (
+        f"exit status {r.returncode} (expected {expected}; negative = killed by a signal)\n"
+        f"stdout:\n{r.stdout[-2000:]}\nstderr:\n{r.stderr[-4000:]}")
+    if stderr_contains is not None:
+        assert stderr_contains in r.stderr, f"{stderr_contains!r} not in stderr:\n{r.stderr[-4000:]}"
+    return r.stdout

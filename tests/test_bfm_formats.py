@@ -17,6 +17,7 @@ from bfm.formats import LAYOUTS, load_model, save_model, save_npz
 from bfm.synthetic import small_model, synthetic_model_full, write_3ddfa_pkl, write_bfm2009, write_bfm2017_h5, write_face3d_mat
 from meshkit import face_normals
 from meshkit.cli import main
+from meshkit.topology import outward_fraction
 
 FIELDS = ("mean", "shape_basis", "shape_std", "expression_basis", "expression_std", "triangles", "landmarks")
 TEXTURE = ("texture_mean", "texture_basis", "texture_std")
@@ -65,9 +66,11 @@ def test_bfm2009_file_as_public_loaders_read_it(tmp_path, model):
     assert tl.shape == (len(full.triangles), 3) and tl.min() == 1 and tl.max() == full.n_vertices  # 1-based
     # interleaved x, y, z: reshape(-1, 3) is the mean
     np.testing.assert_array_equal(d["shapeMU"].reshape(-1, 3), full.mean)
-    # the file's triangles are clockwise seen from the front, like the real tl (eos swaps two indices)
-    n = face_normals(full.mean, (tl - 1).astype(np.int64))
-    assert (n[:, 2] < 0).mean() > 0.95
+    # the file's triangles are clockwise seen from outside, like the real tl (REAL_FILES.md: 3 % of
+    # the normals point away from the centroid as stored)
+    t0 = (tl - 1).astype(np.int64)
+    n = face_normals(full.mean, t0)
+    assert (np.einsum("ij,ij->i", full.mean[t0].mean(axis=1) - full.mean.mean(axis=0), n) > 0).mean() < 0.1
     # Exp_Pca.bin read the Deep3DFaceReconstruction way: int32 count, float32 mean, float32 components
     idx = scipy.io.loadmat(paths["trim"])["trimIndex"].reshape(-1).astype(np.int64) - 1
     assert np.array_equal(idx, trim)
@@ -93,7 +96,9 @@ def test_face3d_mat_round_trip_and_face3d_reading(tmp_path, model):
     mean = (m["shapeMU"] + m["expMU"]).astype(np.float32)
     np.testing.assert_array_equal(mean.reshape(-1, 3), model.mean)
     tri = m["tri"].T.copy(order="C").astype(np.int32) - 1
-    np.testing.assert_array_equal(tri, model.triangles)
+    # clockwise in the file, as the real tri: the same triangles with two corners swapped
+    np.testing.assert_array_equal(tri, model.triangles[:, [0, 2, 1]])
+    assert m["tri"].dtype == np.uint16
     np.testing.assert_array_equal((np.squeeze(m["kpt_ind"]) - 1).astype(np.int32), model.landmarks)
     tri_mouth = m["tri_mouth"].T.astype(np.int32) - 1
     assert len(tri_mouth) > 0 and tri_mouth.max() < model.n_vertices
@@ -111,7 +116,7 @@ def test_3ddfa_pkl_round_trip_and_3ddfa_reading(tmp_path, model):
     with open(paths["tri"], "rb") as fh:
         tri = pickle.load(fh)
     assert d["u"].shape == (3 * model.n_vertices, 1) and d["keypoints"].shape == (204,)
-    np.testing.assert_array_equal(tri.T, model.triangles)
+    np.testing.assert_array_equal(tri.T, model.triangles[:, [0, 2, 1]])  # clockwise, as the real tri.pkl
     u_base = d["u"][d["keypoints"]].reshape(-1, 1)
     np.testing.assert_array_equal(u_base.reshape(3, -1, order="F").T, model.mean[model.landmarks])
     with open(paths["param_mean_std"], "rb") as fh:
@@ -223,13 +228,104 @@ def test_face3d_tri_mouth_surrounds_the_mouth_landmarks(tmp_path, model):
     p = write_face3d_mat(tmp_path / "BFM.mat", model)
     m = scipy.io.loadmat(p)["model"][0, 0]
     tri_mouth = m["tri_mouth"].T.astype(np.int64) - 1
-    # every mouth triangle is one of the model's triangles, and its vertices lie near the mouth
-    # landmarks (iBUG 48-67): within the mouth's width of their centre
-    assert {tuple(t) for t in tri_mouth} <= {tuple(t) for t in model.triangles}
+    # every mouth triangle is one of the file's (clockwise) triangles, and its vertices lie near the
+    # mouth landmarks (iBUG 48-67): within the mouth's width of their centre
+    assert {tuple(t) for t in tri_mouth} <= {tuple(t) for t in m["tri"].T.astype(np.int64) - 1}
     lips = model.mean[model.landmarks[48:68], :2]
     width = np.ptp(lips[:, 0])
     d = np.linalg.norm(model.mean[np.unique(tri_mouth), :2] - lips.mean(axis=0), axis=1)
     assert len(tri_mouth) > 0 and d.max() < width
+
+
+def test_face3d_tri_mouth_does_not_depend_on_units(tmp_path, model):
+    mm = MorphableModel(model.mean * 1e-3, model.shape_basis * 1e-3, model.shape_std, model.expression_basis * 1e-3,
+                        model.expression_std, model.triangles, model.landmarks)  # micrometres -> millimetres
+    got = [scipy.io.loadmat(write_face3d_mat(tmp_path / f"{k}.mat", m))["model"][0, 0]["tri_mouth"]
+           for k, m in (("um", model), ("mm", mm))]
+    assert got[0].size > 0
+    np.testing.assert_array_equal(got[0], got[1])
+    with pytest.warns(UserWarning, match="tri_mouth is written empty"):
+        p = write_face3d_mat(tmp_path / "nolm.mat", model.with_landmarks(np.zeros(0, np.int64)))
+    assert scipy.io.loadmat(p)["model"][0, 0]["tri_mouth"].size == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# winding: every loader hands out counter-clockwise triangles; writers write the real files' clockwise
+
+
+def _write_every_layout(tmp_path, model):
+    """{layout: (path, load options)} of one model written in every layout."""
+    full, trim = synthetic_model_full(2000, 40, 10, 20)
+    b = write_bfm2009(tmp_path / "bfm2009", full, trim=trim)
+    t = write_3ddfa_pkl(tmp_path / "m.pkl", model, tri_path=tmp_path / "tri.pkl")
+    return {
+        "bfm2009": (b["mat"], dict(expression=b["exp_pca"], trim=b["trim"])),
+        "face3d": (write_face3d_mat(tmp_path / "BFM.mat", model), {}),
+        "3ddfa": (t["pkl"], dict(tri=t["tri"])),
+        "bfm2017": (write_bfm2017_h5(tmp_path / "m.h5", model), {}),
+        "npz": (save_npz(tmp_path / "m.npz", model), {}),
+    }
+
+
+def test_every_loader_returns_outward_triangles_and_records_the_stored_winding(tmp_path, model):
+    assert outward_fraction(model.mean, model.triangles) > 0.9
+    native = {"bfm2009": "clockwise", "face3d": "clockwise", "3ddfa": "clockwise",
+              "bfm2017": "counter-clockwise", "npz": "counter-clockwise"}
+    for layout, (p, kw) in _write_every_layout(tmp_path, model).items():
+        got = load_model(p, **kw)
+        assert got.stored_winding == native[layout], layout
+        assert outward_fraction(got.mean, got.triangles) > 0.9, layout
+        np.testing.assert_array_equal(got.triangles, model.triangles, err_msg=layout)
+        assert native[layout] in repr(got)
+        kept = load_model(p, winding="keep", **kw)
+        assert kept.stored_winding == native[layout]
+        frac = outward_fraction(kept.mean, kept.triangles)
+        assert (frac < 0.1) if native[layout] == "clockwise" else (frac > 0.9), layout
+    with pytest.raises(ValueError, match="winding"):
+        load_model(_write_every_layout(tmp_path / "x", model)["face3d"][0], winding="flip")
+
+
+def test_real_layout_triangle_arrays_round_trip_exactly(tmp_path, model):
+    paths = _write_every_layout(tmp_path, model)
+    # face3d: load and write again; the tri arrays (values, dtype, layout) are identical
+    first = scipy.io.loadmat(paths["face3d"][0])["model"][0, 0]
+    again = write_face3d_mat(tmp_path / "again.mat", load_model(paths["face3d"][0]))
+    second = scipy.io.loadmat(again)["model"][0, 0]
+    for key in ("tri", "tri_mouth"):
+        assert first[key].dtype == second[key].dtype and np.array_equal(first[key], second[key]), key
+    # 3DDFA_V2 tri.pkl and BFM2009 tl, through save_model by layout name
+    got = load_model(paths["3ddfa"][0], **paths["3ddfa"][1])
+    out = save_model(tmp_path / "again.pkl", got, tri_path=tmp_path / "again_tri.pkl")
+    with open(paths["3ddfa"][1]["tri"], "rb") as a, open(out["tri"], "rb") as b:
+        assert a.read() == b.read()
+    full = formats.load_bfm2009(paths["bfm2009"][0])
+    out = save_model(tmp_path / "b2", full, layout="bfm2009", expression=False)
+    np.testing.assert_array_equal(scipy.io.loadmat(out["mat"])["tl"], scipy.io.loadmat(paths["bfm2009"][0])["tl"])
+    # a model loaded with winding="keep" is written as stored too
+    kept = load_model(paths["face3d"][0], winding="keep")
+    third = scipy.io.loadmat(write_face3d_mat(tmp_path / "kept.mat", kept))["model"][0, 0]
+    np.testing.assert_array_equal(third["tri"], first["tri"])
+
+
+def test_files_of_older_versions_with_counter_clockwise_triangles_still_load_outward(tmp_path, model):
+    # meshkit before issue #13 wrote face3d / 3DDFA_V2 files counter-clockwise: the measure sees it
+    p = write_face3d_mat(tmp_path / "old.mat", model)
+    d = scipy.io.loadmat(p)
+    s = d["model"][0, 0]
+    fields = {k: s[k] for k in s.dtype.names}
+    fields["tri"] = (model.triangles.T + 1).astype(np.float64)  # the old writer: CCW, float64
+    scipy.io.savemat(p, {"model": fields})
+    got = load_model(p)
+    assert got.stored_winding == "counter-clockwise"
+    np.testing.assert_array_equal(got.triangles, model.triangles)
+    q = tmp_path / "old.pkl"
+    with open(q, "wb") as fh:
+        pickle.dump({"u": model.mean.reshape(-1, 1), "w_shp": model.shape_basis, "w_exp": model.expression_basis,
+                     "keypoints": (3 * model.landmarks[:, None] + np.arange(3)).reshape(-1),
+                     "tri": model.triangles.T.astype(np.int32)}, fh, protocol=2)
+    got = load_model(q)
+    assert got.stored_winding == "counter-clockwise"
+    np.testing.assert_array_equal(got.triangles, model.triangles)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,6 +466,50 @@ def test_cli_reconstruct_and_convert(tmp_path, model, capsys):
     std_file = tmp_path / "m_param_mean_std.pkl"
     back = load_model(pkl, param_mean_std=std_file)
     np.testing.assert_allclose(back.shape_std, model.shape_std, rtol=1e-6)
+
+
+def test_cli_convert_goes_through_save_model_and_keeps_the_native_winding(tmp_path, model, capsys):
+    src = write_face3d_mat(tmp_path / "BFM.mat", model)
+    out = tmp_path / "copy.mat"
+    assert main(["bfm", "convert", str(src), str(out)]) == 0
+    assert "clockwise" in capsys.readouterr().out
+    a, b = (scipy.io.loadmat(p)["model"][0, 0]["tri"] for p in (src, out))
+    assert a.dtype == b.dtype == np.uint16 and np.array_equal(a, b)
+    folder = tmp_path / "bfm2009"
+    assert main(["bfm", "convert", str(src), str(folder), "--layout", "bfm2009"]) == 0
+    tl = scipy.io.loadmat(folder / "01_MorphableModel.mat")["tl"]
+    np.testing.assert_array_equal(tl.astype(np.int64), a.T.astype(np.int64))  # the same clockwise rows, (F, 3)
+    assert main(["bfm", "convert", str(src), str(tmp_path / "x.obj")]) == 2
+    assert "layout" in capsys.readouterr().err
+
+
+def test_cli_info_describes_model_files(tmp_path, model, capsys):
+    paths = _write_every_layout(tmp_path, model)
+    for layout in ("face3d", "npz", "bfm2017"):
+        assert main(["info", str(paths[layout][0])]) == 0
+        out = capsys.readouterr().out
+        fields = dict(line.split(None, 1) for line in out.splitlines())
+        assert fields["layout"].startswith(layout)
+        assert fields["vertices"] == str(model.n_vertices) and fields["triangles"] == str(len(model.triangles))
+        assert fields["landmarks"] == ("0" if layout == "bfm2017" else "68")
+        assert fields["units"].startswith("micrometres")
+        assert fields["stored"].startswith("clockwise" if layout == "face3d" else "counter-clockwise")
+        assert fields["loaded"].startswith("counter-clockwise")
+    # a millimetre model is recognised as such
+    mm = MorphableModel(model.mean * 1e-3, model.shape_basis * 1e-3, model.shape_std, model.expression_basis * 1e-3,
+                        model.expression_std, model.triangles, model.landmarks)
+    assert main(["info", str(write_bfm2017_h5(tmp_path / "mm.h5", mm))]) == 0
+    assert "millimetres" in capsys.readouterr().out
+    # a 3DDFA_V2 v3 pickle without its triangles: the layout, and what it needs
+    t = write_3ddfa_pkl(tmp_path / "v3.pkl", model, tri_path=tmp_path / "tri.pkl")
+    assert main(["info", str(t["pkl"])]) == 0
+    out = capsys.readouterr().out
+    assert "3ddfa" in out and "tri=" in out
+    # a mesh .npz is still a mesh
+    from meshkit.io import write_mesh
+
+    assert main(["info", str(write_mesh(tmp_path / "mesh.npz", model.mean, model.triangles))]) == 0
+    assert "manifold" in capsys.readouterr().out
 
 
 def test_trim_index_sources_and_param_file_variants(tmp_path, model):

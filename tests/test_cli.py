@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+import trimesh
 
 from meshkit import __version__
 from meshkit.cli import main
@@ -20,8 +21,43 @@ def test_info(tmp_path, small_face, capsys):
     out = capsys.readouterr().out
     assert "vertices      2000" in out
     assert "components    1" in out
-    assert "boundary      1 (" in out
+    # boundary loops and their lengths from an independent reference: trimesh's outline (each
+    # closed path lists its first vertex again at the end)
+    outline = trimesh.Trimesh(*small_face, process=False).outline().entities
+    lengths = sorted(len(e.points) - 1 for e in outline)
+    line = next(x for x in out.splitlines() if x.startswith("boundary"))
+    assert line.startswith(f"boundary      {len(outline)} (")
+    assert sorted(int(x) for x in line.split("lengths ")[1].rstrip(")").split(", ")) == lengths
     assert "manifold      yes" in out
+
+
+def test_info_reports_orientation(tmp_path, small_face, capsys):
+    v, f = small_face
+    assert main(["info", str(write_mesh(tmp_path / "ccw.ply", v, f))]) == 0
+    out = capsys.readouterr().out
+    assert "orientation   consistent" in out and "orient_outward" not in out
+    assert main(["info", str(write_mesh(tmp_path / "cw.ply", v, f[:, ::-1]))]) == 0
+    assert "orient_outward" in capsys.readouterr().out  # inward: the line names the fix
+
+
+@pytest.mark.parametrize("mode", ["colour", "normals"])
+def test_render_of_a_clockwise_mesh_warns_and_matches_the_outward_render(tmp_path, small_face, mode, capsys):
+    """A user's own clockwise mesh (such as a BFM triangle list as stored) never renders dark
+    silently: one warning line naming the fix, and the picture of the re-wound mesh."""
+    import numpy as np
+    from PIL import Image
+
+    v, f = small_face
+    imgs = []
+    for name, faces in (("ccw", f), ("cw", f[:, ::-1])):
+        out = tmp_path / f"{name}.png"
+        assert main(["render", str(write_mesh(tmp_path / f"{name}.ply", v, faces)), "--mode", mode, "--size", "64",
+                     "--out", str(out)]) == 0
+        err = capsys.readouterr().err
+        assert ("orient_outward" in err and len(err.strip().splitlines()) == 1) if name == "cw" else err == ""
+        imgs.append(np.asarray(Image.open(out)).astype(int))
+    # the same picture up to rounding (shading two-sided / normals of the re-wound faces)
+    assert np.abs(imgs[0] - imgs[1]).max() <= 1
 
 
 def test_info_bad_file_is_one_line_error(tmp_path, capsys):

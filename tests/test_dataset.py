@@ -128,8 +128,7 @@ def _colour_error(image, vertices, colors, faces):
     from meshkit.render import render_depth
 
     s = image.shape[0]
-    w = vertices.astype(np.float64).copy()
-    w[:, :2] += 0.5
+    w = vertices.astype(np.float64)  # pixel indices: the rasterizer's own coordinates
     depth = render_depth(w, faces, s, s, background=-1e9)
     x, y = vertices[:, 0], vertices[:, 1]
     inside = (x > 1) & (x < s - 2) & (y > 1) & (y < s - 2)
@@ -146,8 +145,7 @@ def _colour_error(image, vertices, colors, faces):
 def _render_pattern(model, v, size):
     from meshkit.render import render_colors
 
-    w = v.astype(np.float64).copy()
-    w[:, :2] += 0.5
+    w = v.astype(np.float64)  # pixel indices: the rasterizer's own coordinates
     return np.clip(np.round(render_colors(w, model.triangles, vertex_pattern_colors(model), size, size) * 255), 0,
                    255).astype(np.uint8)
 

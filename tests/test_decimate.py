@@ -184,9 +184,25 @@ def test_two_components_stay_two():
     check_invariants(v, f, d, int(np.ceil(len(v) / 4)))
 
 
-def test_n_vertices_and_factor_give_exact_counts(small_face):
+@pytest.fixture(scope="module")
+def disc_face():
+    """The 0.1 template (topology "rows"): a disc, which can be decimated down to 4 vertices (a
+    tetrahedron's worth); the default template is an annulus and stops at 6 (see
+    test_annulus_goes_down_to_two_triangles)."""
+    from meshkit.synthetic import face_template
+
+    return face_template(2000, topology="rows")
+
+
+def test_n_vertices_and_factor_give_exact_counts(small_face, disc_face):
     v, f = small_face
-    for nv in (4, 5, 57, 1999):
+    for nv in (6, 7, 57, 1999):
+        assert len(decimate(v, f, n_vertices=nv).vertices) == nv
+    for fac in (1.01, 3.3, 4, 100.5):
+        assert len(decimate(v, f, factor=fac).vertices) == int(np.ceil(len(v) / fac))
+    # a disc's limit: 4 vertices
+    v, f = disc_face
+    for nv in (4, 5):
         assert len(decimate(v, f, n_vertices=nv).vertices) == nv
     for fac in (1.01, 3.3, 4, 100.5):
         assert len(decimate(v, f, factor=fac).vertices) == int(np.ceil(len(v) / fac))
@@ -261,12 +277,13 @@ def test_float32_input_and_inputs_not_mutated(small_face):
 
 
 def test_chain_reaches_every_level():
-    """The CoMA hierarchy counts, level by level (here on a smaller template: 8000 -> ... -> 8)."""
+    """The CoMA hierarchy counts, level by level: four factor-4 steps (here on a smaller template:
+    8000 -> 2000 -> 500 -> 125 -> 32; the full size is test_full_template_counts_and_invariants)."""
     from meshkit.synthetic import face_template
 
     v, f = face_template(8000)
     expected = [8000]
-    while expected[-1] > 31:
+    while len(expected) < 5:
         expected.append(int(np.ceil(expected[-1] / 4)))
     cur_v, cur_f = v, f
     for n in expected[1:]:
@@ -274,6 +291,18 @@ def test_chain_reaches_every_level():
         assert len(d.vertices) == n
         assert topology.is_manifold(d.faces, n)
         cur_v, cur_f = d.vertices, d.faces
+
+
+def test_annulus_goes_down_to_two_triangles(small_face):
+    """The default template is an annulus (rim and mouth): the smallest manifold annulus has two
+    triangular boundary loops and 6 vertices (6 faces), and decimation gets there, but no further."""
+    v, f = small_face
+    d = decimate(v, f, n_vertices=6)
+    check_invariants(v, f, d, 6)
+    outline = trimesh.Trimesh(d.vertices, d.faces, process=False).outline().entities
+    assert sorted(len(e.points) - 1 for e in outline) == [3, 3] and len(d.faces) == 6
+    with pytest.raises(ValueError, match="no valid collapse left at 6 vertices, target 5"):
+        decimate(v, f, n_vertices=5)
 
 
 @pytest.mark.slow
@@ -289,11 +318,13 @@ def test_full_template_counts_and_invariants():
     theirs = closest_points(cv, cf, v)[3] / bbox_diag(v)
     print(f"fast-simplification at {len(cv)} vertices: mean {theirs.mean():.2e}, max {theirs.max():.2e}")
     assert rel.mean() <= 2.0 * theirs.mean() and rel.max() <= 2.0 * theirs.max()
-    counts = [13304]
+    # the rest of the CoMA chain on the default template (an annulus, as the real mesh): every
+    # level exact, manifold, still the rim and the mouth (check_invariants keeps the loop count)
     for n in (3326, 832, 208, 52):
-        d = decimate(d.vertices, d.faces, factor=4)
-        counts.append(len(d.vertices))
-        assert counts[-1] == n
+        fine_v, fine_f = d.vertices, d.faces
+        d = decimate(fine_v, fine_f, factor=4)
+        check_invariants(fine_v, fine_f, d, n)
+        assert len(topology.boundary_loops(d.faces)) == 2
 
 
 # ------------------------------------------------------------------------------------------------
@@ -464,7 +495,7 @@ def test_kernel_matches_reference(mesh):
     from meshkit.synthetic import face_template
 
     v, f = {"sphere": lambda: noisy_sphere(2, 0.02, 7), "grid": lambda: grid_with_holes(10, 9, 2, 3),
-            "face": lambda: face_template(150)}[mesh]()
+            "face": lambda: face_template(200)}[mesh]()
     # break the template's left-right symmetry: mirrored edges have costs equal up to rounding, and
     # the two implementations round differently (exact ties themselves are covered by determinism)
     v = v + 1e-3 * bbox_diag(v) * np.random.default_rng(0).standard_normal(v.shape)
@@ -505,8 +536,8 @@ def test_bad_arguments(small_face):
         decimate(v[:, :2], f, factor=4)
 
 
-def test_factor_600_ok_and_1000_refused(small_face):
-    v, f = small_face
+def test_factor_600_ok_and_1000_refused(disc_face):
+    v, f = disc_face  # ceil(2000 / 600) = 4: reachable on a disc only
     assert len(decimate(v, f, factor=600).vertices) == 4
     with pytest.raises(ValueError, match="at least 4"):
         decimate(v, f, factor=1000)

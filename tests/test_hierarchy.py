@@ -31,13 +31,23 @@ def test_counts_are_exact_ceilings(hier, face):
 
 
 def test_levels_are_valid_meshes(hier):
+    # no flipped faces, on any surface: each coarse face's normal agrees in sign with the fine
+    # surface's normal where it stands, the mean of the fine vertex normals (trimesh's) at its three
+    # corners, which are fine vertices
+    fine_normals = trimesh.Trimesh(hier.levels[0].vertices, hier.levels[0].faces, process=False).vertex_normals
+    fine_ids = np.arange(hier.levels[0].n_vertices)  # level i's vertices as level-0 vertex ids
     for i, lv in enumerate(hier.levels):
+        if i > 0:
+            fine_ids = fine_ids[hier.kept[i - 1]]
         assert topology.is_manifold(lv.faces, lv.n_vertices), f"level {i}"
         assert topology.connected_components(lv.faces, lv.n_vertices)[0] == 1
         used = np.unique(lv.faces)
         assert len(used) == lv.n_vertices  # no isolated vertices
+        assert topology.is_consistently_oriented(lv.faces), f"level {i}"
+        np.testing.assert_array_equal(lv.vertices, hier.levels[0].vertices[fine_ids])
         n = trimesh.Trimesh(lv.vertices, lv.faces, process=False).face_normals
-        assert (n[:, 2] > 0).all(), f"level {i} has a face turned away from the front"
+        there = fine_normals[fine_ids[lv.faces]].mean(axis=1)
+        assert ((n * there).sum(axis=1) > 0).all(), f"level {i} has a face flipped against the fine surface"
 
 
 def test_operators_chain_and_are_consistent(hier):
@@ -161,3 +171,15 @@ def test_full_size_template_counts():
 
     h = build_hierarchy(*face_template(), factors=(4, 4, 4, 4, 4))
     assert h.n_vertices == [53215, 13304, 3326, 832, 208, 52]
+
+
+def test_preview_of_a_clockwise_mesh_warns_and_is_not_dark(face):
+    """The hierarchy preview on a mesh wound clockwise (as the real BFM lists are stored) warns,
+    naming the fix, and shades two-sided: the same picture as the outward mesh."""
+    from sampling.preview import render_levels
+
+    v, f = face
+    ccw = render_levels(build_hierarchy(v, f, factors=[4]), 64)
+    with pytest.warns(UserWarning, match="orient_outward"):
+        cw = render_levels(build_hierarchy(v, f[:, ::-1], factors=[4]), 64)
+    assert np.abs(ccw.astype(int) - cw.astype(int)).max() <= 1

@@ -151,6 +151,9 @@ def test_plot_ced_writes_png(tmp_path):
         assert im.format == "PNG" and im.size == (600, 450)
     with pytest.raises(ValueError, match="curves"):
         metrics.plot_ced({}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match=r"path: expected a \.png"):  # refused before drawing, nothing written
+        metrics.plot_ced({"a": rng.uniform(0, 0.08, 100)}, tmp_path / "ced.jpg")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ced.png"]
 
 
 def test_bad_input():

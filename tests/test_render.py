@@ -30,8 +30,8 @@ def reference_raster(v, f, h, w):
     edge, depth (N, F) float64 plane depth), N = h * w pixels in row-major order.
     """
     jj, ii = np.mgrid[0:h, 0:w]
-    px = (ii.ravel() + 0.5)[:, None]
-    py = (jj.ravel() + 0.5)[:, None]
+    px = (ii.ravel())[:, None]
+    py = (jj.ravel())[:, None]
     a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
 
     def edge(p, q):  # E(x) = (q - p) x (x - p), 2-D
@@ -59,7 +59,7 @@ def ray_cast(v, f, h, w):
     mesh = trimesh.Trimesh(v, f, process=False)
     jj, ii = np.mgrid[0:h, 0:w]
     top = v[:, 2].max() + 10.0
-    origins = np.stack([ii.ravel() + 0.5, jj.ravel() + 0.5, np.full(h * w, top)], axis=1)
+    origins = np.stack([ii.ravel(), jj.ravel(), np.full(h * w, top)], axis=1)
     dirs = np.tile([0.0, 0.0, -1.0], (h * w, 1))
     inter = trimesh.ray.ray_triangle.RayMeshIntersector(mesh)
     tri, ray, loc = inter.intersects_id(origins, dirs, multiple_hits=True, return_locations=True)
@@ -249,8 +249,8 @@ def test_full_size_face_matches_ray_casting():
     dis = both & (frag.face_index != fid_ref)
     assert dis.sum() <= 0.01 * both.sum()
     jj, ii = np.nonzero(dis)
-    mine_incl, mine_strict = contains(vi, f[frag.face_index[dis]], ii + 0.5, jj + 0.5)
-    theirs_incl, _ = contains(vi, f[fid_ref[dis]], ii + 0.5, jj + 0.5)
+    mine_incl, mine_strict = contains(vi, f[frag.face_index[dis]], ii, jj)
+    theirs_incl, _ = contains(vi, f[fid_ref[dis]], ii, jj)
     assert mine_incl.all() and theirs_incl.all() and not mine_strict.any()  # only centres on shared edges
 
 
@@ -278,12 +278,29 @@ def test_square_of_two_triangles_covers_each_pixel_exactly_once(x0, y0, dx, dy, 
         f = f[:, ::-1]
     count = coverage_count(v, f, h, w)
     # closed form of the top-left rule on an axis-aligned rectangle: [x0, x1) x [y0, y1)
-    c = (np.arange(w) + 0.5) * 256
-    r = (np.arange(h) + 0.5) * 256
+    c = np.arange(w) * 256
+    r = np.arange(h) * 256
     expected = ((r >= y0) & (r < y1))[:, None] & ((c >= x0) & (c < x1))[None, :]
     np.testing.assert_array_equal(count, expected.astype(int))
     np.testing.assert_array_equal(R.rasterize(v, f, h, w).mask, expected)
 
+
+
+def test_pixel_r_c_is_centred_on_x_c_y_r():
+    """docs/conventions.md, 'Pixels': a small triangle around the point (x, y) = (c, r) covers
+    exactly pixel (r, c), through every entry point (rasterize, Rasterizer, rasterize_batch)."""
+    h, w = 9, 11
+    for c, r in ((0, 0), (5, 7), (10, 8), (3, 2)):
+        tri = np.array([[c - 0.3, r - 0.3, 0], [c + 0.3, r - 0.3, 0], [c, r + 0.3, 0]])
+        expected = np.zeros((h, w), bool)
+        expected[r, c] = True
+        f = np.array([[0, 1, 2]])
+        for frag in (R.rasterize(tri, f, h, w), R.Rasterizer(h, w)(tri, f), R.rasterize_batch(tri[None], f, h, w)[0],
+                     R.rasterize_batch([(tri, f)], None, h, w)[0]):
+            np.testing.assert_array_equal(frag.mask, expected)
+    # a vertex half a pixel off the image is outside it: the image spans [-0.5, w - 0.5)
+    edge = np.array([[-0.5, 2.0, 0], [-0.9, 1.0, 0], [-0.9, 3.0, 0]])
+    assert not R.rasterize(edge, np.array([[0, 1, 2]]), h, w).mask.any()
 
 
 @pytest.mark.parametrize("nx,ny", [(1, 1), (1, 2), (2, 2), (3, 3), (2, 3), (3, 1), (4, 4), (5, 3)])
@@ -292,11 +309,11 @@ def test_small_rectangles_with_corners_on_pixel_centres_follow_the_fill_rule(nx,
     # 4 x 4 and general scans), and every box edge and the diagonal pass through centres, where
     # only the top-left rule decides; closed form: the centres in [x0, x1) x [y0, y1)
     h, w = 10, 11
-    c = (np.arange(w) + 0.5) * 256
-    r = (np.arange(h) + 0.5) * 256
+    c = np.arange(w) * 256
+    r = np.arange(h) * 256
     for ox in range(-1, w - nx + 1, 2):
         for oy in range(-1, h - ny + 1, 3):
-            x0, y0 = ox * 256 + 128, oy * 256 + 128
+            x0, y0 = ox * 256, oy * 256
             x1, y1 = x0 + nx * 256, y0 + ny * 256
             v = np.array([[x0, y0, 0], [x1, y0, 0], [x1, y1, 0], [x0, y1, 0]], dtype=float) / 256.0
             expected = ((r >= y0) & (r < y1))[:, None] & ((c >= x0) & (c < x1))[None, :]
@@ -330,7 +347,7 @@ def test_fan_of_a_convex_polygon_covers_interior_once(seed, n):
     # centres on a spoke (an edge shared by two triangles) or on the hub: exactly once
     on_ring_vertex = np.zeros(h * w, bool)
     for x, y in ring:
-        if (x - 0.5) % 1 == 0 and (y - 0.5) % 1 == 0 and 0 <= x < w and 0 <= y < h:
+        if x % 1 == 0 and y % 1 == 0 and 0 <= x < w and 0 <= y < h:
             on_ring_vertex[int(y) * w + int(x)] = True
     shared = (incl.sum(1) >= 2) & ~on_ring_vertex
     assert (count[shared] == 1).all()
@@ -344,7 +361,7 @@ def test_closed_mesh_has_no_holes_inside_its_silhouette(cull):
     v, f, _ = sphere_in_image(size)
     mask = R.rasterize(v, f, size, size, cull_backfaces=cull).mask
     jj, ii = np.mgrid[0:size, 0:size]
-    centres = np.stack([ii.ravel() + 0.5, jj.ravel() + 0.5], 1)
+    centres = np.stack([ii.ravel(), jj.ravel()], 1)
     # the silhouette of a convex mesh is the convex hull of its projected vertices
     inside = Delaunay(v[:, :2]).find_simplex(centres) >= 0
     assert inside.sum() > 500
@@ -414,7 +431,7 @@ def test_off_screen_and_clipped_triangles():
     assert frag.mask.all()
     jj, ii = np.mgrid[0:h, 0:w]
     # plane through the three corners: z = 1 + 4 (x + 1e5) / 4e5 + 8 (y + 1e5) / 4e5
-    plane = 1 + 4 * (ii + 0.5 + 1e5) / 4e5 + 8 * (jj + 0.5 + 1e5) / 4e5
+    plane = 1 + 4 * (ii + 1e5) / 4e5 + 8 * (jj + 1e5) / 4e5
     np.testing.assert_allclose(frag.depth, plane, rtol=1e-6)
     # partly visible: clipped, agrees with the brute-force reference
     v = np.array([[-10.25, 4.5, 0], [9.75, -6.0, 1.0], [12.5, 30.25, 2.0]])
@@ -461,7 +478,7 @@ def test_barycentrics_sum_to_one_and_reproduce_the_pixel_centre():
     # interpolating x and y gives back the pixel centre: the barycentrics are the right ones
     xy = np.einsum("nk,nkc->nc", b[m], v[f[frag.face_index[m]]][:, :, :2])
     jj, ii = np.nonzero(m)
-    np.testing.assert_allclose(xy, np.stack([ii + 0.5, jj + 0.5], 1), atol=1e-4)
+    np.testing.assert_allclose(xy, np.stack([ii, jj], 1), atol=1e-4)
 
 
 def test_interpolate_matches_numpy_reference(small_face):
@@ -491,7 +508,7 @@ def test_both_interpolation_kernels_match_numpy(size, n_ch):
     attr = np.random.default_rng(size).normal(size=(len(v), n_ch))
     m = frag.mask
     jj, ii = np.nonzero(m)
-    p = np.stack([ii * 256.0 + 128, jj * 256.0 + 128], 1)
+    p = np.stack([ii * 256.0 + 128, jj * 256.0 + 128], 1)  # pixel centres in the kernels' frame (x + 0.5)
     tri = frag.snapped_xy.astype(np.float64)[f[frag.face_index[m]]]  # (N, 3, 2), exact integers
 
     def edge(q, r):  # (r - q) x (p - q)
@@ -518,15 +535,15 @@ def test_plane_interpolation_of_far_and_thin_triangles_matches_numpy():
 
     h = w = 16
     v = np.array([[-1e5, -1e5, 1.0], [3e5, -1e5, 5.0], [-1e5, 3e5, 9.0],  # huge, covers the image
-                  [-3000.0, 2.3, 20.0], [3000.0, 2.6, 20.0], [-3000.0, 3.05, 20.0],  # long, 0.5 px thin
-                  [4.1, 9.2, 30.0], [4.4, 15.7, 30.0], [4.9, 9.4, 30.0]])  # narrow, near
+                  [-3000.0, 1.8, 20.0], [3000.0, 2.1, 20.0], [-3000.0, 2.55, 20.0],  # long, 0.5 px thin
+                  [3.6, 8.7, 30.0], [3.9, 15.2, 30.0], [4.4, 8.9, 30.0]])  # narrow, near
     f = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
     frag = R.rasterize(v, f, h, w)
     assert {0, 1, 2} <= set(np.unique(frag.face_index))
     attr = np.random.default_rng(5).normal(size=(len(v), 3)) * [1, 100, 1e-3]
     m = frag.mask
     jj, ii = np.nonzero(m)
-    p = np.stack([ii * 256.0 + 128, jj * 256.0 + 128], 1)
+    p = np.stack([ii * 256.0 + 128, jj * 256.0 + 128], 1)  # pixel centres in the kernels' frame (x + 0.5)
     tri = frag.snapped_xy.astype(np.float64)[f[frag.face_index[m]]]
 
     def edge(q, r):
@@ -559,7 +576,7 @@ def test_depth_of_a_plane_is_the_plane(small_face):
     d = R.render_depth(v, f, 32, 32, background=-1.0)
     frag = R.rasterize(v, f, 32, 32)
     jj, ii = np.mgrid[0:32, 0:32]
-    plane = 0.25 * (ii + 0.5) - 0.5 * (jj + 0.5) + 3.0
+    plane = 0.25 * ii - 0.5 * jj + 3.0
     np.testing.assert_allclose(d[frag.mask], plane[frag.mask], atol=1e-4)
     assert (d[~frag.mask] == -1.0).all()
     dn = R.render_depth(v, f, 32, 32, normalize=True)
@@ -579,8 +596,8 @@ def test_normal_map_of_a_sphere_is_the_radial_direction():
     jj, ii = np.mgrid[0:size, 0:size]
     c = v.mean(0)
     # the sphere point under the centre, in image axes (x right, y down, z towards the viewer)
-    dx = ii + 0.5 - c[0]
-    dy = jj + 0.5 - c[1]
+    dx = ii - c[0]
+    dy = jj - c[1]
     dz = np.sqrt(np.clip(r * r - dx * dx - dy * dy, 0, None))
     radial = np.stack([dx, dy, dz], -1) / r
     inner = frag.mask & (dx * dx + dy * dy < (0.8 * r) ** 2)
@@ -623,7 +640,7 @@ def test_texture_bilinear_lookup_of_a_linear_texture_is_exact():
     img = R.render_texture(v, f, uv, tex, 32, 32, background=[1, 1, 1])
     frag = R.rasterize(v, f, 32, 32)
     jj, ii = np.mgrid[0:32, 0:32]
-    expect = np.stack([(ii + 0.5) / 32, (jj + 0.5) / 32, np.full((32, 32), 0.5)], -1)
+    expect = np.stack([ii / 32, jj / 32, np.full((32, 32), 0.5)], -1)
     m = frag.mask
     np.testing.assert_allclose(img[m], expect[m], atol=1e-5)
     assert (img[~m] == 1).all()
@@ -833,21 +850,25 @@ def test_rasterizer_reuses_buffers_and_matches_rasterize(small_face):
         np.testing.assert_array_equal(img, R.interpolate(one, f, col))
         if k == 0:
             first = frag
-    assert first.face_index is frag.face_index  # the same buffer, overwritten by each frame
-    # a bigger mesh after a smaller one grows the scratch
-    s, sf, _ = sphere_in_image(40, subdivisions=4)
-    np.testing.assert_array_equal(r(s, sf).face_index, R.rasterize(s, sf, 40, 56, cull_backfaces=True).face_index)
+    assert first._face_index is frag.face_index  # the same buffer, overwritten by each frame
+    with pytest.raises(ValueError, match="fragments: expected fragments of the current frame, got frame 1"):
+        first.face_index  # noqa: B018 - reading a stale frame raises
     with pytest.raises(ValueError, match=r"out: expected shape \(40, 56, 3\)"):
         R.interpolate(frag, f, col, out=np.empty((40, 56, 4), np.float32))
     with pytest.raises(TypeError, match="out: expected a C-contiguous float32"):
         R.interpolate(frag, f, col, out=np.empty((40, 56, 3)))
+    # a bigger mesh after a smaller one grows the scratch
+    s, sf, _ = sphere_in_image(40, subdivisions=4)
+    np.testing.assert_array_equal(r(s, sf).face_index, R.rasterize(s, sf, 40, 56, cull_backfaces=True).face_index)
 
 
 def test_frame_vertices_fits_and_flips(small_face):
     v, _ = small_face
     out = R.frame_vertices(v, 100, 200, margin=0.1)
     lo, hi = out.min(0), out.max(0)
-    assert lo[0] >= 20 - 1e-9 and hi[0] <= 180 + 1e-9 and lo[1] >= 10 - 1e-9 and hi[1] <= 90 + 1e-9
+    # the image spans [-0.5, w - 0.5) x [-0.5, h - 0.5) (pixel centres on integers): 10 % margins
+    assert lo[0] >= 19.5 - 1e-9 and hi[0] <= 179.5 + 1e-9 and lo[1] >= 9.5 - 1e-9 and hi[1] <= 89.5 + 1e-9
+    np.testing.assert_allclose([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2], [99.5, 49.5])  # centred
     assert np.isclose(hi[1] - lo[1], 80) or np.isclose(hi[0] - lo[0], 160)  # the binding side is filled
     s = (hi[1] - lo[1]) / np.ptp(v[:, 1])
     np.testing.assert_allclose(np.ptp(out, axis=0), s * np.ptp(v, axis=0))  # uniform scale
@@ -971,7 +992,7 @@ def test_cli_render_writes_the_png_of_the_framed_mesh(tmp_path, small_face, mode
     if mode == "depth":  # near = bright: the nose tip (largest z) is the brightest pixel
         tip = R.frame_vertices(v, 64, 64)[np.argmax(v[:, 2])]
         j, i = np.unravel_index(np.argmax(img), img.shape)
-        assert abs(i + 0.5 - tip[0]) < 3 and abs(j + 0.5 - tip[1]) < 3
+        assert abs(i - tip[0]) < 3 and abs(j - tip[1]) < 3
 
 
 def test_cli_render_bad_input_is_one_line_error(tmp_path, small_face, capsys):

@@ -3,7 +3,8 @@
 Every fact is checked against an independent reference: trimesh (winding, unique edges, face
 normals), networkx (connected components of the edge graph), scipy (connected components of each
 vertex's fan), numpy histograms of faces per vertex, boundary loops walked here from the edge
-multiplicities, and the Euler characteristic. The real mesh's figures come from
+multiplicities, the Euler characteristic, and mirror symmetry through bfm.dataset.vertex_mirror_map
+(a nearest-neighbour query, scipy) with the mirrored faces compared as sets. The real mesh's figures come from
 shared/REAL_FILES.md: 53,215 vertices, 105,840 triangles, boundary loops of 512 (rim) and 78
 (mouth), faces per vertex 4 on 50.1 % and 8 on 49.3 % of vertices.
 """
@@ -19,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.sparse.csgraph import connected_components
 
+from bfm.dataset import vertex_mirror_map
 from bfm.synthetic import LANDMARK_UV, landmark_indices
 from meshkit.synthetic import HALF_HEIGHT, HALF_WIDTH, _half_width, face_height, face_template
 
@@ -152,23 +154,24 @@ def test_real_size_has_the_real_counts(real_size):
     assert abs(100 * np.mean(fpv == 8) - 49.3) < 0.5
 
 
-def interior_irregular(f: np.ndarray, loops, fpv: np.ndarray) -> np.ndarray:
+def interior_irregular(loops, fpv: np.ndarray) -> np.ndarray:
+    """Interior vertices in neither 4 nor 8 faces."""
     interior = np.ones(len(fpv), dtype=bool)
     interior[np.concatenate(loops)] = False
-    return fpv[interior & (fpv != 4) & (fpv != 8)]
+    return np.flatnonzero(interior & (fpv != 4) & (fpv != 8))
 
 
 def test_interior_vertices_are_4_or_8_but_a_few_cones(real_size, small):
     for v, f in (real_size, small):
         loops, fpv = check_mesh(v, f, len(v))
-        odd = interior_irregular(f, loops, fpv)
+        odd = interior_irregular(loops, fpv)
         # the centre rectangle's corners (3 quads: 3 or 6 faces) and the corner cuts' notches
         # (3 or 5 quads: 5 or 10 faces); a cut corner (one vertex removed) gets at most 5
         assert 4 <= len(odd) <= 20
-        assert set(odd.tolist()) <= {3, 5, 6, 10}
-    v, f = real_size
-    loops, fpv = check_mesh(v, f, len(v))
-    assert len(interior_irregular(f, loops, fpv)) == 6  # 4 corners, one of them cut by 1 vertex
+        assert set(fpv[odd].tolist()) <= {3, 5, 6, 10}
+        # they come in mirrored pairs (the cuts are made in mirrored pairs)
+        mirror = vertex_mirror_map(v, center_x=0.0)
+        assert set(mirror[odd].tolist()) == set(odd.tolist())
 
 
 def test_rim_and_mouth_are_where_they_belong(real_size, small):
@@ -225,6 +228,27 @@ def test_landmarks_land_on_their_positions(real_size, small):
         assert d.max() < tol
 
 
+@pytest.mark.parametrize("n", [200, 300])
+@pytest.mark.parametrize("topology", ["bfm", "rows"])
+def test_landmarks_on_tiny_templates_are_the_nearest_free_vertices(n, topology):
+    # at these sizes several landmarks compete for the same few vertices (the mouth has 20 on a
+    # ~17-vertex-wide face); each must still get a valid vertex of its own, the nearest one left
+    v, _ = face_template(n, topology=topology)
+    idx = landmark_indices(v)
+    assert idx.dtype == np.int64 and idx.shape == (68,)
+    assert idx.min() >= 0 and idx.max() < n and len(set(idx.tolist())) == 68
+    target = LANDMARK_UV * [HALF_WIDTH, HALF_HEIGHT]
+    for i in range(68):
+        d = np.hypot(v[:, 0] - target[i, 0], v[:, 1] - target[i, 1])
+        nearer = np.flatnonzero(d < d[idx[i]])
+        assert set(nearer.tolist()) <= set(idx[:i].tolist())  # every nearer vertex is an earlier landmark's
+
+
+def test_landmarks_need_68_vertices():
+    with pytest.raises(ValueError, match="vertices: expected at least 68"):
+        landmark_indices(np.zeros((67, 3)))
+
+
 def test_deterministic_and_row_major_centre():
     v1, f1 = _grid(3000)
     v2, f2 = _grid(3000)
@@ -240,8 +264,56 @@ def test_exact_vertex_count_and_proportions(n):
     rim, mouth = sorted(map(len, loops), reverse=True)
     # rim ~ 512 sqrt(n / 53215), mouth : rim ~ 78 : 512
     assert abs(rim - REAL_RIM * np.sqrt(n / REAL_V)) <= 10
-    assert abs(mouth - REAL_MOUTH / REAL_RIM * rim) <= 1.5
+    # the mouth loop is 2 L + 2 vertices with L even (a slit centred on the midline): steps of 4
+    assert abs(mouth - REAL_MOUTH / REAL_RIM * rim) <= 2.5
     assert np.mean((fpv == 4) | (fpv == 8)) > 1 - 4.0 / np.sqrt(n)
+
+
+def canonical_faces(f: np.ndarray) -> set[tuple[int, int, int]]:
+    """Faces as a set of index triples, each rotated to start at its smallest index (keeps the winding)."""
+    first = np.argmin(f, axis=1)
+    rows = np.arange(len(f))
+    return set(map(tuple, np.stack([f[rows, (first + i) % 3] for i in range(3)], axis=1).tolist()))
+
+
+def check_mirror_symmetric(v: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """The mesh is its own mirror image in x = 0, vertex for vertex and face for face. Returns the
+    vertices on the midline."""
+    mirror, dist = vertex_mirror_map(v, center_x=0.0, return_distance=True)
+    assert dist.max() < 1e-6  # every reflected vertex lands on a vertex (BFM units: micrometres)
+    assert np.array_equal(mirror[mirror], np.arange(len(v)))  # an involution
+    # the mirror reverses orientation, so the mirrored faces re-wound are the faces
+    assert canonical_faces(mirror[f][:, ::-1]) == canonical_faces(f)
+    midline = np.flatnonzero(mirror == np.arange(len(v)))
+    assert np.abs(v[midline, 0]).max() < 1e-6
+    return midline
+
+
+def test_canonical_faces_reference():
+    assert canonical_faces(np.array([[2, 0, 1], [5, 4, 3]])) == {(0, 1, 2), (3, 5, 4)}
+
+
+@pytest.mark.parametrize("n", [200, 201, 300, 2000, 5001, 60_000])
+def test_mirror_symmetric_with_a_midline_column(n):
+    v, f = _grid(n)
+    midline = check_mirror_symmetric(v, f)
+    # a column of vertices from the chin to the forehead: at least the rows of the centre and both
+    # ends of every ring (bottom and top middle), so more than a third of the height in vertices
+    assert len(midline) > np.sqrt(n) / 3
+    y = np.sort(v[midline, 1])
+    assert y[0] == v[:, 1].min() and y[-1] == v[:, 1].max()  # the rim's bottom and top middle
+    # the midline runs through the mouth opening: its loop maps onto itself
+    mouth = min(walk_boundary_loops(f), key=len)
+    assert len(set(mouth) & set(midline.tolist())) == 2  # its upper and lower middle vertex
+
+
+def test_real_size_is_mirror_symmetric_and_midline_landmarks_sit_on_it(real_size, small):
+    for v, f in (real_size, small):
+        midline = check_mirror_symmetric(v, f)
+        idx = landmark_indices(v)
+        on_midline = np.flatnonzero(LANDMARK_UV[:, 0] == 0.0)
+        assert on_midline.tolist() == [8, 27, 28, 29, 30, 33, 51, 57, 62, 66]
+        assert set(idx[on_midline].tolist()) <= set(midline.tolist())
 
 
 @settings(max_examples=5, deadline=None)
@@ -250,6 +322,7 @@ def test_any_size(n):
     v, f = _grid(n)
     loops, _ = check_mesh(v, f, n)
     assert len(f) == 2 * n - sum(map(len, loops))
+    check_mirror_symmetric(v, f)
 
 
 def test_meshkit_kernels_accept_it(small):

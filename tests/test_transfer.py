@@ -136,17 +136,23 @@ def test_bad_input():
         closest_points(v, f, np.array([[0.0, 0.0, 0.0], [1e300, 0.0, 0.0]]))
 
 
-def test_grid_stats_kernel_vs_numpy():
-    from meshkit._kernels.transfer import grid_stats
+def test_triangle_boxes_and_cell_count_kernels_vs_numpy():
+    from meshkit._kernels.transfer import count_cells, triangle_boxes
 
     v, f = _noisy_sphere(2, 0.05, 9)
     v = np.r_[v, [[50.0, 50.0, 50.0]]]  # an unused vertex must not widen the box
-    lo, hi, mean_edge = grid_stats(v, f)
-    corners = v[f].reshape(-1, 3)
-    np.testing.assert_allclose(lo, corners.min(0), rtol=0, atol=0)
-    np.testing.assert_allclose(hi, corners.max(0), rtol=0, atol=0)
-    edges = np.linalg.norm(v[f[:, [1, 2, 0]]] - v[f], axis=2)
-    np.testing.assert_allclose(mean_edge, edges.mean(), rtol=1e-12)
+    lo, hi, size, all_lo, all_hi = triangle_boxes(v, f)
+    corners = v[f]
+    np.testing.assert_array_equal(lo, corners.min(1))
+    np.testing.assert_array_equal(hi, corners.max(1))
+    np.testing.assert_array_equal(size, (corners.max(1) - corners.min(1)).max(1))
+    np.testing.assert_array_equal(all_lo, corners.reshape(-1, 3).min(0))
+    np.testing.assert_array_equal(all_hi, corners.reshape(-1, 3).max(0))
+    h = 0.3
+    dims = (np.floor((all_hi - all_lo) / h) + 1).astype(np.int64)
+    cells = np.floor((corners - all_lo) / h).astype(np.int64)  # each corner's cell
+    expected = np.prod(cells.max(1) - cells.min(1) + 1, axis=1).sum()
+    assert count_cells(lo, hi, all_lo, h, dims) == expected
 
 
 def test_closest_points_result_has_named_fields():

@@ -129,7 +129,9 @@ def test_synthetic_tree_has_the_real_layout(tmp_path, model):
     for sid in truth:
         mat = scipy.io.loadmat(str(root / f"{sid}.mat"))
         assert {k: mat[k].shape for k in expected} == expected
-        assert all(mat[k].dtype == np.float64 for k in expected)
+        # dtypes of the real files (../shared/REAL_FILES.md; tests/test_real_files.py checks them all)
+        assert {k: mat[k].dtype for k in ("Pose_Para", "Shape_Para", "roi")} == {
+            "Pose_Para": np.float32, "Shape_Para": np.float64, "roi": np.int16}
         with Image.open(root / f"{sid}.jpg") as im:
             assert im.format == "JPEG" and im.size == (450, 450) and im.mode == "RGB"
         folder, stem = sid.split("/")
@@ -144,7 +146,7 @@ def test_synthetic_tree_has_the_real_layout(tmp_path, model):
     # a flip is the mirrored pose: pitch kept, yaw and roll negated, tx -> w - 1 - tx
     sid = next(k for k in truth if k.startswith("AFW/"))
     p, q = truth[sid]["pose_para"], truth["AFW_Flip/" + sid.split("/")[1]]["pose_para"]
-    np.testing.assert_allclose(q, [p[0], -p[1], -p[2], 449 - p[3], p[4], p[5], p[6]])
+    np.testing.assert_allclose(q, [p[0], -p[1], -p[2], 449 - p[3], p[4], p[5], p[6]], rtol=1e-6)  # float32 in the file
 
 
 def test_discover_sorted_with_flips_and_reports_orphans(tree, tmp_path):
@@ -194,12 +196,43 @@ def test_vertices_match_independent_pose_and_crop(store, tree, model):
     np.testing.assert_allclose(g["pose"][:], np.array([truth[k]["pose_para"][:3] for k in ids]), atol=1e-6)
 
 
+def test_a_landmark_drawn_by_the_rasterizer_lands_where_the_store_says(store, model):
+    """One pixel convention: the rasterizer draws a stored landmark vertex on the pixel ``landmarks2d``
+    names. Each landmark vertex is drawn as a hat function (1 at the vertex, 0 at the others,
+    linear in between: the rasterizer's own interpolation); its brightest pixel is where the
+    rasterizer put the vertex. With the rasterizer's old pixel centres at integer + 0.5 the
+    brightest pixels sat half a pixel up-left of landmarks2d on average."""
+    from meshkit.render import rasterize, render_colors
+
+    g = zarr.open_group(str(store[0]), mode="r")
+    assert "centred on x = c, y = r" in g.attrs["pixel_convention"]
+    verts, lm2 = g["vertices"][:], g["landmarks2d"][:]
+    hats = np.zeros((model.n_vertices, 68))
+    hats[model.landmarks, np.arange(68)] = 1.0
+    offsets = []
+    for i in range(len(verts)):
+        v = verts[i].astype(np.float64)
+        img = render_colors(v, model.triangles, hats, SIZE, SIZE)
+        face = rasterize(v, model.triangles, SIZE, SIZE).face_index
+        for k in range(68):
+            r, c = np.unravel_index(np.argmax(img[..., k]), img.shape[:2])
+            if img[r, c, k] < 0.5 or model.landmarks[k] not in model.triangles[face[r, c]]:
+                continue  # hidden (self-occluded), or on the rim where its own pixel centre is off the mesh
+            offsets.append((c - lm2[i, k, 0], r - lm2[i, k, 1]))
+    offsets = np.array(offsets)
+    assert len(offsets) > 0.3 * 68 * len(verts)
+    # the brightest pixel is the pixel containing the landmark (within half a pixel, up to the
+    # slack of a hat function on a coarse mesh), and on average centred on it
+    assert np.abs(offsets).max() <= 1.0
+    assert (np.abs(offsets) <= 0.5 + 1e-6).all(axis=1).mean() > 0.95
+    np.testing.assert_allclose(offsets.mean(axis=0), 0.0, atol=0.1)
+
+
 def _render_like_writer(model, v, size):
     """The writer's shading (meshkit.render.render_shaded as synthetic_300wlp calls it) -> (rgb, covered)."""
     from meshkit.render import rasterize, render_shaded
 
-    w = v.copy()
-    w[:, :2] += 0.5
+    w = v.astype(np.float64)  # pixel indices: the rasterizer's own coordinates
     rgb = render_shaded(w, model.triangles, size, size, colors=vertex_pattern_colors(model), ambient=0.45, diffuse=0.55,
                         two_sided=True)
     return rgb, rasterize(w, model.triangles, size, size).mask

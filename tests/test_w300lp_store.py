@@ -395,3 +395,35 @@ if __name__ == "__main__":
     status = zarr.open_group(str(out), mode="r", use_consolidated=False)["status"][:]
     blocks = (status.reshape(-1, BLOCK) != 0).sum(axis=1)
     assert set(blocks[:2]) <= {0, BLOCK} and (blocks[2:] == 0).all()  # whole blocks or nothing; none past the kill
+
+
+def test_block_rows_are_fsynced_before_the_status_chunk_marks_them_done(tmp_path, monkeypatch):
+    """The store's progress record is the per-block ``status`` chunk: after a power loss it must not
+    claim rows that never reached the disk, so every chunk file of a block is fsynced before its
+    status chunk is written (and the status chunk after)."""
+    import os
+
+    from bfm import w300lp
+    from bfm.synthetic import small_model
+    from bfm.synthetic_300wlp import write_synthetic_300wlp
+
+    model = small_model()
+    root = tmp_path / "300W_LP"
+    write_synthetic_300wlp(root, model, n_per_subset=2, image_size=120, face_px=60, seed=3, subsets=("AFW",))
+    synced = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    out = tmp_path / "s.zarr"
+    w300lp.preprocess(root, out, model=model, size=64, workers=1, block_size=2, progress=False)
+    n_blocks = 2  # 2 samples + 2 flips, 2 per block
+    for block in range(n_blocks):
+        status = str(out / "status" / "c" / str(block))
+        assert status in synced, f"status chunk of block {block} never fsynced"
+        rows = [i for i, p in enumerate(synced) if p.startswith(str(out / "vertices" / "c" / str(block)) + os.sep)]
+        assert rows, f"no vertices chunk file of block {block} was fsynced"
+        assert max(rows) < synced.index(status), f"block {block}: status fsynced before its rows"

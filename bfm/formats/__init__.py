@@ -6,6 +6,14 @@
 layout facts, checked against public loader code (repositories named; facts carried, code not
 copied). :data:`LAYOUTS` is the one table of layouts; :func:`load_model` picks the reader by the
 file's content and :func:`save_model` the writer by ``layout=`` or the file extension.
+
+Winding: every real BFM triangle list is clockwise seen from outside (../shared/REAL_FILES.md).
+Every reader measures the stored winding on the file's mean shape (:func:`measure_winding`, on
+``meshkit.topology.outward_fraction``) and, with ``winding="auto"`` (the default), reverses all
+triangles of a clockwise file, so every model comes out counter-clockwise (outward);
+``winding="keep"`` keeps the stored order. ``MorphableModel.stored_winding`` records what the file
+held. Every writer writes the real layouts' clockwise order (BFM2017 and our .npz: counter-
+clockwise), so a real file round-trips exactly and older counter-clockwise files still load outward.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..model import MorphableModel
-from ._common import check_file
+from ._common import WINDINGS, check_file, measure_winding
 from .bfm2009 import load_bfm2009, read_exp_pca_bin, read_trim_index, write_bfm2009
 from .bfm2017 import load_bfm2017_h5, write_bfm2017_h5
 from .face3d import load_face3d_mat, write_face3d_mat
@@ -47,6 +55,8 @@ __all__ = [
     "read_uv",
     "write_uv",
     "UV_KEY",
+    "WINDINGS",
+    "measure_winding",
 ]
 
 
@@ -122,7 +132,8 @@ def load_model(path, *, layout: str | None = None, **kw) -> MorphableModel:
     path : the model file (for BFM2009 the ``01_MorphableModel.mat``).
     layout : a name in :data:`LAYOUTS` to skip the detection, optional.
     **kw : options of that layout's reader (e.g. ``expression=``, ``trim=`` for BFM2009; ``tri=``,
-        ``param_mean_std=`` for 3DDFA_V2; ``landmarks=`` for BFM2017).
+        ``param_mean_std=`` for 3DDFA_V2; ``landmarks=`` for BFM2017); every reader takes
+        ``winding="auto" | "keep"`` (see the module docstring).
 
     Returns
     -------

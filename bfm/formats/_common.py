@@ -1,4 +1,6 @@
-"""Set-up shared by the layout modules: path and key checks, array parsing, .mat reading, atomic writes.
+"""Set-up shared by the layout modules: path and key checks, array parsing, .mat reading, atomic writes,
+and the one winding mechanism of every loader and writer (:func:`measure_winding`, :func:`loaded_triangles`,
+:func:`stored_triangles`).
 
 Every check raises ``ValueError`` (``TypeError`` for a wrong kind of argument) starting with
 ``where`` (the file and its layout) and naming the key, the expected shape and what was found.
@@ -12,6 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from meshkit.io import atomic_path
+from meshkit.topology import outward_fraction, reverse_winding
+from meshkit.validate import check_choice, check_mesh
+
+#: ``winding=`` of every loader: "auto" re-winds clockwise files to counter-clockwise, "keep" keeps the file's order.
+WINDINGS = ("auto", "keep")
 
 
 def check_file(path, name: str = "path") -> Path:
@@ -133,3 +140,43 @@ def write_atomic(path: Path, write) -> None:
     """Call ``write(binary file handle)`` on a temporary file in the same folder, then rename over ``path``."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         write(fh)
+
+
+# ---------------------------------------------------------------------------------------------
+# winding: one mechanism for every layout
+#
+# Every real BFM triangle list is clockwise seen from outside (../shared/REAL_FILES.md: 3 % of the
+# triangles face outward on the real mean face, 97 % once reversed). Rather than trusting a flag
+# per layout, the loaders measure the file's winding on its mean shape with
+# meshkit.topology.outward_fraction and reverse every triangle when most face inward; the writers
+# do the inverse, so a real file round-trips exactly and files of any winding load outward.
+
+
+def measure_winding(mean, triangles) -> str:
+    """"clockwise" when fewer than half of the triangles face away from the centroid of ``mean``
+    (``meshkit.topology.outward_fraction``), else "counter-clockwise"."""
+    return "counter-clockwise" if outward_fraction(mean, triangles) >= 0.5 else "clockwise"
+
+
+def loaded_triangles(mean, triangles, winding: str = "auto") -> tuple[np.ndarray, str]:
+    """The triangles a loader hands out, and the file's winding as stored.
+
+    ``winding="auto"``: counter-clockwise (outward) triangles, reversed with
+    ``meshkit.topology.reverse_winding`` when the file stores them clockwise; ``"keep"``: as
+    stored. Returns ((F, 3) int64, "clockwise" | "counter-clockwise").
+    """
+    check_choice(winding, "winding", WINDINGS)
+    v, f = check_mesh(mean, triangles, vertices_name="mean", faces_name="triangles")
+    stored = measure_winding(v, f)
+    return (reverse_winding(f) if winding == "auto" and stored == "clockwise" else f), stored
+
+
+def stored_triangles(model) -> np.ndarray:
+    """``model``'s triangles in the native order of the real layouts: clockwise seen from outside.
+
+    The inverse of :func:`loaded_triangles`: a model loaded from a real file gets its triangle
+    array back exactly (the same reversal undone); a model whose triangles are already clockwise
+    (loaded with ``winding="keep"``) is written as it is.
+    """
+    tri = np.asarray(model.triangles, np.int64)
+    return reverse_winding(tri) if measure_winding(model.mean, tri) == "counter-clockwise" else tri

@@ -10,8 +10,10 @@ BFM2009 ``01_MorphableModel.mat`` (Paysan et al. 2009; MATLAB v5 file)
     ``share/scripts/convert-bfm2009-to-eos.py`` says so explicitly and squares them to get
     eigenvalues; Deep3DFaceReconstruction multiplies ``shapePC`` columns by ``shapeEV`` to get a
     unit-variance basis). Units: micrometres; colours 0..255. The ``tl`` triangles are clockwise
-    seen from the front (eos swaps two indices of each to make them front-facing / counter-
-    clockwise); ``fix_winding=True`` (default) does the same swap so our triangles are CCW = outward.
+    seen from the front, like every real BFM triangle list (../shared/REAL_FILES.md; eos swaps two
+    indices of each to make them front-facing): ``winding="auto"`` re-winds them counter-clockwise
+    (``bfm.formats._common.loaded_triangles``, measured on the mean) and the writer writes them
+    clockwise again.
 Expression basis ``Exp_Pca.bin`` (Guo et al., FaceWarehouse-derived; shipped with
     Deep3DFaceReconstruction's instructions): little-endian binary, ``int32 n_exp`` then
     ``float32 expMU[3 * n]`` then ``float32 expPC[n_exp * 3 * n]`` stored component after component
@@ -31,7 +33,21 @@ from pathlib import Path
 import numpy as np
 
 from ..model import MorphableModel
-from ._common import basis, check_file, col, column, describe, indices, interleaved, loadmat, need, texture, write_atomic
+from ._common import (
+    basis,
+    check_file,
+    col,
+    column,
+    describe,
+    indices,
+    interleaved,
+    loaded_triangles,
+    loadmat,
+    need,
+    stored_triangles,
+    texture,
+    write_atomic,
+)
 
 __all__ = ["load_bfm2009", "read_exp_pca_bin", "read_trim_index", "write_bfm2009"]
 
@@ -39,7 +55,8 @@ __all__ = ["load_bfm2009", "read_exp_pca_bin", "read_trim_index", "write_bfm2009
 def read_exp_pca_bin(path, n_vertices: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read ``Exp_Pca.bin``: returns (expMU (3n,) float32, expPC (3n, n_exp) float32).
 
-    Layout (see the module docstring): int32 n_exp, float32 expMU[3n], float32 expPC[n_exp][3n].
+    Layout (see the module docstring): int32 n_exp, float32 expMU (3n values), float32 expPC
+    (n_exp rows of 3n values).
     n is deduced from the file size (and checked against ``n_vertices`` when given); a file whose
     size does not fit the layout (e.g. truncated) is a ``ValueError``.
     """
@@ -97,7 +114,7 @@ def _read_expression_std(source, n_exp: int) -> np.ndarray:
 
 
 def load_bfm2009(path, *, expression=None, expression_std=None, trim=None, landmarks=None,
-                 fix_winding: bool = True, add_expression_mean: bool = False, name: str | None = None) -> MorphableModel:
+                 winding: str = "auto", add_expression_mean: bool = False, name: str | None = None) -> MorphableModel:
     """Load BFM2009 ``01_MorphableModel.mat``, optionally with ``Exp_Pca.bin`` and trimming.
 
     Parameters
@@ -113,9 +130,9 @@ def load_bfm2009(path, *, expression=None, expression_std=None, trim=None, landm
         Keep these vertices, in this order (53,490 -> 53,215); triangles touching a removed
         vertex are dropped (``MorphableModel.subset``).
     landmarks : (68,) int array, 0-based in the FINAL (trimmed) vertex numbering, optional.
-    fix_winding : bool
-        Swap two indices of each ``tl`` triangle (the file's triangles are clockwise seen from the
-        front); our convention is counter-clockwise = outward.
+    winding : "auto" | "keep"
+        "auto" (default): counter-clockwise (outward) triangles, the file's clockwise ``tl``
+        reversed (measured on the mean shape; recorded in ``stored_winding``); "keep": as stored.
     add_expression_mean : bool
         Add Exp_Pca.bin's ``expMU`` to the mean (Deep3DFaceReconstruction ignores it).
     """
@@ -129,11 +146,9 @@ def load_bfm2009(path, *, expression=None, expression_std=None, trim=None, landm
     tl = np.asarray(d["tl"])
     if tl.ndim != 2 or tl.shape[1] != 3:
         raise ValueError(f"{where}: tl expected shape (F, 3), got {tl.shape}")
-    tri = indices(tl, "tl", where, one_based=True, n=n)
-    if fix_winding:
-        tri = tri[:, [0, 2, 1]]
-    tex = texture(d, where, n)
     mean = mu.reshape(n, 3).astype(np.float32)
+    tri, stored = loaded_triangles(mean, indices(tl, "tl", where, one_based=True, n=n), winding)
+    tex = texture(d, where, n)
     trim_idx = None if trim is None else read_trim_index(trim)
     if trim_idx is not None and (trim_idx.size == 0 or trim_idx.max() >= n):
         raise ValueError(f"trim: indices must lie in [0, {n}) for the {n}-vertex model, got max {trim_idx.max()}")
@@ -164,7 +179,8 @@ def load_bfm2009(path, *, expression=None, expression_std=None, trim=None, landm
         if add_expression_mean:
             mean = mean + e_mu.reshape(n, 3)
     model = MorphableModel(mean=mean, shape_basis=pc, shape_std=ev, expression_basis=exp_pc, expression_std=exp_std,
-                           triangles=tri, landmarks=np.zeros(0, np.int64), name=name or "BFM2009", **tex)
+                           triangles=tri, landmarks=np.zeros(0, np.int64), name=name or "BFM2009", stored_winding=stored,
+                           **tex)
     if trim_idx is not None:
         model = model.subset(trim_idx, name=name or "BFM2009 trimmed")
     if landmarks is not None:
@@ -177,7 +193,7 @@ def write_bfm2009(directory, model, *, trim=None, expression: bool = True) -> di
     ``std_exp.txt`` and ``BFM_exp_idx.mat`` when ``expression``).
 
     The .mat holds shapeMU (3N, 1), shapePC (3N, K), shapeEV (K, 1), texMU, texPC, texEV (float32),
-    and tl (F, 3) 1-based with clockwise winding (two indices swapped back, as in the real file).
+    and tl (F, 3) 1-based with clockwise winding as in the real file (``stored_triangles``).
     The expression basis goes to Exp_Pca.bin on the vertices ``trim`` (0-based; written 1-based
     as ``trimIndex`` (M, 1) in BFM_exp_idx.mat), in that order; its std to std_exp.txt.
 
@@ -196,7 +212,7 @@ def write_bfm2009(directory, model, *, trim=None, expression: bool = True) -> di
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     n = model.n_vertices
-    tri = model.triangles[:, [0, 2, 1]] + 1
+    tri = stored_triangles(model) + 1
     d = {"shapeMU": col(model.mean), "shapePC": np.asarray(model.shape_basis, np.float32),
          "shapeEV": col(model.shape_std), "tl": tri.astype(np.float32)}
     if model.has_texture:

@@ -10,6 +10,8 @@ BFM2017 HDF5 (statismo format; h5py paths as used by e.g. ypan98/FaceReconstruct
     eigenvectors U; version 0.8 stored U * sqrt(variance), which this loader divides back out
     (scalismo's ``extractOrthonormalPCABasisMatrix`` does the same). Units: millimetres. Landmarks
     are named 3D points in ``metadata/landmarks/json`` (not vertex indices); pass ``landmarks=``.
+    The winding of the real ``cells`` is not recorded in ../shared/REAL_FILES.md: the loader
+    measures it like every other (``winding="auto"``) and the writer writes counter-clockwise.
 """
 
 from __future__ import annotations
@@ -22,16 +24,18 @@ import numpy as np
 from meshkit.io import atomic_path
 
 from ..model import MorphableModel
-from ._common import check_file, column, interleaved, matrix, triangles_3xf
+from ._common import check_file, column, interleaved, loaded_triangles, matrix, triangles_3xf
 
 __all__ = ["load_bfm2017_h5", "write_bfm2017_h5"]
 
 
-def load_bfm2017_h5(path, *, landmarks=None, name: str | None = None) -> MorphableModel:
+def load_bfm2017_h5(path, *, landmarks=None, winding: str = "auto", name: str | None = None) -> MorphableModel:
     """Load a BFM2017/2019 statismo HDF5 file (``model2017-1_bfm_nomouth.h5`` and kin).
 
     ``pcaVariance`` holds variances: ``*_std = sqrt(pcaVariance)``. The ``expression`` and
-    ``color`` groups are optional. Coordinates in millimetres as stored.
+    ``color`` groups are optional. Coordinates in millimetres as stored. ``winding``: "auto"
+    (default) gives counter-clockwise triangles whatever the file stores (measured on the mean;
+    recorded in ``stored_winding``), "keep" the stored order.
     """
     import h5py
 
@@ -86,8 +90,9 @@ def load_bfm2017_h5(path, *, landmarks=None, name: str | None = None) -> Morphab
     for nm, v in (("shape/model/pcaVariance", var), ("expression/model/pcaVariance", evar)):
         if (v < 0).any():
             raise ValueError(f"{where}: {nm} expected variances >= 0, got minimum {v.min()}")
+    tri, stored = loaded_triangles(mu.reshape(n, 3), tri, winding)
     return MorphableModel(mean=mu.reshape(n, 3), shape_basis=pc, shape_std=np.sqrt(var), expression_basis=epc,
-                          expression_std=np.sqrt(evar), triangles=tri,
+                          expression_std=np.sqrt(evar), triangles=tri, stored_winding=stored,
                           landmarks=np.zeros(0, np.int64) if landmarks is None else landmarks,
                           name=name or "BFM2017", **tex)
 

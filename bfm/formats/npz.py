@@ -1,5 +1,6 @@
 """Our canonical ``.npz``: the MorphableModel fields by name, ``name`` as a unicode scalar and
-``format`` = "meshkit-bfm-1"; loaded with ``allow_pickle=False``."""
+``format`` = "meshkit-bfm-1"; loaded with ``allow_pickle=False``. Triangles are written as the
+model holds them (counter-clockwise) and measured on load like every layout (``winding=``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 from meshkit.io import atomic_path
 
 from ..model import MorphableModel
-from ._common import check_file, need
+from ._common import check_file, loaded_triangles, need
 
 __all__ = ["NPZ_FORMAT", "load_npz", "save_npz"]
 
@@ -35,8 +36,8 @@ def save_npz(path, model: MorphableModel, *, compressed: bool = False) -> Path:
     return p
 
 
-def load_npz(path) -> MorphableModel:
-    """Read our canonical .npz (``allow_pickle=False``)."""
+def load_npz(path, *, winding: str = "auto") -> MorphableModel:
+    """Read our canonical .npz (``allow_pickle=False``); ``winding`` as in every loader ("auto" | "keep")."""
     p = check_file(path)
     try:
         with np.load(p, allow_pickle=False) as z:
@@ -51,4 +52,5 @@ def load_npz(path) -> MorphableModel:
     if fmt != NPZ_FORMAT:
         raise ValueError(f"{where}: expected format '{NPZ_FORMAT}', got {fmt!r}")
     tex = {k: d[k] for k in _NPZ_TEXTURE if k in d}
-    return MorphableModel(**{k: d[k] for k in _NPZ_ARRAYS}, name=str(d.get("name", "")), **tex)
+    d["triangles"], stored = loaded_triangles(d["mean"], d["triangles"], winding)
+    return MorphableModel(**{k: d[k] for k in _NPZ_ARRAYS}, name=str(d.get("name", "")), stored_winding=stored, **tex)

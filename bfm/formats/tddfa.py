@@ -4,7 +4,9 @@
     a pickled dict with ``u`` (3N, 1), ``w_shp`` (3N, >=40), ``w_exp`` (3N, >=10), ``keypoints``
     (204,) = the 3 interleaved row indices of each of the 68 landmarks (0-based, used as
     ``u[keypoints]``), ``tri`` stored (3, F) 0-based (transposed on load); for the v3 no-neck model
-    the triangles come from a separate ``configs/tri.pkl`` (also (3, F)). N = 38,365. The file
+    the triangles come from a separate ``configs/tri.pkl`` (also (3, F), int32, clockwise seen from
+    outside like every real BFM list: ../shared/REAL_FILES.md; re-wound counter-clockwise on load
+    with ``winding="auto"``, written back clockwise). N = 38,365. The file
     stores no standard deviations; the 62-parameter whitening file
     ``param_mean_std_62d_120x120.pkl`` (dict ``mean``, ``std``, each (62,)) gives the std of the
     raw coefficients over 300W-LP and is used as ``shape_std``/``expression_std`` when passed
@@ -23,7 +25,20 @@ from pathlib import Path
 import numpy as np
 
 from ..model import MorphableModel
-from ._common import check_file, col, column, describe, indices, interleaved, matrix, need, triangles_3xf, write_atomic
+from ._common import (
+    check_file,
+    col,
+    column,
+    describe,
+    indices,
+    interleaved,
+    loaded_triangles,
+    matrix,
+    need,
+    stored_triangles,
+    triangles_3xf,
+    write_atomic,
+)
 
 __all__ = ["load_3ddfa_pkl", "read_param_mean_std", "safe_pickle_load", "write_3ddfa_pkl"]
 
@@ -111,7 +126,7 @@ def _triangles_source(d: dict, tri, where: str):
 
 
 def load_3ddfa_pkl(path, *, tri=None, param_mean_std=None, n_shape: int | None = None, n_expression: int | None = None,
-                   name: str | None = None) -> MorphableModel:
+                   winding: str = "auto", name: str | None = None) -> MorphableModel:
     """Load a 3DDFA_V2 model pickle such as ``bfm_noneck_v3.pkl`` (restricted unpickler).
 
     Parameters
@@ -122,6 +137,8 @@ def load_3ddfa_pkl(path, *, tri=None, param_mean_std=None, n_shape: int | None =
     param_mean_std : path to ``param_mean_std_62d_120x120.pkl`` or (mean, std), optional
         Supplies ``shape_std``/``expression_std`` (entries 12: of the std); else ones.
     n_shape, n_expression : keep only the leading components (3DDFA_V2 uses 40 and 10).
+    winding : "auto" (default) re-winds the clockwise stored triangles counter-clockwise (measured
+        on the mean; recorded in ``stored_winding``); "keep" keeps the stored order.
     """
     p = check_file(path)
     d = safe_pickle_load(p)
@@ -132,7 +149,8 @@ def load_3ddfa_pkl(path, *, tri=None, param_mean_std=None, n_shape: int | None =
     u, n = interleaved(d["u"], "u", where)
     ws = matrix(d["w_shp"], "w_shp", where, 3 * n)[:, :n_shape]
     we = matrix(d["w_exp"], "w_exp", where, 3 * n)[:, :n_expression]
-    t = triangles_3xf(_triangles_source(d, tri, where), "tri", where, one_based=False, n=n)
+    t, stored = loaded_triangles(u.reshape(n, 3), triangles_3xf(_triangles_source(d, tri, where), "tri", where,
+                                                                one_based=False, n=n), winding)
     kp = indices(column(d["keypoints"], "keypoints", where), "keypoints", where, one_based=False, n=3 * n)
     if kp.size % 3 or not np.array_equal(kp.reshape(-1, 3) - kp.reshape(-1, 3)[:, :1], np.tile([0, 1, 2], (kp.size // 3, 1))):
         raise ValueError(f"{where}: keypoints expected 3 consecutive row indices (x, y, z) per landmark, got {kp[:6]}...")
@@ -152,7 +170,7 @@ def load_3ddfa_pkl(path, *, tri=None, param_mean_std=None, n_shape: int | None =
         ss = np.ones(ws.shape[1])
         es = np.ones(we.shape[1])
     return MorphableModel(mean=u.reshape(n, 3), shape_basis=ws, shape_std=ss, expression_basis=we, expression_std=es,
-                          triangles=t, landmarks=lm, name=name or "3DDFA_V2 BFM")
+                          triangles=t, landmarks=lm, name=name or "3DDFA_V2 BFM", stored_winding=stored)
 
 
 def write_3ddfa_pkl(path, model, *, n_shape: int = 40, n_expression: int = 10, tri_path=None,
@@ -162,8 +180,9 @@ def write_3ddfa_pkl(path, model, *, n_shape: int = 40, n_expression: int = 10, t
     The model pickle is a dict: u (3N, 1) float32, w_shp (3N, n_shape), w_exp (3N, n_expression)
     float32, keypoints (204,) int64 (the x, y, z rows of each landmark); with ``tri_path`` the
     triangles go to that separate pickle as a bare (3, F) int32 array (the v3 arrangement), else
-    into the dict as ``tri`` (3, F). ``param_mean_std_path`` gets {"mean": (62,), "std": (62,)}
-    float32: pose part from ``camera_mean`` (12,) (default a frontal 120-px camera) with std 1e-4,
+    into the dict as ``tri`` (3, F); either way 0-based and clockwise, as in the real files.
+    ``param_mean_std_path`` gets {"mean": (62,), "std": (62,)} float32: pose part from
+    ``camera_mean`` (12,) (default a frontal 120-px camera) with std 1e-4,
     coefficient part mean 0 and std = the model's std. Protocol 2 (readable by Python 2 and 3).
 
     Returns
@@ -174,7 +193,7 @@ def write_3ddfa_pkl(path, model, *, n_shape: int = 40, n_expression: int = 10, t
     rows = (3 * model.landmarks[:, None] + np.arange(3)).reshape(-1).astype(np.int64)
     d = {"u": col(model.mean), "w_shp": np.ascontiguousarray(model.shape_basis[:, :ks], np.float32),
          "w_exp": np.ascontiguousarray(model.expression_basis[:, :ke], np.float32), "keypoints": rows}
-    tri = np.ascontiguousarray(model.triangles.T, np.int32)
+    tri = np.ascontiguousarray(stored_triangles(model).T, np.int32)
     paths = {"pkl": Path(path)}
     if tri_path is None:
         d["tri"] = tri

@@ -1,6 +1,9 @@
 """The landmark crop of a 300W-LP sample: the crop map, resampling the image, mapping the vertices.
 
-See the package docstring (``bfm.w300lp``) for the pixel convention and the crop rule (face3d's).
+See the package docstring (``bfm.w300lp``) for the crop rule (face3d's). Pixel convention: the
+one of docs/conventions.md ("Pixels"), pixel (r, c) centred on x = c, y = r, shared with
+``meshkit.render`` and recorded in the store's ``pixel_convention`` attribute. Pillow's transforms
+count pixel corners instead; :func:`crop_image` is where the two meet.
 """
 
 from __future__ import annotations

@@ -30,6 +30,11 @@ __all__ = ["STORE_FORMAT", "DIMENSIONS", "StoreLockedError", "model_token", "hie
            "read_progress", "finish_store"]
 
 
+#: ``attrs["pixel_convention"]``: what the image coordinates of ``landmarks2d`` and ``vertices`` mean
+#: (docs/conventions.md, "Pixels"; the rasterizer of meshkit.render uses the same).
+PIXEL_CONVENTION = ("x right, y down, in pixels of the crop; pixel (row r, column c) is centred on x = c, y = r "
+                    "(integer pixel centres, as 300W-LP pt2d, face3d and 3DDFA; meshkit.render rasterizes these "
+                    "coordinates as they are)")
 #: ``attrs["config"]["format"]`` of a store this package writes. Format 1 kept one marker file per
 #: block in a ``.w300lp`` folder inside the zarr hierarchy and had no dimension names.
 STORE_FORMAT = "meshkit-300wlp-2"
@@ -322,6 +327,7 @@ def _create_store(path: Path, samples: list, model: MorphableModel, opts: BlockO
     ids = g.create_array("ids", shape=(n,), chunks=(max(b, min(n, 65536)),), dtype=str, dimension_names=dims["ids"])
     ids[:] = np.array([smp.id for smp in samples])
     g.attrs["triangles_note"] = "triangles are the model's (MorphableModel.triangles); not copied"
+    g.attrs["pixel_convention"] = PIXEL_CONVENTION
     g.attrs["config"] = config
     return g
 
@@ -363,7 +369,29 @@ def write_block(out: Path, start: int, ids: list, arrays: dict, failures: list, 
     for sid, r in failures:
         reasons[row[sid]] = r if not reasons[row[sid]] else f"{reasons[row[sid]]}; {r}"
     g["skip_reason"][start:stop] = reasons.astype(str)
+    block = start // g["status"].chunks[0]
+    # durable before marked done: a power loss after the status chunk lands must not leave the block's
+    # rows unwritten (zarr writes each chunk atomically, but does not fsync)
+    _fsync_chunks(out, [k for k in arrays if k != "status"] + ["skip_reason"], block)
     g["status"][start:stop] = arrays["status"]
+    _fsync_chunks(out, ["status"], block)
+
+
+def _fsync_chunks(out: Path, names: list, block: int) -> None:
+    """fsync the chunk files of sample-chunk ``block`` of each array in ``names`` (zarr 3's default
+    chunk keys: ``<array>/c/<block>/...``, a file for 1-D arrays, a folder for the others), and
+    the folders holding them."""
+    for name in names:
+        top = Path(out) / name / "c" / str(block)
+        files = [top] if top.is_file() else sorted(q for q in top.rglob("*") if q.is_file())
+        for f in files:
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for d in {f.parent for f in files}:
+            _fsync_dir(d)
 
 
 def read_progress(out: Path) -> tuple[np.ndarray, int, list]:

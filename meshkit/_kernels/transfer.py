@@ -4,11 +4,16 @@ What is here:
 - ``closest_on_triangle``: exact closest point of a point to a triangle by Voronoi regions
   (vertex, edge, interior), returning barycentric weights; degenerate triangles fall back to
   their three edges.
-- ``build_grid``: a uniform grid over the triangles (each triangle listed in every cell its
-  bounding box overlaps), stored as CSR (cell -> triangles).
+- ``triangle_boxes``: each triangle's bounding box; ``count_cells``: how many (cell, triangle)
+  entries a grid of a given cell size holds (to choose the cell size).
+- ``build_grid``: a sparse uniform grid over the triangles: each triangle listed in every cell its
+  bounding box overlaps, only occupied cells stored (CSR cell -> triangles), found through an
+  open-addressing hash table.
 - ``query_grid``: for many points, search cells in growing cubic shells around the point's cell
-  until no unvisited cell can hold anything closer than the best triangle found.
-- ``grid_stats``: bounding box of the triangles and their mean edge length (for the cell size).
+  until no unvisited cell can hold anything closer than the best triangle found; a point whose
+  shells would enumerate more lattice positions than there are occupied cells (a point far from
+  everything, or between far-apart clusters) scans the occupied cells instead, so one query never
+  costs more than a pass over the grid.
 
 The query loop is serial on purpose: on the 2-core target machine shared with other work, numba's
 statically scheduled parallel loop measured slower than the serial one (one busy core stalls the
@@ -139,29 +144,6 @@ def closest_on_triangle(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz):
     return qx * qx + qy * qy + qz * qz, u, v, w
 
 
-@njit(cache=True)
-def grid_stats(vertices, faces):
-    """(lo (3,), hi (3,), mean edge length) over the triangles' corners."""
-    lo = np.full(3, np.inf)
-    hi = np.full(3, -np.inf)
-    total = 0.0
-    for f in range(faces.shape[0]):
-        for k in range(3):
-            a = faces[f, k]
-            b = faces[f, (k + 1) % 3]
-            dd = 0.0
-            for d in range(3):
-                x = vertices[a, d]
-                if x < lo[d]:
-                    lo[d] = x
-                if x > hi[d]:
-                    hi[d] = x
-                e = vertices[b, d] - x
-                dd += e * e
-            total += np.sqrt(dd)
-    return lo, hi, total / max(3 * faces.shape[0], 1)
-
-
 @njit(cache=True, inline="always")
 def _box_d2(px, py, pz, origin, h, i, j, k):
     """Squared distance from p to cell (i, j, k)."""
@@ -178,57 +160,166 @@ def _box_d2(px, py, pz, origin, h, i, j, k):
     return d2
 
 
-@njit(cache=True)
-def build_grid(vertices, faces, origin, h, dims):
-    """CSR lists of the triangles overlapping each cell (by bounding box): (cell_ptr, cell_tris).
+@njit(cache=True, inline="always")
+def _cell_range(lo, hi, origin, h, dims, d):
+    """First and last cell index along axis d of the interval [lo, hi] (clamped to the grid)."""
+    i0 = int(min(max(np.floor((lo - origin[d]) / h), 0.0), dims[d] - 1.0))
+    i1 = int(min(max(np.floor((hi - origin[d]) / h), 0.0), dims[d] - 1.0))
+    return i0, i1
 
-    Cell (i, j, k) covers origin + h * [i, i+1) x [j, j+1) x [k, k+1); its linear id is
-    (i * dims[1] + j) * dims[2] + k.
-    """
+
+@njit(cache=True)
+def count_cells(box_lo, box_hi, origin, h, dims):
+    """Total number of (cell, triangle) entries of a grid of cell size h, as a float (no overflow)."""
+    total = 0.0
+    for f in range(box_lo.shape[0]):
+        c = 1.0
+        for d in range(3):
+            i0, i1 = _cell_range(box_lo[f, d], box_hi[f, d], origin, h, dims, d)
+            c *= i1 - i0 + 1
+        total += c
+    return total
+
+
+@njit(cache=True, inline="always")
+def _slot(key, mask):
+    """Home slot of a cell key in a power-of-two hash table (Fibonacci hashing, wrapping int64)."""
+    x = key * -7046029254386353131
+    x ^= x >> 29
+    return x & mask
+
+
+@njit(cache=True, inline="always")
+def _find(key, table_keys, table_cells, mask):
+    """Index of the occupied cell with this key, or -1."""
+    s = _slot(key, mask)
+    while True:
+        k = table_keys[s]
+        if k == key:
+            return table_cells[s]
+        if k < 0:
+            return -1
+        s = (s + 1) & mask
+
+
+@njit(cache=True)
+def triangle_boxes(vertices, faces):
+    """Bounding box of each triangle, its largest side and the box of them all:
+    (lo (F, 3), hi (F, 3), size (F,), all_lo (3,), all_hi (3,))."""
     m = faces.shape[0]
-    nc = dims[0] * dims[1] * dims[2]
-    lo = np.empty((m, 3), dtype=np.int64)
-    hi = np.empty((m, 3), dtype=np.int64)
-    counts = np.zeros(nc + 1, dtype=np.int64)
+    lo = np.empty((m, 3))
+    hi = np.empty((m, 3))
+    size = np.zeros(m)
+    all_lo = np.full(3, np.inf)
+    all_hi = np.full(3, -np.inf)
     for f in range(m):
         for d in range(3):
             a = vertices[faces[f, 0], d]
             b = vertices[faces[f, 1], d]
             c = vertices[faces[f, 2], d]
-            mn = min(a, b, c)
-            mx = max(a, b, c)
-            i0 = int(np.floor((mn - origin[d]) / h))
-            i1 = int(np.floor((mx - origin[d]) / h))
-            lo[f, d] = min(max(i0, 0), dims[d] - 1)
-            hi[f, d] = min(max(i1, 0), dims[d] - 1)
-        for i in range(lo[f, 0], hi[f, 0] + 1):
-            for j in range(lo[f, 1], hi[f, 1] + 1):
-                for k in range(lo[f, 2], hi[f, 2] + 1):
-                    counts[(i * dims[1] + j) * dims[2] + k + 1] += 1
-    for c in range(nc):
-        counts[c + 1] += counts[c]
-    pos = counts[:-1].copy()
-    tris = np.empty(counts[nc], dtype=np.int64)
-    for f in range(m):
-        for i in range(lo[f, 0], hi[f, 0] + 1):
-            for j in range(lo[f, 1], hi[f, 1] + 1):
-                for k in range(lo[f, 2], hi[f, 2] + 1):
-                    c = (i * dims[1] + j) * dims[2] + k
-                    tris[pos[c]] = f
-                    pos[c] += 1
-    return counts, tris
+            lo[f, d] = min(a, b, c)
+            hi[f, d] = max(a, b, c)
+            size[f] = max(size[f], hi[f, d] - lo[f, d])
+            all_lo[d] = min(all_lo[d], lo[f, d])
+            all_hi[d] = max(all_hi[d], hi[f, d])
+    return lo, hi, size, all_lo, all_hi
 
 
 @njit(cache=True)
-def query_grid(points, vertices, faces, origin, h, dims, cell_ptr, cell_tris):
+def build_grid(box_lo, box_hi, origin, h, dims, n_entries):
+    """Sparse grid of the triangles overlapping each cell (by bounding box).
+
+    Cell (i, j, k) covers origin + h * [i, i+1) x [j, j+1) x [k, k+1) (clamped to dims) and has the
+    key (i * dims[1] + j) * dims[2] + k (the caller keeps dims[0] * dims[1] * dims[2] < 2**62).
+    Occupied cells are numbered in order of first appearance.
+
+    Returns (keys (C,), cell_ptr (C + 1,), cell_tris (n_entries,), table_keys, table_cells): the
+    triangles of occupied cell c are cell_tris[cell_ptr[c]:cell_ptr[c + 1]] (ascending), and the
+    hash table (table_keys, table_cells) maps a key to its c.
+    """
+    m = box_lo.shape[0]
+    size = 1
+    while size < 2 * n_entries:
+        size *= 2
+    mask = size - 1
+    table_keys = np.full(size, -1, dtype=np.int64)
+    table_cells = np.empty(size, dtype=np.int64)
+    keys = np.empty(n_entries, dtype=np.int64)
+    ptr = np.zeros(n_entries + 1, dtype=np.int64)
+    cell_of_entry = np.empty(n_entries, dtype=np.int64)
+    n = 0
+    # pass 1: number the occupied cells and count their triangles
+    n_cells = 0
+    for f in range(m):
+        i0, i1 = _cell_range(box_lo[f, 0], box_hi[f, 0], origin, h, dims, 0)
+        j0, j1 = _cell_range(box_lo[f, 1], box_hi[f, 1], origin, h, dims, 1)
+        k0, k1 = _cell_range(box_lo[f, 2], box_hi[f, 2], origin, h, dims, 2)
+        for i in range(i0, i1 + 1):
+            for j in range(j0, j1 + 1):
+                for k in range(k0, k1 + 1):
+                    key = (i * dims[1] + j) * dims[2] + k
+                    s = _slot(key, mask)
+                    while table_keys[s] >= 0 and table_keys[s] != key:
+                        s = (s + 1) & mask
+                    if table_keys[s] < 0:
+                        table_keys[s] = key
+                        table_cells[s] = n_cells
+                        keys[n_cells] = key
+                        n_cells += 1
+                    cell_of_entry[n] = table_cells[s]
+                    ptr[table_cells[s] + 1] += 1
+                    n += 1
+    for c in range(n_cells):
+        ptr[c + 1] += ptr[c]
+    # pass 2: list the triangles of each cell, in ascending order (entries are in triangle order)
+    pos = ptr[:n_cells].copy()
+    tris = np.empty(n, dtype=np.int64)
+    n = 0
+    for f in range(m):
+        i0, i1 = _cell_range(box_lo[f, 0], box_hi[f, 0], origin, h, dims, 0)
+        j0, j1 = _cell_range(box_lo[f, 1], box_hi[f, 1], origin, h, dims, 1)
+        k0, k1 = _cell_range(box_lo[f, 2], box_hi[f, 2], origin, h, dims, 2)
+        for _ in range((i1 - i0 + 1) * (j1 - j0 + 1) * (k1 - k0 + 1)):
+            c = cell_of_entry[n]
+            tris[pos[c]] = f
+            pos[c] += 1
+            n += 1
+    return keys[:n_cells].copy(), ptr[:n_cells + 1].copy(), tris, table_keys, table_cells
+
+
+@njit(cache=True, inline="always")
+def _visit_cell(c, px, py, pz, vertices, faces, cell_ptr, cell_tris, best, bf, bu, bv, bw):
+    """Test the triangles of occupied cell c against the best so far (ties keep the smaller face)."""
+    for t in range(cell_ptr[c], cell_ptr[c + 1]):
+        f = cell_tris[t]
+        a = faces[f, 0]
+        b = faces[f, 1]
+        cc = faces[f, 2]
+        dd, u, v, w = closest_on_triangle(
+            px, py, pz,
+            vertices[a, 0], vertices[a, 1], vertices[a, 2],
+            vertices[b, 0], vertices[b, 1], vertices[b, 2],
+            vertices[cc, 0], vertices[cc, 1], vertices[cc, 2])
+        if dd < best or (dd == best and f < bf):
+            best = dd
+            bf = f
+            bu = u
+            bv = v
+            bw = w
+    return best, bf, bu, bv, bw
+
+
+@njit(cache=True)
+def query_grid(points, vertices, faces, origin, h, dims, keys, cell_ptr, cell_tris, table_keys, table_cells):
     """Closest triangle of each point: (face (P,) int64, bary (P, 3), squared distance (P,)).
 
     Cubic shells of cells around the point's (clamped) cell are searched in order of their
     Chebyshev radius r, skipping cells farther from the point than the best triangle so far; after
     shell r the search stops once the best squared distance is below the squared distance from the
-    point to the outside of the searched box (only box sides not on the grid's border count). Every
-    cell that could hold a triangle at the best distance is visited, so ties between triangles keep
-    the smallest face index.
+    point to the outside of the searched box (only box sides not on the grid's border count). Once
+    the shells have enumerated more lattice positions than there are occupied cells, the point
+    scans all occupied cells instead (same pruning). Every cell that could hold a triangle at the
+    best distance is visited, so ties between triangles keep the smallest face index.
     """
     n = points.shape[0]
     face = np.full(n, -1, dtype=np.int64)
@@ -237,6 +328,8 @@ def query_grid(points, vertices, faces, origin, h, dims, cell_ptr, cell_tris):
     d0 = dims[0]
     d1 = dims[1]
     d2_ = dims[2]
+    mask = table_keys.shape[0] - 1
+    n_cells = keys.shape[0]
     for q in range(n):
         px = points[q, 0]
         py = points[q, 1]
@@ -251,6 +344,7 @@ def query_grid(points, vertices, faces, origin, h, dims, cell_ptr, cell_tris):
         bv = 0.0
         bw = 0.0
         r = 0
+        visited = 0
         while True:
             i0 = max(ci - r, 0)
             i1 = min(ci + r, d0 - 1)
@@ -258,35 +352,40 @@ def query_grid(points, vertices, faces, origin, h, dims, cell_ptr, cell_tris):
             j1 = min(cj + r, d1 - 1)
             k0 = max(ck - r, 0)
             k1 = min(ck + r, d2_ - 1)
+            if visited > 2 * n_cells:
+                # far from everything: a pass over the occupied cells is cheaper than more shells
+                for c in range(n_cells):
+                    key = keys[c]
+                    i = key // (d1 * d2_)
+                    j = (key // d2_) % d1
+                    k = key % d2_
+                    if _box_d2(px, py, pz, origin, h, i, j, k) <= best:
+                        best, bf, bu, bv, bw = _visit_cell(
+                            c, px, py, pz, vertices, faces, cell_ptr, cell_tris, best, bf, bu, bv, bw)
+                break
             for i in range(i0, i1 + 1):
                 ei = i == ci - r or i == ci + r
                 for j in range(j0, j1 + 1):
                     ej = j == cj - r or j == cj + r
+                    # a row on the shell's i or j face: all its cells; inside: only its two k ends
                     if ei or ej:
+                        ka = k0
+                        kb = k1
                         kstep = 1
                     else:
-                        kstep = 2 * r if r > 0 else 1
-                    k = ck - r
-                    while k <= ck + r:
-                        if k >= k0 and k <= k1 and _box_d2(px, py, pz, origin, h, i, j, k) <= best:
-                            c = (i * d1 + j) * d2_ + k
-                            for t in range(cell_ptr[c], cell_ptr[c + 1]):
-                                f = cell_tris[t]
-                                a = faces[f, 0]
-                                b = faces[f, 1]
-                                cc = faces[f, 2]
-                                dd, u, v, w = closest_on_triangle(
-                                    px, py, pz,
-                                    vertices[a, 0], vertices[a, 1], vertices[a, 2],
-                                    vertices[b, 0], vertices[b, 1], vertices[b, 2],
-                                    vertices[cc, 0], vertices[cc, 1], vertices[cc, 2])
-                                if dd < best or (dd == best and f < bf):
-                                    best = dd
-                                    bf = f
-                                    bu = u
-                                    bv = v
-                                    bw = w
+                        ka = ck - r if ck - r >= k0 else ck + r
+                        kb = ck + r if ck + r <= k1 else ck - r
+                        kstep = max(2 * r, 1)
+                    k = ka
+                    while k <= kb and k >= k0:
+                        visited += 1
+                        if _box_d2(px, py, pz, origin, h, i, j, k) <= best:
+                            c = _find((i * d1 + j) * d2_ + k, table_keys, table_cells, mask)
+                            if c >= 0:
+                                best, bf, bu, bv, bw = _visit_cell(
+                                    c, px, py, pz, vertices, faces, cell_ptr, cell_tris, best, bf, bu, bv, bw)
                         k += kstep
+                    visited += 1
             # distance from p to the unsearched region (sides of the box not on the grid border)
             bound = np.inf
             if i0 > 0:

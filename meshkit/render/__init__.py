@@ -1,7 +1,7 @@
 """Fast CPU rendering of triangle meshes (numba z-buffer rasterizer) for face-mesh research.
 
 rasterize.py   ``rasterize`` / ``rasterize_batch`` -> ``Fragments`` (conventions: image axes,
-               pixel centres at integer + 0.5, depth sign, fill rule, winding); ``Rasterizer``
+               pixel (r, c) centred on x = c, y = r, depth sign, fill rule, winding); ``Rasterizer``
                reuses its buffers over many frames
 shading.py     ``interpolate`` and ``render_colors`` / ``render_shaded`` (one light, Lambertian) /
                ``render_depth`` / ``render_normals`` / ``render_pncc`` (``pncc_code``) /

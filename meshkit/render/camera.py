@@ -15,9 +15,10 @@ def frame_vertices(vertices, height: int, width: int, *, margin: float = 0.05) -
 
     The world frame is x right, y up, z towards the viewer (the BFM / face3d model frame). The
     mesh is scaled uniformly so that its x-y bounding box fits in the image with ``margin`` (a
-    fraction of each side) left on every side, centred, and y is flipped to point down:
-    ``x' = s (x - cx) + width / 2``, ``y' = height / 2 - s (y - cy)``, ``z' = s (z - cz)``
-    with (cx, cy, cz) the bounding-box centre. Larger z' stays nearer (``near_is_larger``) and
+    fraction of each side) left on every side, centred on the image's centre ((width - 1) / 2,
+    (height - 1) / 2) in the rasterizer's integer-pixel-centre coordinates, and y is flipped to
+    point down: ``x' = s (x - cx) + (width - 1) / 2``, ``y' = (height - 1) / 2 - s (y - cy)``,
+    ``z' = s (z - cz)`` with (cx, cy, cz) the bounding-box centre. Larger z' stays nearer (``near_is_larger``) and
     front faces stay counter-clockwise in the image.
 
     Parameters
@@ -44,7 +45,7 @@ def frame_vertices(vertices, height: int, width: int, *, margin: float = 0.05) -
     if not np.isfinite(s):
         s = 1.0  # all vertices on one point: any scale frames it
     out = np.empty_like(v)
-    out[:, 0] = s * (v[:, 0] - c[0]) + 0.5 * w
-    out[:, 1] = 0.5 * h - s * (v[:, 1] - c[1])
+    out[:, 0] = s * (v[:, 0] - c[0]) + 0.5 * (w - 1)
+    out[:, 1] = 0.5 * (h - 1) - s * (v[:, 1] - c[1])
     out[:, 2] = s * (v[:, 2] - c[2])
     return out

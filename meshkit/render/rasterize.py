@@ -4,12 +4,15 @@ Holds ``Fragments`` (which triangle each pixel sees, where in it, at what depth)
 (one mesh), ``Rasterizer`` (many frames of one size with reused buffers) and ``rasterize_batch``
 (many meshes, in parallel over images), plus the shared input checks of the render package.
 
-Image-space conventions (the face3d / 3DDFA ones):
+Image-space conventions (the face3d / 3DDFA / 300W-LP ones; docs/conventions.md states them once):
 
-* x points right and y points down, in pixels; pixel (row j, column i) is the unit square
-  [i, i + 1) x [j, j + 1) and is sampled at its centre (i + 0.5, j + 0.5). So a vertex at
-  (0, 0) is the top-left corner of the image, not the centre of the top-left pixel. (face3d and
-  3DDFA sample at integer coordinates instead: add 0.5 to their x and y to get the same pixels.)
+* x points right and y points down, in pixels; pixel (row j, column i) is CENTRED on the integer
+  point (x = i, y = j) and covers [i - 0.5, i + 0.5) x [j - 0.5, j + 0.5). So a vertex at (0, 0)
+  is the centre of the top-left pixel, and a point at 300W-LP's ``pt2d`` (or face3d's, 3DDFA's
+  projected vertices after the ``h - y - 1`` flip) lands on the pixel those files mean. The
+  numba kernels sample pixel centres at (i + 0.5, j + 0.5) in their own frame; the public
+  functions here add 0.5 to x and y before calling them (``_kernel_frame``), the only place the
+  two frames meet.
 * z is depth along the viewing axis, larger = nearer the camera by default (``near_is_larger``);
   pass ``near_is_larger=False`` for camera coordinates where z grows away from the camera.
 * Projection is orthographic (the vertices are already projected): attributes are interpolated
@@ -21,9 +24,6 @@ Image-space conventions (the face3d / 3DDFA ones):
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 
@@ -40,7 +40,6 @@ GUARD_BAND = float(1 << 21)
 MAX_SIDE = 1 << 15
 
 
-@dataclass(frozen=True, eq=False)  # arrays inside: compare fields explicitly
 class Fragments:
     """What each pixel of a rasterized image sees.
 
@@ -52,26 +51,65 @@ class Fragments:
         The interpolated z of the input vertices at the pixel centre (same sign convention as the
         input); NaN where empty.
     snapped_xy : (V, 2) int32
-        The vertices' x, y in fixed point (1/256 pixel) as the coverage test saw them; barycentrics
-        are recomputed exactly from these.
+        The vertices' x + 0.5, y + 0.5 (the kernels' pixel-corner frame) in fixed point (1/256
+        pixel) as the coverage test saw them; barycentrics are recomputed exactly from these.
     barycentric : (H, W, 3) float32, computed on first access and cached
         Barycentric coordinates of the pixel centre in its triangle, in the order of the face's
         own vertices ``faces[face_index]``; >= 0, summing to 1 (float rounding). Zero where empty.
         ``interpolate`` recomputes them on the fly instead of reading this array (faster).
     faces : (F, 3) int64
         The faces that were rasterized (``face_index`` points into them).
+
+    Fragments made by a :class:`Rasterizer` live in its reused buffers and carry the number of the
+    frame they belong to: once the Rasterizer has drawn another frame, reading any attribute raises
+    ``ValueError`` (as reading a closed file does) instead of returning the next frame's pixels
+    mixed with this frame's faces. ``copy()`` gives fragments that own their arrays.
     """
 
-    face_index: np.ndarray
-    depth: np.ndarray
-    snapped_xy: np.ndarray = field(repr=False)
-    faces: np.ndarray = field(repr=False)
+    __slots__ = ("_face_index", "_depth", "_snapped_xy", "_faces", "_owner", "_frame", "_barycentric")
 
-    @cached_property
+    def __init__(self, face_index: np.ndarray, depth: np.ndarray, snapped_xy: np.ndarray, faces: np.ndarray, *,
+                 owner: Rasterizer | None = None):
+        self._face_index = face_index
+        self._depth = depth
+        self._snapped_xy = snapped_xy
+        self._faces = faces
+        self._owner = owner
+        self._frame = None if owner is None else owner.frame
+        self._barycentric = None
+
+    def _current(self) -> Fragments:
+        """self, after checking that its Rasterizer has not drawn another frame since."""
+        if self._owner is not None and self._owner.frame != self._frame:
+            raise ValueError(
+                f"fragments: expected fragments of the current frame, got frame {self._frame} of a Rasterizer now at "
+                f"frame {self._owner.frame} (its buffers were reused; call .copy() on fragments you keep)")
+        return self
+
+    @property
+    def face_index(self) -> np.ndarray:
+        return self._current()._face_index
+
+    @property
+    def depth(self) -> np.ndarray:
+        return self._current()._depth
+
+    @property
+    def snapped_xy(self) -> np.ndarray:
+        return self._current()._snapped_xy
+
+    @property
+    def faces(self) -> np.ndarray:
+        return self._current()._faces
+
+    @property
     def barycentric(self) -> np.ndarray:
         from .._kernels import render as render_kernels
 
-        return render_kernels.barycentric(self.snapped_xy, self.faces, self.face_index)
+        self._current()
+        if self._barycentric is None:
+            self._barycentric = render_kernels.barycentric(self._snapped_xy, self._faces, self._face_index)
+        return self._barycentric
 
     @property
     def mask(self) -> np.ndarray:
@@ -82,6 +120,28 @@ class Fragments:
     def shape(self) -> tuple[int, int]:
         """(height, width) of the image."""
         return self.face_index.shape
+
+    def copy(self) -> Fragments:
+        """Fragments owning copies of these arrays (they outlive the Rasterizer's next frame)."""
+        self._current()
+        out = Fragments(self._face_index.copy(), self._depth.copy(), self._snapped_xy.copy(), self._faces.copy())
+        return out
+
+    def __repr__(self) -> str:
+        state = "" if self._owner is None else f", frame={self._frame}"
+        return f"Fragments(shape={self._face_index.shape}, faces={self._faces.shape[0]}{state})"
+
+
+def _kernel_frame(v: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Integer pixel centres (the public convention) -> the kernels' frame, whose pixel centres sit
+    at i + 0.5: ``v`` (..., 3) with 0.5 added to x and y, into ``out`` (same shape, float64) or a new
+    array. Exact for points on the 1/256-pixel grid the kernels snap to (within a float64 rounding,
+    ~1e-16 pixel, elsewhere), so ties on pixel centres reach the top-left fill rule unchanged."""
+    return np.add(v, _HALF_PIXEL, out=out)
+
+
+#: What ``_kernel_frame`` adds: half a pixel on x and y, nothing on z.
+_HALF_PIXEL = np.array([0.5, 0.5, 0.0])
 
 
 def _check_size(height, width) -> tuple[int, int]:
@@ -113,8 +173,8 @@ def rasterize(vertices, faces, height: int, width: int, *, near_is_larger: bool 
               cull_backfaces: bool = False) -> Fragments:
     """Rasterize an image-space triangle mesh with a z-buffer: nearest triangle per pixel.
 
-    Coverage is decided at pixel centres (i + 0.5, j + 0.5) with exact integer edge functions on
-    vertices snapped to 1/256 pixel, and the top-left fill rule: a pixel centre exactly on an edge
+    Coverage is decided at pixel centres (the integer points x = i, y = j) with exact integer edge
+    functions on vertices snapped to 1/256 pixel, and the top-left fill rule: a pixel centre exactly on an edge
     shared by two triangles belongs to exactly one of them, so a closed or tiled surface has no
     cracks and no double coverage. Degenerate triangles (zero area after snapping, including faces
     that repeat a vertex index) cover nothing;
@@ -126,7 +186,8 @@ def rasterize(vertices, faces, height: int, width: int, *, near_is_larger: bool 
     Parameters
     ----------
     vertices : (V, 3) float
-        Image-space positions: x right and y down in pixels, z depth (larger = nearer by default).
+        Image-space positions: x right and y down in pixels (pixel (j, i) centred on x = i, y = j),
+        z depth (larger = nearer by default).
     faces : (F, 3) int
         Triangles, 0-based.
     height, width : int
@@ -151,7 +212,7 @@ def _rasterize(v: np.ndarray, f: np.ndarray, h: int, w: int, near: bool, cull: b
     """rasterize on validated input (float64 vertices, int64 faces, checked sizes and flags)."""
     from .._kernels import render as render_kernels
 
-    fidx, depth, xy = render_kernels.rasterize_one(v, f, h, w, 1.0 if near else -1.0, cull)
+    fidx, depth, xy = render_kernels.rasterize_one(_kernel_frame(v), f, h, w, 1.0 if near else -1.0, cull)
     return Fragments(fidx, depth, xy, f)
 
 
@@ -160,8 +221,10 @@ class Rasterizer:
 
     Large images spend more time getting fresh memory pages from the system than rasterizing;
     this holds the face-index and depth buffers and the vertex scratch between calls. The
-    returned Fragments' arrays ARE those buffers: the next call overwrites them (copy what you
-    keep). Pair it with ``interpolate(..., out=image)`` to reuse the output image too.
+    returned Fragments' arrays ARE those buffers: the next call overwrites them, and counts the
+    frames (``frame``) so that reading fragments of an earlier frame raises ``ValueError`` (call
+    ``Fragments.copy()`` on what you keep). Pair it with ``interpolate(..., out=image)`` to reuse
+    the output image too.
 
     >>> r = Rasterizer(1024, 1024)
     >>> for v in frames:                                    # doctest: +SKIP
@@ -181,6 +244,8 @@ class Rasterizer:
         self._fbuf = np.empty((self.height, self.width), dtype=np.int32)
         self._zbuf = np.empty((self.height, self.width), dtype=np.float32)
         self._xy = np.empty((0, 2), dtype=np.int32)
+        self._shifted = np.empty((0, 3), dtype=np.float64)  # the vertices in the kernels' frame
+        self.frame = 0  # number of frames drawn; Fragments remember theirs
 
     def __call__(self, vertices, faces) -> Fragments:
         """Rasterize one frame (see ``rasterize``); the result lives in this object's buffers."""
@@ -191,9 +256,13 @@ class Rasterizer:
         n = v.shape[0]
         if self._xy.shape[0] < n:
             self._xy = np.empty((n, 2), dtype=np.int32)
+            self._shifted = np.empty((n, 3), dtype=np.float64)
         xy = self._xy[:n]
-        render_kernels.rasterize_into(v, f, 1.0 if self.near_is_larger else -1.0, self.cull_backfaces, self._fbuf, self._zbuf, xy)
-        return Fragments(self._fbuf, self._zbuf, xy, f)
+        self.frame += 1  # before drawing: earlier fragments are stale even if this call fails
+        sign = 1.0 if self.near_is_larger else -1.0
+        render_kernels.rasterize_into(_kernel_frame(v, self._shifted[:n]), f, sign, self.cull_backfaces,
+                                      self._fbuf, self._zbuf, xy)
+        return Fragments(self._fbuf, self._zbuf, xy, f, owner=self)
 
 
 def rasterize_batch(vertices, faces, height: int, width: int, *, near_is_larger: bool = True,
@@ -230,7 +299,7 @@ def rasterize_batch(vertices, faces, height: int, width: int, *, near_is_larger:
         flat = check_vertices(vertices.reshape(-1, 3), "vertices")
         f = check_faces(faces, n_v, "faces", allow_repeated=True)
         _check_guard(flat, "vertices")
-        fidx, depth, xy = render_kernels.rasterize_stack(flat.reshape(b, n_v, 3), f, h, w, sign, cull)
+        fidx, depth, xy = render_kernels.rasterize_stack(_kernel_frame(flat).reshape(b, n_v, 3), f, h, w, sign, cull)
         return [Fragments(fidx[k], depth[k], xy[k], f) for k in range(b)]
     if faces is not None:
         raise ValueError("faces: expected None when vertices is a sequence of meshes (each carries its faces)")
@@ -251,6 +320,6 @@ def rasterize_batch(vertices, faces, height: int, width: int, *, near_is_larger:
     f_end = np.cumsum([len(x) for x in fs]).astype(np.int64)
     f_start = np.concatenate([[0], f_end[:-1]]).astype(np.int64)
     _check_guard(flat, "vertices")
-    fidx, depth, xy = render_kernels.rasterize_many(flat, stacked_f, v_start, f_start, f_end, h, w, sign, cull)
+    fidx, depth, xy = render_kernels.rasterize_many(_kernel_frame(flat), stacked_f, v_start, f_start, f_end, h, w, sign, cull)
     return [Fragments(fidx[k], depth[k], xy[v_start[k]:v_start[k + 1]], stacked_f[f_start[k]:f_end[k]])
             for k in range(len(f_start))]

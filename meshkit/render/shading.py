@@ -17,7 +17,7 @@ import numpy as np
 from ..mesh import _vertex_normals
 from ..validate import check_array, check_bool, check_faces, check_float, check_vertices
 from .lighting import lambertian
-from .rasterize import Fragments, _check_guard, _check_image_mesh, _check_size, _rasterize
+from .rasterize import Fragments, _check_guard, _check_image_mesh, _check_size, _kernel_frame, _rasterize
 
 __all__ = [
     "interpolate",
@@ -60,9 +60,13 @@ def interpolate(fragments: Fragments, faces, attributes, *, background=0.0, out=
     Parameters
     ----------
     fragments : Fragments
-        From ``rasterize`` (or one element of ``rasterize_batch``) of this mesh.
+        From ``rasterize`` (or one element of ``rasterize_batch``, or the current frame of a
+        ``Rasterizer``) of this mesh.
     faces : (F, 3) int
-        The faces that were rasterized.
+        The faces that were rasterized. Checked by content: the very array object the fragments
+        hold (``fragments.faces``, which is what was passed to the rasterizer when it was already an
+        int64 array) is taken as is (do not modify it in place in between); any other array is
+        validated and must equal it element for element, else ``ValueError``.
     attributes : (V, C) or (V,) float
         Any per-vertex quantity: colours, normals, UVs, coordinates, labels as floats.
     background : float or (C,) float
@@ -76,11 +80,16 @@ def interpolate(fragments: Fragments, faces, attributes, *, background=0.0, out=
     """
     if not isinstance(fragments, Fragments):
         raise TypeError(f"fragments: expected a Fragments from rasterize, got {type(fragments).__name__}")
-    n_v = fragments.snapped_xy.shape[0]
+    n_v = fragments.snapped_xy.shape[0]  # raises ValueError for stale fragments of a Rasterizer
+    drawn = fragments.faces
     # the very array that was rasterized (and validated then) needs no second check
-    f = fragments.faces if faces is fragments.faces else check_faces(faces, n_v, "faces", allow_repeated=True)
-    if f.shape != fragments.faces.shape:
-        raise ValueError(f"faces: expected the {fragments.faces.shape[0]} faces that were rasterized, got {f.shape[0]}")
+    f = drawn if faces is drawn else check_faces(faces, n_v, "faces", allow_repeated=True)
+    if f.shape != drawn.shape:
+        raise ValueError(f"faces: expected the {drawn.shape[0]} faces that were rasterized, got {f.shape[0]}")
+    if f is not drawn and not np.array_equal(f, drawn):
+        i = int(np.flatnonzero((f != drawn).any(axis=1))[0])
+        raise ValueError(f"faces: expected the faces that were rasterized, got a different array of the same "
+                         f"length (face {i} is {f[i].tolist()}, was {drawn[i].tolist()})")
     a, one_d = _check_attributes(attributes, n_v, "attributes")
     bg = _check_background(background, a.shape[1])
     if out is not None:
@@ -269,7 +278,8 @@ def render_colors_batch(vertices, faces, colors, height: int, width: int, *, bac
         att = _check_attributes(c, n_v, "colors")[0][None]
     bg = _check_background(background, att.shape[2])
     sign = 1.0 if check_bool(near_is_larger, "near_is_larger") else -1.0
-    fidx, depth, images = render_kernels.render_stack(flat.reshape(b, n_v, 3), f, np.ascontiguousarray(att), bg, h, w, sign,
+    fidx, depth, images = render_kernels.render_stack(_kernel_frame(flat).reshape(b, n_v, 3), f, np.ascontiguousarray(att),
+                                                      bg, h, w, sign,
                                          check_bool(cull_backfaces, "cull_backfaces"))
     return BatchRender(images, depth, fidx)
 

@@ -14,7 +14,8 @@ UV index files such as ``uv_kpt_ind``):
   texel centres from corner to corner: texel (row r, column c) of a size x size map is the point
   ``u = c / (size - 1)``, ``v = 1 - r / (size - 1)``; equivalently a vertex lands at column
   ``u * (size - 1)`` and row ``(1 - v) * (size - 1)``. So u = 0 is the centre of the first
-  column, not its left edge.
+  column, not its left edge. These texel coordinates are image coordinates of the rasterizer as
+  they are (integer pixel centres, docs/conventions.md): no half-texel shift anywhere.
 * This differs by at most half a texel from the OBJ / OpenGL convention of ``render_texture`` and of
   texture files (texel centre at ``(c + 0.5) / size``): 0.2 % of the map at 256.
 * A texel is *covered* when its centre lies in a UV triangle, decided by the rasterizer's exact
@@ -97,10 +98,10 @@ class UVLayout:
         self.faces = check_faces(faces, self.uv.shape[0], "faces", allow_repeated=True)
         self.size = check_int(size, "size", minimum=2, maximum=MAX_SIDE)
         s = self.size - 1
-        # texel (r, c) is sampled at the rasterizer's pixel centre (c + 0.5, r + 0.5)
+        # texel (r, c) is the rasterizer's pixel (r, c), centred on x = c, y = r
         xyz = np.zeros((self.uv.shape[0], 3))
-        xyz[:, 0] = self.uv[:, 0] * s + 0.5
-        xyz[:, 1] = (1.0 - self.uv[:, 1]) * s + 0.5
+        xyz[:, 0] = self.uv[:, 0] * s
+        xyz[:, 1] = (1.0 - self.uv[:, 1]) * s
         self.fragments: Fragments = _rasterize(xyz, self.faces, self.size, self.size, True, False)
         self.covered: np.ndarray = self.fragments.mask
 
@@ -246,10 +247,10 @@ def uv_texture(image, image_vertices, faces, uv, size: int = 256, *, symmetric: 
     """Unwrap a photo's colours into UV space, masking the texels the photo does not see.
 
     Each covered texel is a point on the mesh (``UVLayout.map(image_vertices)``: its image x, y
-    and depth z); it takes the photo's bilinear colour at (x, y) (pixel centres at integer + 0.5,
-    clamped to the border pixels). It is masked out when the photo cannot show it:
+    and depth z); it takes the photo's bilinear colour at (x, y) (pixel (r, c) centred on x = c,
+    y = r as in ``rasterize``; clamped to the border pixels). It is masked out when the photo cannot show it:
 
-    * (x, y) lies outside the image;
+    * (x, y) lies outside the image's pixels ([-0.5, W - 0.5) x [-0.5, H - 0.5));
     * its triangle faces away from the camera (clockwise in the image, ``mask_backfaces``);
     * it is occluded: the z-buffer of the mesh at the pixel containing (x, y) holds a triangle
       whose plane, evaluated at (x, y), is nearer than the texel by more than ``eps``.
@@ -303,15 +304,15 @@ def uv_texture(image, image_vertices, faces, uv, size: int = 256, *, symmetric: 
     bary = layout.fragments.barycentric[r, c].astype(np.float64)
     p = np.einsum("nk,nkd->nd", bary, v[f[tri]])
     x, y, z = p[:, 0], p[:, 1], p[:, 2]
-    seen = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    seen = (x >= -0.5) & (x < w - 0.5) & (y >= -0.5) & (y < h - 0.5)  # inside the image's pixels
     if cull:
         a, b, cc = v[f[tri, 0]], v[f[tri, 1]], v[f[tri, 2]]
         area = (b[:, 0] - a[:, 0]) * (cc[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (cc[:, 0] - a[:, 0])
         seen &= area < 0  # counter-clockwise in the image (y down) = front face, as in rasterize
     # occlusion: depth of the visible surface at (x, y) from the z-buffer's triangle there
     zbuf = _rasterize(v, f, h, w, near, False).face_index
-    px = np.clip(np.floor(x).astype(np.int64), 0, w - 1)
-    py = np.clip(np.floor(y).astype(np.int64), 0, h - 1)
+    px = np.clip(np.floor(x + 0.5).astype(np.int64), 0, w - 1)  # the pixel whose square holds (x, y)
+    py = np.clip(np.floor(y + 0.5).astype(np.int64), 0, h - 1)
     front = zbuf[py, px].astype(np.int64)
     has = seen & (front >= 0) & (front != tri)
     k = np.flatnonzero(has)
@@ -319,11 +320,11 @@ def uv_texture(image, image_vertices, faces, uv, size: int = 256, *, symmetric: 
     sign = 1.0 if near else -1.0
     seen[k] &= ~(sign * (z_front - z[k]) > tol)
 
-    # photo colour at the seen texels (bilinear, pixel centres at integer + 0.5)
+    # photo colour at the seen texels (bilinear between the integer pixel centres)
     out = np.empty((layout.size, layout.size, photo.shape[2]), dtype=np.float32)
     out[:] = bg
     s = np.flatnonzero(seen)
-    out[r[s], c[s]] = _bilinear(photo, x[s] - 0.5, y[s] - 0.5)
+    out[r[s], c[s]] = _bilinear(photo, x[s], y[s])
     mask = np.zeros_like(layout.covered)
     mask[r[s], c[s]] = True
     result = UVMap(out, mask, layout.covered.copy())

@@ -21,7 +21,8 @@ def visible_vertices(vertices, faces, height: int, width: int, *, tolerance: flo
     ``near_is_larger=False``). When none of the four is covered (a vertex on the rim of an open
     mesh), it is visible unless ``cull_backfaces`` (then nothing front-facing is there). The
     tolerance absorbs the surface's own slope between the vertex and the pixel centres; occluders
-    nearer than that are missed. Vertices outside [0, width) x [0, height) are not visible.
+    nearer than that are missed. Vertices outside the image's pixels, [-0.5, width - 0.5) x
+    [-0.5, height - 0.5) (pixel centres on integers, as in ``rasterize``), are not visible.
 
     Parameters
     ----------
@@ -42,11 +43,11 @@ def visible_vertices(vertices, faces, height: int, width: int, *, tolerance: flo
     else:
         tol = check_float(tolerance, "tolerance", minimum=0.0)
     frag = _rasterize(v, f, h, w, near, cull)
-    inside = (v[:, 0] >= 0) & (v[:, 0] < w) & (v[:, 1] >= 0) & (v[:, 1] < h)
+    inside = (v[:, 0] >= -0.5) & (v[:, 0] < w - 0.5) & (v[:, 1] >= -0.5) & (v[:, 1] < h - 0.5)
     idx = np.flatnonzero(inside)
     x, y, z = v[idx, 0], v[idx, 1], v[idx, 2]
-    c0 = np.floor(x - 0.5).astype(np.int64)
-    r0 = np.floor(y - 0.5).astype(np.int64)
+    c0 = np.floor(x).astype(np.int64)  # the four pixel centres (integer points) around the vertex
+    r0 = np.floor(y).astype(np.int64)
     any_covered = np.zeros(idx.size, dtype=bool)
     seen = np.zeros(idx.size, dtype=bool)
     for dr in (0, 1):
