@@ -4,7 +4,8 @@ Peers: the CoMA / SpiralNet++ pipeline needs psbody-mesh (not installable from P
 not run here; as a side-by-side baseline we time the pipeline a user would assemble today from
 installed libraries: fast-simplification for each decimation (it moves vertices, so no exact
 selection matrix), trimesh's closest-point query + barycentric weights for `up`, networkx for the
-normalized Laplacian. Run: .venv/bin/python benchmarks/bench_hierarchy.py
+normalized Laplacian. Run: .venv/bin/python benchmarks/bench_hierarchy.py [--cold (only the fresh-process
+cold / warm-cache figures)]
 """
 
 import sys
@@ -47,19 +48,48 @@ def assembled_pipeline(v, f, factors=(4, 4, 4, 4, 4)):
         cur_v, cur_f = np.asarray(cv, float), np.asarray(cf, np.int64)
 
 
-def cold_start() -> float:
+#: What a user's first hierarchy in a new process runs: the real-like template (real connectivity
+#: and triangle-size spread), default options.
+FIRST_HIERARCHY = ("from meshkit.synthetic import face_template; import sampling; "
+                   "sampling.build_hierarchy(*face_template(topology='bfm'))")
+
+
+def fresh_process(cache: str) -> tuple[float, float]:
+    """(wall, CPU) seconds of a new Python process running FIRST_HIERARCHY with NUMBA_CACHE_DIR=cache
+    (imports included). CPU is user + system time, which the other jobs on a shared machine do not
+    inflate the way they inflate wall time."""
     import os
+    import resource
     import subprocess
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", FIRST_HIERARCHY], check=True, env={**os.environ, "NUMBA_CACHE_DIR": cache})
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def cold_and_warm() -> str:
+    """The first hierarchy in a fresh process on an empty numba cache (every kernel compiled), then
+    again in another fresh process on the cache that run filled (what users see after
+    scripts/setup.sh, which runs scripts/warmup.py)."""
+    import os
     import tempfile
 
-    code = "from meshkit.synthetic import face_template; from sampling import build_hierarchy; build_hierarchy(*face_template())"
     with tempfile.TemporaryDirectory() as cache:
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "NUMBA_CACHE_DIR": cache})
-        return time.perf_counter() - t0
+        load = os.getloadavg()[0]
+        cold = fresh_process(cache)
+        warm = fresh_process(cache)
+    return (f"fresh process, first build_hierarchy of face_template(topology='bfm') incl. imports (load average "
+            f"{load:.1f} on {os.cpu_count()} cores): cold cache (JIT compile of every kernel) {cold[0]:.1f} s wall / "
+            f"{cold[1]:.1f} s CPU; warm cache {warm[0]:.1f} s wall / {warm[1]:.1f} s CPU")
 
 
 def main():
+    if "--cold" in sys.argv[1:]:
+        print(cold_and_warm())
+        return
     v, f = face_template()
     b = Bench("5-level hierarchy of the 53,215-vertex template (factors 4,4,4,4,4; spirals 9; normalized Laplacian)")
     t0 = time.perf_counter()
@@ -84,7 +114,7 @@ def main():
           f"{COMA_DECIMATION_5040_S / t.median:.0f}x (not a side-by-side run)")
     print(f"vertex counts: {h.n_vertices}")
     print(f"first call in this process (numba cache warm on disk): {cold:.2f} s")
-    print(f"cold: a fresh process with an empty numba cache (JIT compile of every kernel + build): {cold_start():.1f} s")
+    print(cold_and_warm())
     print(f"peak RSS: {peak_rss_mb():.0f} MiB")
 
 

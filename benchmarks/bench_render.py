@@ -15,7 +15,11 @@ Rows (steady state after warm-up; the first call is reported apart):
   per frame, and ``render_colors_batch`` (raster + colour both inside the prange), 1 vs 2
   threads, against a loop of single renders.
 
+- templates (``--templates``): the real-like template (``face_template(topology="bfm")``) against
+  the default one, render_depth / rasterize / render_colors alternating, single thread.
+
 Run: .venv/bin/python benchmarks/bench_render.py [--quick] [--batch (the batch table only)]
+[--templates (the side-by-side template table only)]
 """
 
 from __future__ import annotations
@@ -133,7 +137,46 @@ def bench_size(size, v, f, colors, lib, pv, repeat):
     b.report(reference="meshkit rasterize + interpolate")
 
 
+def templates_side_by_side(repeat: int) -> None:
+    """The real-like template (``topology="bfm"``: real connectivity and triangle-size spread) against
+    the default one (``"rows"``), render_depth / rasterize / render_colors, calls alternating so that
+    load drift hits both alike; single thread, medians of ``repeat`` rounds after one warm-up. Timed
+    in CPU time of the thread (``time.thread_time``): on a shared machine, wall time also counts the
+    time the process waits for a core."""
+    import time
+
+    numba.set_num_threads(1)
+    meshes = {t: face_template(topology=t) for t in ("rows", "bfm")}
+    print(f"## templates side by side, single thread ({repeat} alternating rounds; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)\n")
+    print("| call | size | rows median (CPU ms) | bfm median (CPU ms) | bfm / rows |")
+    print("|---|---:|---:|---:|---:|")
+    for size in (256, 1024):
+        framed = {t: (frame(v, size), f, R.pncc_code(v)) for t, (v, f) in meshes.items()}
+        reused = {id(f): R.Rasterizer(size, size) for _, f, _ in framed.values()}
+        calls = {
+            "Rasterizer (buffers reused: the kernel)": lambda vi, f, c, r=reused: r[id(f)](vi, f),
+            "render_depth": lambda vi, f, c, s=size: R.render_depth(vi, f, s, s),
+            "rasterize": lambda vi, f, c, s=size: R.rasterize(vi, f, s, s),
+            "render_colors": lambda vi, f, c, s=size: R.render_colors(vi, f, c, s, s),
+        }
+        for name, fn in calls.items():
+            times = {t: [] for t in framed}
+            for k in range(repeat + 1):
+                for t, args in framed.items():
+                    t0 = time.thread_time()
+                    fn(*args)
+                    if k:  # round 0 is the warm-up
+                        times[t].append(time.thread_time() - t0)
+            med = {t: float(np.median(x)) for t, x in times.items()}
+            print(f"| {name} | {size} | {med['rows'] * 1e3:.2f} | {med['bfm'] * 1e3:.2f} | {med['bfm'] / med['rows']:.2f} |")
+    print()
+
+
 def main(quick: bool = False, batch_only: bool = False) -> None:
+    if "--templates" in sys.argv[1:]:
+        templates_side_by_side(11 if quick else 41)
+        return
     v, f = face_template()
     colors = R.pncc_code(v)  # any per-vertex RGB in [0, 1]
     lib = peers_library()

@@ -203,6 +203,9 @@ def _add_preprocess_300wlp(sub) -> None:
     p.add_argument("--store", choices=("vertices", "params"), default="vertices",
                    help="store the cropped meshes, or only parameters (meshes rebuilt on the fly)")
     p.add_argument("--float16", action="store_true", help="store vertices as float16")
+    p.add_argument("--image-codec", choices=("jpeg", "lossless"), default="jpeg",
+                   help="how the crops are kept: JPEG per crop (default; ~6x smaller on photos) or lossless (zstd)")
+    p.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality 1..100 with --image-codec jpeg (default 95)")
     p.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
     p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address (runs the blocks there)")
     p.add_argument("--block-size", type=int, default=32, help="samples per block / zarr chunk (default 32)")
@@ -239,7 +242,8 @@ def _run_preprocess_300wlp(args) -> int:
     summary = w300lp.preprocess(args.root, args.out, model=model, size=args.size, margin=args.margin, store=args.store,
                                 vertex_dtype="float16" if args.float16 else "float32", block_size=args.block_size,
                                 workers=args.workers, scheduler=args.scheduler, limit=args.limit, hierarchy=args.hierarchy,
-                                overwrite=args.overwrite, progress=not args.no_progress)
+                                overwrite=args.overwrite, progress=not args.no_progress, image_codec=args.image_codec,
+                                jpeg_quality=args.jpeg_quality)
     print(summary)
     return 0
 

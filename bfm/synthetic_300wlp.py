@@ -17,8 +17,19 @@ like the real one (e.g. ``[53, -166, 638, 419]``) it may be negative or exceed t
 
 Each image is a render (``meshkit.render``) of ``model.reconstruct(Shape_Para, Exp_Para)`` posed
 with ``bfm.pose.pose_para_to_image`` (pixel-index coordinates, the rasterizer's own: pixel (r, c)
-centred on x = c, y = r), over a smooth
-background. ``pt2d`` is the exact projection of the model's 68 landmark vertices (real 300W-LP
+centred on x = c, y = r) over a background.
+
+``style="photo"`` (default) gives the images a photo's entropy, so that sizes and speeds measured on
+them predict the real ones: a scene of 1/f^2-spectrum colour noise (the power spectrum of natural
+images) with hard-edged shapes, hair (vertically stretched noise) round the head's top and woven
+clothes below the chin; the face lit from a random side, with skin texture (pore-scale and blotchy
+albedo noise), a slight optical blur, then sensor noise (read + shot noise), saved as JPEG quality
+80. Calibration (``benchmarks/bench_w300lp.py``, 450 x 450, face_px 190): about 45 KB per JPEG
+(real 300W-LP: 30-60 KB) and about 177 KB per 256 x 256 crop in the store's lossless codec (real:
+185 KB; these renders: 78 KB). ``style="plain"`` is the clean render over a smooth colour wave
+(tests that re-render the face and compare need it). The texture and noise come from a stream of
+their own (``seed``, subset, sample): the parameters drawn do not depend on the style.
+``pt2d`` is the exact projection of the model's 68 landmark vertices (real 300W-LP
 ``pt2d`` are annotations; here they are known exactly, which is what tests need).
 
 Coefficients beyond the model's size (e.g. a 40-component model in a 199-row ``Shape_Para``) are
@@ -62,6 +73,7 @@ def vertex_pattern_colors(model: MorphableModel) -> np.ndarray:
 
 
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """The ``style="plain"`` background: a smooth colour wave in [0, 1] (h, w, 3)."""
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
     base = rng.uniform(0.1, 0.5, size=3)
     amp = rng.uniform(0.05, 0.2, size=3)
@@ -69,14 +81,98 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(base + amp * np.sin(2 * np.pi * (xx[..., None] * 1.3 + yy[..., None] * 0.7) + ph), 0, 1)
 
 
-def _render(model: MorphableModel, colors: np.ndarray, image_v: np.ndarray, bg: np.ndarray) -> np.ndarray:
+def _pink_noise(rng: np.random.Generator, h: int, w: int, channels: int, exponent: float = 2.0) -> np.ndarray:
+    """Noise with a 1/f^exponent power spectrum (natural-image statistics), (h, w, channels), unit std."""
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    f = np.sqrt(fx * fx + fy * fy)
+    f[0, 0] = 1.0
+    amp = f ** (-exponent / 2.0)
+    amp[0, 0] = 0.0
+    spec = (rng.standard_normal((channels, h, w // 2 + 1)) + 1j * rng.standard_normal((channels, h, w // 2 + 1))) * amp
+    out = np.fft.irfft2(spec, s=(h, w)).transpose(1, 2, 0)
+    return out / (out.std(axis=(0, 1), keepdims=True) + 1e-12)
+
+
+def _photo_background(rng: np.random.Generator, h: int, w: int, centre, face_px: float) -> np.ndarray:
+    """A scene behind the face, (h, w, 3) in [0, 1]: 1/f^2 colour noise (correlated channels), a few
+    hard-edged shapes (furniture, windows), hair (dark strands) round the head's top and clothes at
+    the bottom (a woven texture). The face is rendered over it."""
+    from PIL import Image, ImageDraw
+    from scipy.ndimage import gaussian_filter
+
+    lum = _pink_noise(rng, h, w, 1, exponent=2.6)
+    chroma = _pink_noise(rng, h, w, 3, exponent=2.4)
+    base = rng.uniform(0.15, 0.7, size=3)
+    img = base + 0.25 * lum + 0.08 * chroma
+    # hard-edged shapes with their own shading: edges are what makes photos expensive to compress
+    layer = Image.new("RGB", (w, h))
+    alpha = Image.new("L", (w, h))
+    dc, da = ImageDraw.Draw(layer), ImageDraw.Draw(alpha)
+    for _ in range(int(rng.integers(4, 9))):
+        x0, y0 = rng.uniform(-0.2, 1.0, 2) * (w, h)
+        x1, y1 = x0 + rng.uniform(0.1, 0.6) * w, y0 + rng.uniform(0.1, 0.6) * h
+        col = tuple(int(c) for c in rng.integers(20, 235, 3))
+        if rng.random() < 0.6:
+            dc.rectangle((x0, y0, x1, y1), fill=col)
+            da.rectangle((x0, y0, x1, y1), fill=255)
+        else:
+            dc.ellipse((x0, y0, x1, y1), fill=col)
+            da.ellipse((x0, y0, x1, y1), fill=255)
+    shapes = np.asarray(layer, np.float64) / 255.0
+    a = np.asarray(alpha, np.float64)[..., None] / 255.0
+    img = np.where(a > 0, shapes * (1.0 + 0.15 * lum) + 0.04 * chroma, img)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    cx, cy = centre
+    # hair: strands = noise stretched along the vertical, in an ellipse over the top of the head
+    strands = gaussian_filter(rng.standard_normal((h, w)), sigma=(7.0, 0.8))
+    strands /= strands.std() + 1e-12
+    r = face_px * rng.uniform(0.62, 0.75)
+    hair = ((xx - cx) / r) ** 2 + ((yy - (cy - 0.25 * face_px)) / (1.15 * r)) ** 2 < 1.0
+    hair_col = rng.uniform(0.05, 0.45) * np.array([1.0, rng.uniform(0.7, 0.9), rng.uniform(0.5, 0.75)])
+    img = np.where(hair[..., None], hair_col * (1.0 + 0.45 * strands[..., None]) + 0.03 * lum, img)
+    # clothes: shoulders below the chin, a fine weave with folds
+    shoulders = (yy > cy + 0.55 * face_px + 0.35 * np.abs(xx - cx)) & (np.abs(xx - cx) < 1.4 * face_px)
+    period = rng.uniform(2.5, 5.0)
+    weave = np.sin(2 * np.pi * xx / period) * np.sin(2 * np.pi * yy / period)
+    cloth_col = rng.uniform(0.1, 0.85, 3)
+    img = np.where(shoulders[..., None], cloth_col * (1.0 + 0.12 * weave[..., None] + 0.2 * lum), img)
+    return np.clip(img, 0.0, 1.0)
+
+
+def _skin_and_sensor(rng: np.random.Generator, image: np.ndarray, face: np.ndarray) -> np.ndarray:
+    """Skin texture on the face pixels (pores: fine albedo noise; blotches: mid-scale), a slight optical
+    blur, then sensor noise (photon + read noise), (h, w, 3) float in [0, 1] -> same."""
+    from scipy.ndimage import gaussian_filter
+
+    h, w = image.shape[:2]
+    pores = gaussian_filter(rng.standard_normal((h, w)), 0.7)
+    pores /= pores.std() + 1e-12
+    blotch = _pink_noise(rng, h, w, 1, exponent=3.0)[..., 0]
+    skin = 1.0 + 0.07 * pores + 0.08 * blotch
+    out = np.where(face[..., None], image * skin[..., None], image)
+    out = gaussian_filter(out, sigma=(0.6, 0.6, 0.0))
+    sigma = np.sqrt((1.0 / 255.0) ** 2 + 0.0003 * out)  # read noise + shot noise (grows with brightness)
+    out = out + sigma * rng.standard_normal((h, w, 3)) + (0.8 / 255.0) * rng.standard_normal((h, w, 1))
+    return np.clip(out, 0.0, 1.0)
+
+
+def _render(model: MorphableModel, colors: np.ndarray, image_v: np.ndarray, bg: np.ndarray,
+            rng: np.random.Generator | None = None, light=(0.0, 0.0, 1.0)) -> np.ndarray:
+    """Render the posed face over ``bg`` lit from ``light`` -> (h, w, 3) uint8; with ``rng``
+    (``style="photo"``) add skin texture and sensor noise."""
     from meshkit.render import render_shaded
 
     h, w = bg.shape[:2]
     # light from the viewer, two-sided: the y flip of pose_para_to_image mirrors the winding
-    out = render_shaded(image_v.astype(np.float64), model.triangles, h, w, colors=colors, light_direction=(0.0, 0.0, 1.0),
-                        ambient=0.45,
-                        diffuse=0.55, two_sided=True, background=bg)
+    v = image_v.astype(np.float64)  # pixel-index coordinates: the rasterizer's own convention
+    ambient = 0.45 if rng is None else 0.3
+    out = render_shaded(v, model.triangles, h, w, colors=colors, light_direction=light, ambient=ambient,
+                        diffuse=1.0 - ambient, two_sided=True, background=(-1.0, -1.0, -1.0)).astype(np.float64)
+    face = out[..., 0] >= 0
+    out = np.where(face[..., None], out, bg)
+    if rng is not None:
+        out = _skin_and_sensor(rng, out, face)
     return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -103,8 +199,8 @@ def _save_jpg(path: Path, image: np.ndarray, quality: int) -> None:
 
 def write_synthetic_300wlp(root, model: MorphableModel, *, n_per_subset: int = 4, flips: bool = True,
                            image_size: int = 450, subsets: Sequence[str] = SUBSETS, seed: int = 0,
-                           yaw_range: float = 0.6, face_px: float = 190.0, quality: int = 95,
-                           colors: str = "texture", progress: bool = False) -> dict:
+                           yaw_range: float = 0.6, face_px: float = 190.0, quality: int = 80,
+                           colors: str = "texture", style: str = "photo", progress: bool = False) -> dict:
     """Write a synthetic 300W-LP tree under ``root`` (see the module docstring for the layout).
 
     Parameters
@@ -121,6 +217,9 @@ def write_synthetic_300wlp(root, model: MorphableModel, *, n_per_subset: int = 4
     quality : JPEG quality.
     colors : "texture" (the model's texture mean; ``vertex_pattern_colors`` if it has none) or
         "pattern" (always ``vertex_pattern_colors``: high-contrast, left/right asymmetric).
+    style : "photo" (a textured scene: 1/f^2 colour noise, hard-edged shapes, hair, clothes; skin texture
+        on the face, optical blur and sensor noise: photo-like entropy, see the module docstring) or
+        "plain" (a smooth colour wave behind a clean render).
     progress : show a progress bar (tqdm) over the images written (about 0.3 s each at 450 x 450
         for the 53,215-vertex model).
 
@@ -139,6 +238,9 @@ def write_synthetic_300wlp(root, model: MorphableModel, *, n_per_subset: int = 4
     face_px = check_float(face_px, "face_px", minimum=1.0)
     if colors not in ("texture", "pattern"):
         raise ValueError(f"colors: expected 'texture' or 'pattern', got {colors!r}")
+    if style not in ("photo", "plain"):
+        raise ValueError(f"style: expected 'photo' or 'plain', got {style!r}")
+    quality = check_int(quality, "quality", minimum=1, maximum=100)
     from tqdm.auto import tqdm
 
     rng = np.random.default_rng(seed)
@@ -151,7 +253,7 @@ def write_synthetic_300wlp(root, model: MorphableModel, *, n_per_subset: int = 4
     truth = {}
     bar = tqdm(total=len(subsets) * n_per_subset * (2 if flips else 1), desc="synthetic 300W-LP", unit="image",
                disable=not progress)
-    for subset in subsets:
+    for si, subset in enumerate(subsets):
         for k in range(n_per_subset):
             stem = f"{subset}_{1000 + 37 * k + 11 * len(subset)}_1_0"
             shape = np.zeros(199)
@@ -164,16 +266,27 @@ def write_synthetic_300wlp(root, model: MorphableModel, *, n_per_subset: int = 4
             ty = (h - 1) / 2 + rng.uniform(-0.06, 0.06) * h
             tz = rng.uniform(-50, 50)
             pose = np.array([pitch, yaw, roll, tx, ty, tz, s])
-            bg = _background(rng, h, w)
+            bg = _background(rng, h, w)  # drawn in both styles: the parameters do not depend on the style
+            mesh = model.reconstruct(shape[:ks].astype(np.float32), exp[:ke].astype(np.float32))
+            # the photo's texture and noise come from their own stream (seed, subset, sample)
+            photo_rng = np.random.default_rng([seed, si, k]) if style == "photo" else None
+            if photo_rng is not None:
+                pt = pose_para_to_image(mesh.astype(np.float64), pose, h)[model.landmarks, :2]
+                centre = (pt.min(axis=0) + pt.max(axis=0)) / 2.0
+                bg = _photo_background(photo_rng, h, w, centre, s * width_units)
+                light = np.array([photo_rng.uniform(-0.8, 0.8), photo_rng.uniform(-0.6, 0.2), 1.0])
+            else:
+                light = np.array([0.0, 0.0, 1.0])
             variants = [(subset, pose)]
             if flips:
                 variants.append((subset + "_Flip", np.array([pitch, -yaw, -roll, (w - 1) - tx, ty, tz, s])))
-            mesh = model.reconstruct(shape[:ks].astype(np.float32), exp[:ke].astype(np.float32))
             for folder, pp in variants:
                 pp = pp.astype(np.float32).astype(np.float64)  # what the file holds (Pose_Para is float32)
                 image_v = pose_para_to_image(mesh.astype(np.float64), pp, h)
                 pt2d = image_v[model.landmarks, :2]
-                image = _render(model, colors, image_v, bg[:, ::-1] if folder.endswith("_Flip") else bg)
+                flip = folder.endswith("_Flip")
+                image = _render(model, colors, image_v, bg[:, ::-1] if flip else bg, photo_rng,
+                                light * (-1.0 if flip else 1.0, 1.0, 1.0))
                 d = root / folder
                 d.mkdir(parents=True, exist_ok=True)
                 mat = {

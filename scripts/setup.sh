@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for meshkit: system library for CHOLMOD, a virtual environment in .venv,
-# PyTorch CPU, then meshkit with every extra. Safe to run again (it only adds what is missing).
+# PyTorch CPU, then meshkit with every extra, then the numba kernels compiled once. Safe to run again
+# (it only adds what is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -34,5 +35,10 @@ else
   echo "[setup] SuiteSparse headers not found: installing without scikit-sparse (scipy solvers will be used)"
   $PIP install -q -e ".[torch,viz,dist,dev]"
 fi
+
+# 5. Compile the numba kernels into their on-disk cache once (~10 s of CPU), so that no first call
+#    pays the JIT later (scripts/warmup.py; run it again after changing numba or a kernel).
+"$VENV/bin/python" scripts/warmup.py
+
 touch "$VENV/.installed"
 echo "[setup] ready: $VENV"

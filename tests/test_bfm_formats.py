@@ -70,7 +70,9 @@ def test_bfm2009_file_as_public_loaders_read_it(tmp_path, model):
     # the normals point away from the centroid as stored)
     t0 = (tl - 1).astype(np.int64)
     n = face_normals(full.mean, t0)
-    assert (np.einsum("ij,ij->i", full.mean[t0].mean(axis=1) - full.mean.mean(axis=0), n) > 0).mean() < 0.1
+    # (the real mean face wraps around the head: 3 % / 97 %; this small, flatter synthetic face gives
+    # about 10 % / 90 %, so the test asks for the side that decides: a minority outward as stored)
+    assert (np.einsum("ij,ij->i", full.mean[t0].mean(axis=1) - full.mean.mean(axis=0), n) > 0).mean() < 0.2
     # Exp_Pca.bin read the Deep3DFaceReconstruction way: int32 count, float32 mean, float32 components
     idx = scipy.io.loadmat(paths["trim"])["trimIndex"].reshape(-1).astype(np.int64) - 1
     assert np.array_equal(idx, trim)
@@ -268,19 +270,19 @@ def _write_every_layout(tmp_path, model):
 
 
 def test_every_loader_returns_outward_triangles_and_records_the_stored_winding(tmp_path, model):
-    assert outward_fraction(model.mean, model.triangles) > 0.9
+    assert outward_fraction(model.mean, model.triangles) > 0.8  # 0.9 on the synthetic face, 0.97 on the real one
     native = {"bfm2009": "clockwise", "face3d": "clockwise", "3ddfa": "clockwise",
               "bfm2017": "counter-clockwise", "npz": "counter-clockwise"}
     for layout, (p, kw) in _write_every_layout(tmp_path, model).items():
         got = load_model(p, **kw)
         assert got.stored_winding == native[layout], layout
-        assert outward_fraction(got.mean, got.triangles) > 0.9, layout
+        assert outward_fraction(got.mean, got.triangles) > 0.8, layout
         np.testing.assert_array_equal(got.triangles, model.triangles, err_msg=layout)
         assert native[layout] in repr(got)
         kept = load_model(p, winding="keep", **kw)
         assert kept.stored_winding == native[layout]
         frac = outward_fraction(kept.mean, kept.triangles)
-        assert (frac < 0.1) if native[layout] == "clockwise" else (frac > 0.9), layout
+        assert (frac < 0.2) if native[layout] == "clockwise" else (frac > 0.8), layout
     with pytest.raises(ValueError, match="winding"):
         load_model(_write_every_layout(tmp_path / "x", model)["face3d"][0], winding="flip")
 

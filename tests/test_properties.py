@@ -139,7 +139,7 @@ def test_vertex_colours_round_trip(tmp_path, colors, ext):
 
 
 @settings(max_examples=8, **_SETTINGS)
-@given(n=st.integers(150, 600), factors=st.lists(st.sampled_from([2.0, 3.0, 4.0]), min_size=1, max_size=2),
+@given(n=st.integers(200, 600), factors=st.lists(st.sampled_from([2.0, 3.0, 4.0]), min_size=1, max_size=2),
        length=st.integers(3, 12), padding=st.sampled_from(["repeat", "sentinel"]),
        laplacian=st.sampled_from(["normalized", "combinatorial", "random_walk"]))
 def test_hierarchy_save_load_round_trip(tmp_path, n, factors, length, padding, laplacian):

@@ -33,9 +33,12 @@ def outward(mean, tri0):
 
 
 def assert_clockwise(mean, tri0):
-    """Stored order mostly inward (3 % outward on the real files), reversed mostly outward (97 %)."""
-    assert outward(mean, tri0) < 0.1
-    assert outward(mean, tri0[:, ::-1]) > 0.9
+    """Stored order mostly inward (3 % outward on the real files), reversed mostly outward (97 %).
+
+    Bounds at 20 % / 80 %: the real mean face wraps round to the ears (z spans 148,000 um), the
+    synthetic one is a shallower height field (55,000 um deep) and measures about 10 % / 90 %."""
+    assert outward(mean, tri0) < 0.2
+    assert outward(mean, tri0[:, ::-1]) > 0.8
 
 
 @pytest.fixture(scope="module")

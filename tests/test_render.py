@@ -171,6 +171,66 @@ def test_small_triangles_match_brute_force(seed):
     check_against_brute_force(v, f, h, w, min_clear=40)
 
 
+def centres_in_box(v, f, h, w):
+    """(columns, rows) of pixel centres (i + 0.5, j + 0.5) inside each triangle's bounding box
+    after clipping to the image: the quantity by which the rasterizer picks its scan path."""
+    x, y = v[f, 0], v[f, 1]
+    i0 = np.clip(np.ceil(x.min(1) - 0.5), 0, w)
+    i1 = np.clip(np.floor(x.max(1) - 0.5), -1, w - 1)
+    j0 = np.clip(np.ceil(y.min(1) - 0.5), 0, h)
+    j1 = np.clip(np.floor(y.max(1) - 0.5), -1, h - 1)
+    return np.maximum(i1 - i0 + 1, 0), np.maximum(j1 - j0 + 1, 0)
+
+
+#: size classes of the scan: (name, vertex spread in 1/256 px, smallest and largest number of pixel
+#: centres along the longer side of the clipped box, how far outside the image centres may lie in px)
+SIZE_CLASSES = [
+    ("tiny", 160, 0, 1, 2),        # at most one centre: the branch-free one-pixel path
+    ("2x2", 300, 2, 2, 2),         # the unrolled 2 x 2 block
+    ("4x4", 700, 3, 4, 2),         # rows of 4 vectorized lanes (or the general loop at the right border)
+    ("tile", 1700, 5, 8, 3),       # rows of 8 lanes: boxes of 5 to 8 centres, most of the real mesh at 1024 px
+    ("huge", 40 * 256, 9, 40, 20),  # the general loop: larger than the image, clipped on several sides
+]
+
+
+@pytest.mark.parametrize("name,spread,lo,hi,out", SIZE_CLASSES, ids=[c[0] for c in SIZE_CLASSES])
+def test_every_size_class_matches_brute_force(name, spread, lo, hi, out):
+    # overlapping triangles of one scan path each, many straddling the image border; exact grid
+    # vertices, so the float64 reference is exact
+    rng = np.random.default_rng(300 + len(name))
+    h, w = 20, 24
+    n = 4000
+    centres = rng.integers(-out * 256, (max(h, w) + out) * 256, size=(n, 1, 2))
+    xy = centres + rng.integers(-spread, spread + 1, size=(n, 3, 2))
+    v = np.c_[(xy / 256.0).reshape(-1, 2), rng.uniform(-5, 5, 3 * n)]
+    f = np.arange(3 * n).reshape(-1, 3)
+    cols, rows = centres_in_box(v, f, h, w)
+    side = np.maximum(cols, rows)
+    keep = (side >= lo) & (side <= hi) & (cols * rows > 0 if lo > 0 else True)
+    f = f[keep][: {"tiny": 1000, "huge": 12}.get(name, 150)]
+    assert len(f) >= 12, "the generator no longer produces this size class"
+    check_against_brute_force(v, f, h, w, min_clear=20)
+
+
+def test_slivers_and_off_screen_triangles_match_brute_force():
+    # long thin triangles (1/256 to 1 px wide, up to 60 px long, every direction) and triangles
+    # wholly or partly off screen on every side
+    rng = np.random.default_rng(400)
+    h, w = 20, 24
+    n = 300
+    a = rng.integers(-20 * 256, 44 * 256, size=(n, 2))
+    d = rng.integers(-60 * 256, 60 * 256, size=(n, 2))
+    thick = rng.integers(1, 257, size=(n, 1)) * rng.choice([-1, 1], size=(n, 1))
+    normal = np.c_[-d[:, 1], d[:, 0]] / np.maximum(np.hypot(d[:, 0], d[:, 1]), 1)[:, None]
+    c = a + d // 2 + np.rint(normal * thick).astype(np.int64)
+    xy = np.stack([a, a + d, c], axis=1)
+    v = np.c_[(xy / 256.0).reshape(-1, 2), rng.uniform(-5, 5, 3 * n)]
+    f = np.arange(3 * n).reshape(-1, 3)
+    cols, rows = centres_in_box(v, f, h, w)
+    assert (cols * rows == 0).sum() > 20 and (np.maximum(cols, rows) > 8).sum() > 50  # both kinds present
+    check_against_brute_force(v, f, h, w, min_clear=20)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_near_is_larger_false_is_the_mirror(seed):
     h, w = 20, 20

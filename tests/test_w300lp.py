@@ -42,7 +42,8 @@ def model():
 @pytest.fixture(scope="session")
 def tree(tmp_path_factory, model):
     root = tmp_path_factory.mktemp("w300lp") / "300W_LP"
-    truth = write_synthetic_300wlp(root, model, n_per_subset=2, image_size=IMG, face_px=70, seed=1, colors="pattern")
+    truth = write_synthetic_300wlp(root, model, n_per_subset=2, image_size=IMG, face_px=70, seed=1, colors="pattern",
+                                   style="plain")  # clean renders: the alignment test re-renders them
     return root, truth
 
 
@@ -222,9 +223,11 @@ def test_a_landmark_drawn_by_the_rasterizer_lands_where_the_store_says(store, mo
     offsets = np.array(offsets)
     assert len(offsets) > 0.3 * 68 * len(verts)
     # the brightest pixel is the pixel containing the landmark (within half a pixel, up to the
-    # slack of a hat function on a coarse mesh), and on average centred on it
+    # slack of a hat function on a coarse mesh: on the real connectivity's valence-4 vertices the
+    # hat is a diamond, so about 6 % of brightest pixels are the neighbour), and on average centred
+    # on it, which is what tells the conventions apart (the old one: 0.5 px up-left on average)
     assert np.abs(offsets).max() <= 1.0
-    assert (np.abs(offsets) <= 0.5 + 1e-6).all(axis=1).mean() > 0.95
+    assert (np.abs(offsets) <= 0.5 + 1e-6).all(axis=1).mean() > 0.85
     np.testing.assert_allclose(offsets.mean(axis=0), 0.0, atol=0.1)
 
 
@@ -467,6 +470,10 @@ def test_cli_preprocess_300wlp(tmp_path, tree, model, store, capsys):
     assert "--model" in capsys.readouterr().err
     assert main(["preprocess-300wlp", str(tree[0]), "--out", str(out), "--model", str(npz), "--size", "3"]) == 2
     assert "size" in capsys.readouterr().err
+    lossless = tmp_path / "lossless.zarr"
+    assert main(["preprocess-300wlp", str(tree[0]), "--out", str(lossless), "--model", str(npz), "--size", str(SIZE),
+                 "--workers", "1", "--block-size", "4", "--no-progress", "--image-codec", "lossless"]) == 0
+    assert zarr.open_group(str(lossless), mode="r").attrs["config"]["image_codec"] == "lossless"
 
 
 def test_open_store_refuses_other_folders(tmp_path):
@@ -593,3 +600,151 @@ def test_a_model_with_another_expression_basis_is_refused(tmp_path, tree, model)
                          landmarks=model.landmarks)
     with pytest.raises(ValueError, match="29-component"):
         w300lp.preprocess(tree[0], tmp_path / "x.zarr", model=m79, workers=1, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# photo-like synthetic images, the compiled crop and pose kernels, the store's image codecs
+
+
+@pytest.fixture(scope="module")
+def photo_tree(tmp_path_factory, model):
+    root = tmp_path_factory.mktemp("photo") / "300W_LP"
+    truth = write_synthetic_300wlp(root, model, n_per_subset=2, subsets=("AFW", "HELEN"), seed=7)
+    return root, truth
+
+
+def test_photo_images_have_natural_image_statistics(photo_tree):
+    """Real 300W-LP figures (450 x 450 JPEG of 30-60 KB; a 256 x 256 crop ~185 KB in zstd) and a
+    natural-image power spectrum (radially averaged power ~ 1/f^a with a near 2) on the background."""
+    import numcodecs
+
+    root, _ = photo_tree
+    samples = w300lp.discover(root)
+    sizes = [s.image.stat().st_size for s in samples]
+    assert 25_000 < np.mean(sizes) < 70_000
+    crops, slopes = [], []
+    for s in samples:
+        d = w300lp.read_sample(s)
+        crops.append(w300lp.crop_image(d["image"], w300lp.crop_from_landmarks(d["pt2d"], size=256), 256))
+        g = d["image"][:128, :128].astype(float).mean(axis=2)  # a corner: background (and hair)
+        p = np.abs(np.fft.fftshift(np.fft.fft2(g - g.mean()))) ** 2
+        yy, xx = np.indices(p.shape) - 64
+        r = np.hypot(xx, yy).astype(int)
+        radial = np.bincount(r.ravel(), p.ravel()) / np.bincount(r.ravel())
+        f = np.arange(4, 40)
+        slopes.append(np.polyfit(np.log(f), np.log(radial[f]), 1)[0])
+    zstd = np.mean([len(numcodecs.Zstd(level=0).encode(c.tobytes())) for c in crops])
+    assert zstd > 0.75 * 256 * 256 * 3  # real crops: 185 KB of 197 KB; the plain renders: ~78 KB
+    assert -3.5 < np.median(slopes) < -1.5
+
+
+def test_photo_style_keeps_the_parameters_and_is_deterministic(tmp_path, model, photo_tree):
+    root, truth = photo_tree
+    again = tmp_path / "again"
+    truth2 = write_synthetic_300wlp(again, model, n_per_subset=2, subsets=("AFW", "HELEN"), seed=7)
+    plain = write_synthetic_300wlp(tmp_path / "plain", model, n_per_subset=2, subsets=("AFW", "HELEN"), seed=7,
+                                   style="plain")
+    for k in truth:
+        assert (root / f"{k}.jpg").read_bytes() == (again / f"{k}.jpg").read_bytes()
+        for name in ("pose_para", "shape_para", "exp_para", "pt2d"):
+            np.testing.assert_array_equal(truth[k][name], truth2[k][name])
+            np.testing.assert_array_equal(truth[k][name], plain[k][name])
+    with pytest.raises(ValueError, match="style"):
+        write_synthetic_300wlp(tmp_path / "x", model, n_per_subset=1, style="fancy")
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.61, 1.7])
+def test_crop_image_matches_scipy_bilinear(scale):
+    """The compiled crop equals scipy.ndimage.map_coordinates (order 1) at the mapped pixel indices,
+    to rounding, wherever the sample point lies inside the source; black where it lies outside."""
+    from scipy.ndimage import map_coordinates
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    crop = w300lp.CropTransform(scale=scale, x0=-12.3, y0=7.6)
+    size = 64
+    out = w300lp.crop_image(img, crop, size).astype(float)
+    j, i = np.mgrid[0:size, 0:size].astype(float)
+    x, y = crop.x0 + i / scale, crop.y0 + j / scale
+    inside = (x >= 0) & (x <= 89) & (y >= 0) & (y <= 69)
+    outside = (x < -0.5) | (x > 89.5) | (y < -0.5) | (y > 69.5)
+    for c in range(3):
+        ref = map_coordinates(img[..., c].astype(float), [y, x], order=1)
+        assert np.abs(out[..., c][inside] - ref[inside]).max() <= 0.5 + 1e-9
+    assert (out[outside] == 0).all() and inside.sum() > 500 and outside.sum() > 100
+
+
+def test_block_pose_and_crop_match_the_face3d_reference(tree, model):
+    """process_samples' one-pass pose + flip + crop against face3d's matrices and crop rule (float64)."""
+    samples = w300lp.discover(tree[0])[:4]
+    arrays, failures = w300lp.process_samples(model, samples, size=SIZE)
+    assert not failures
+    for i, s in enumerate(samples):
+        d = w300lp.read_sample(s, load_image=False)
+        v = model.reconstruct(d["shape_para"][: model.n_shape], d["exp_para"][: model.n_expression]).astype(float)
+        img = _face3d_pose(v, d["pose_para"], IMG)
+        sc, corner = _face3d_crop(d["pt2d"], SIZE)
+        ref = np.column_stack([sc * (img[:, 0] - corner[0]), sc * (img[:, 1] - corner[1]), sc * img[:, 2]])
+        ref[:, 2] -= ref[:, 2].min()
+        np.testing.assert_allclose(arrays["vertices"][i], ref, rtol=1e-5, atol=1e-3)
+        assert arrays["vertices"][i].dtype == np.float32
+
+
+def test_jpeg_and_lossless_image_codecs(tmp_path, photo_tree, model):
+    """image_codec="jpeg": every crop of a chunk is a JPEG stream Pillow decodes to what zarr returns,
+    within a few levels of the lossless store's exact crop (PSNR > 38 dB) and several times smaller;
+    xarray reads it; the codec is part of the settings (resume refused with another one)."""
+    import io
+
+    import xarray as xr
+
+    root, _ = photo_tree
+    stores = {}
+    for codec in ("jpeg", "lossless"):
+        stores[codec] = tmp_path / f"{codec}.zarr"
+        w300lp.preprocess(root, stores[codec], model=model, size=64, workers=1, block_size=4, image_codec=codec,
+                          progress=False)
+    gj, gl = w300lp.open_store(stores["jpeg"]), w300lp.open_store(stores["lossless"])
+    assert gj.attrs["config"]["image_codec"] == "jpeg" and gj.attrs["config"]["jpeg_quality"] == 95
+    jpeg, exact = gj["images"][:], gl["images"][:]
+    err = jpeg.astype(float) - exact
+    assert 10 * np.log10(255**2 / (err**2).mean()) > 38
+    # the first chunk on disk: a count, the lengths, then JPEG streams (independent decoder: Pillow)
+    raw = (stores["jpeg"] / "images" / "c" / "0" / "0" / "0" / "0").read_bytes()
+    n = int(np.frombuffer(raw[:4], "<u4")[0])
+    lengths = np.frombuffer(raw[4: 4 + 4 * n], "<u4")
+    assert n == 4
+    pos = 4 + 4 * n
+    for k, ln in enumerate(lengths):
+        assert raw[pos: pos + 2] == b"\xff\xd8"
+        pil = np.asarray(Image.open(io.BytesIO(raw[pos: pos + ln])).convert("RGB"))
+        assert np.abs(pil.astype(int) - jpeg[k]).max() <= 2  # IDCT rounding between decoders
+        pos += ln
+    size = {c: sum(p.stat().st_size for p in (stores[c] / "images").rglob("*") if p.is_file()) for c in stores}
+    assert size["jpeg"] * 2 < size["lossless"]
+    ds = xr.open_zarr(stores["jpeg"])
+    np.testing.assert_array_equal(ds["images"].values, jpeg)
+    with pytest.raises(ValueError, match="image_codec"):
+        w300lp.preprocess(root, stores["jpeg"], model=model, size=64, workers=1, block_size=4, image_codec="lossless",
+                          progress=False)
+    with pytest.raises(ValueError, match="image_codec"):
+        w300lp.preprocess(root, tmp_path / "x.zarr", model=model, image_codec="png", progress=False)
+    with pytest.raises(ValueError, match="jpeg_quality"):
+        w300lp.preprocess(root, tmp_path / "x.zarr", model=model, jpeg_quality=0, progress=False)
+
+
+def test_model_folders_of_killed_jobs_are_removed(tmp_path, tree, model, monkeypatch):
+    """Local workers map the model from a temporary folder; the job removes it, and a folder left by a
+    killed job (its pid no longer runs) is removed by the next job."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = tmp_path / f"w300lp-model-{dead.pid}-abc"
+    left.mkdir()
+    (left / "mean.npy").write_bytes(b"x")
+    w300lp.preprocess(tree[0], tmp_path / "s.zarr", model=model, size=SIZE, workers=2, block_size=8, limit=8,
+                      progress=False)
+    assert not left.exists()
+    assert not list(tmp_path.glob("w300lp-model-*"))

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from ..model import MorphableModel
-from ..pose import pose_para_to_image
-from .crop import crop_from_landmarks, crop_image, crop_vertices
+from ._kernels import pose_crop
+from .crop import crop_from_landmarks, crop_image, pose_crop_map
 from .layout import N_LANDMARKS, Sample, SampleError, read_sample
 from .store import write_block
 
-__all__ = ["STATUS_DONE", "STATUS_SKIPPED", "BlockOptions", "WorkerSpec", "process_samples", "model_payload",
-           "worker_model", "run_block"]
+__all__ = ["STATUS_DONE", "STATUS_SKIPPED", "BlockOptions", "WorkerSpec", "SavedModel", "process_samples",
+           "model_payload", "save_model_payload", "worker_model", "warm_up", "run_block"]
 
 
 #: Values of the store's ``status`` array (0, the fill value, is a row no block has written yet).
@@ -35,6 +35,8 @@ class BlockOptions:
     vertex_dtype: str  # "float32" or "float16"
     n_shape: int  # leading identity components used
     n_expression: int  # leading expression components used
+    image_codec: str = "jpeg"  # how the store keeps the crops: "jpeg" or "lossless" (``codec``)
+    jpeg_quality: int = 95  # with image_codec="jpeg"
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class WorkerSpec:
     None, and the hierarchy's ``down`` matrices; ``token`` names the result (model and hierarchy)."""
 
     token: str
-    model: dict | str | MorphableModel
+    model: dict | str | MorphableModel | SavedModel
     n_shape: int | None
     n_expression: int | None
     down: tuple = ()
@@ -52,7 +54,7 @@ class WorkerSpec:
 
 def process_samples(model: MorphableModel, samples: Sequence[Sample], *, size: int = 256, margin: float = 1.5,
                     with_vertices: bool = True) -> tuple[dict, list]:
-    """Process a block of samples: read, reconstruct (one batched GEMM), pose, crop.
+    """Process a block of samples: read, reconstruct (one batched GEMM), pose and crop (one compiled pass).
 
     Parameters
     ----------
@@ -82,7 +84,7 @@ def process_samples(model: MorphableModel, samples: Sequence[Sample], *, size: i
         "status": np.full(n, STATUS_SKIPPED, np.int8),
     }
     if with_vertices:
-        arrays["vertices"] = np.zeros((n, model.n_vertices, 3), np.float32)
+        arrays["vertices"] = np.zeros((n, model.n_vertices, 3), np.float32)  # zero pages: allocated lazily
     failures = []
     read = []
     for i, smp in enumerate(samples):
@@ -100,26 +102,33 @@ def process_samples(model: MorphableModel, samples: Sequence[Sample], *, size: i
             failures.append((smp.id, str(e)))
     if read:
         rows = np.array([i for i, _ in read])
-        # one GEMM for the block's meshes (float32, raw units)
+        # one GEMM for the block's meshes (float32, raw units), then pose + flip + crop in one pass
         meshes = model.reconstruct(arrays["shape_para"][rows], arrays["exp_para"][rows])
-        for (i, d), mesh in zip(read, meshes, strict=True):
+        maps, offsets = np.zeros((len(rows), 3, 3)), np.zeros((len(rows), 3))
+        for r, (i, d) in enumerate(read):
             try:
-                h = arrays["source_size"][i, 0]
-                img_v = pose_para_to_image(mesh, d["pose_para"], float(h))
                 crop = crop_from_landmarks(d["pt2d"], size=size, margin=margin)
-                v, z_shift = crop_vertices(img_v, crop)
-                if not np.isfinite(v).all():
-                    raise SampleError("non-finite vertices after the pose and crop")
+                maps[r], offsets[r] = pose_crop_map(d["pose_para"], crop, float(arrays["source_size"][i, 0]))
                 arrays["images"][i] = crop_image(d["image"], crop, size)
                 arrays["landmarks2d"][i, :, 0] = crop.scale * (d["pt2d"][:, 0] - crop.x0)
                 arrays["landmarks2d"][i, :, 1] = crop.scale * (d["pt2d"][:, 1] - crop.y0)
-                arrays["landmarks3d"][i] = v[model.landmarks]
-                arrays["crop"][i] = (crop.scale, crop.x0, crop.y0, z_shift)
-                if with_vertices:
-                    arrays["vertices"][i] = v
+                arrays["crop"][i, :3] = (crop.scale, crop.x0, crop.y0)
                 arrays["status"][i] = STATUS_DONE
-            except (SampleError, ValueError) as e:
+            except ValueError as e:
                 failures.append((samples[i].id, f"bad parameters: {e}"))
+        z_shift, finite = np.zeros(len(rows)), np.zeros(len(rows), bool)
+        pose_crop(meshes, maps, offsets, meshes, z_shift, finite)  # in place
+        for r, i in enumerate(rows):
+            if arrays["status"][i] == STATUS_DONE and not finite[r]:
+                arrays["status"][i] = STATUS_SKIPPED
+                failures.append((samples[i].id, "bad parameters: non-finite vertices after the pose and crop"))
+        arrays["crop"][rows, 3] = z_shift
+        arrays["landmarks3d"][rows] = meshes[:, model.landmarks]
+        if with_vertices:
+            if len(rows) == n:
+                arrays["vertices"] = meshes
+            else:
+                arrays["vertices"][rows] = meshes
     # rows of failures are zeroed whatever step failed
     bad = arrays["status"] != STATUS_DONE
     if bad.any():
@@ -141,6 +150,25 @@ def model_payload(model: MorphableModel) -> dict:
                 triangles=model.triangles, landmarks=model.landmarks, name=model.name)
 
 
+@dataclass(frozen=True)
+class SavedModel:
+    """A model's constructor arrays saved as ``<folder>/<name>.npy`` (``save_model_payload``): workers map
+    the files (the page cache holds one copy for all of them) instead of receiving pickled arrays."""
+
+    folder: str
+    name: str
+
+
+def save_model_payload(model: MorphableModel, folder) -> SavedModel:
+    """Write ``model_payload(model)``'s arrays into ``folder`` (one .npy each)."""
+    folder = Path(folder)
+    payload = model_payload(model)
+    name = payload.pop("name")
+    for k, a in payload.items():
+        np.save(folder / f"{k}.npy", np.ascontiguousarray(a))
+    return SavedModel(str(folder), name)
+
+
 def worker_model(spec: WorkerSpec | str) -> tuple[MorphableModel, tuple]:
     """The (model, down matrices) of this process, built once from a spec; a bare token (``spec.token``)
     looks up what an earlier call (the worker's initializer) built."""
@@ -154,6 +182,9 @@ def worker_model(spec: WorkerSpec | str) -> tuple[MorphableModel, tuple]:
             m = src
         elif isinstance(src, dict):
             m = MorphableModel(**src)
+        elif isinstance(src, SavedModel):
+            arrays = {p.stem: np.load(p, mmap_mode="r") for p in Path(src.folder).glob("*.npy")}
+            m = MorphableModel(**arrays, name=src.name)
         else:
             from ..formats import load_model
 
@@ -162,6 +193,23 @@ def worker_model(spec: WorkerSpec | str) -> tuple[MorphableModel, tuple]:
             m = m.with_components(n_shape=spec.n_shape, n_expression=spec.n_expression)
         loaded = _LOADED[spec.token] = (m, spec.down)
     return loaded
+
+
+def warm_up() -> None:
+    """Pay the first-call costs of a block (loading the compiled kernels from numba's cache, the
+    readers' and codecs' imports) in a worker's start-up instead of in its first block."""
+    import PIL.Image  # noqa: F401
+    import scipy.io  # noqa: F401
+    import zarr  # noqa: F401
+
+    from ._kernels import crop_bilinear, pose_crop
+
+    crop_bilinear(np.zeros((2, 2, 3), np.uint8), 1.0, 0.0, 0.0, np.zeros((2, 2, 3), np.uint8))
+    m = np.zeros((1, 2, 3), np.float32)
+    pose_crop(m, np.eye(3)[None], np.zeros((1, 3)), m, np.zeros(1), np.zeros(1, bool))
+    from .codec import _imagecodecs
+
+    _imagecodecs()
 
 
 def run_block(spec: WorkerSpec | str, out: str, block: int, start: int, samples: list,

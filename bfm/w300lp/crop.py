@@ -17,7 +17,7 @@ from meshkit.validate import check_float, check_int
 from ..model import MorphableModel
 from ..pose import pose_para_to_image
 
-__all__ = ["CropTransform", "crop_from_landmarks", "crop_image", "crop_vertices", "reconstruct_cropped"]
+__all__ = ["CropTransform", "crop_from_landmarks", "crop_image", "pose_crop_map", "crop_vertices", "reconstruct_cropped"]
 
 
 @dataclass(frozen=True)
@@ -54,16 +54,38 @@ def crop_from_landmarks(pt2d, *, size: int = 256, margin: float = 1.5) -> CropTr
 def crop_image(image: np.ndarray, crop: CropTransform, size: int) -> np.ndarray:
     """Resample an (H, W, 3) uint8 image with the crop map into (size, size, 3) uint8 (bilinear).
 
-    Pillow's transforms work in continuous coordinates (pixel k covers [k, k+1)), so the
-    pixel-index map ``p_out = s (p - q)`` becomes ``u_in = u_out / s + q + 0.5 - 0.5 / s``.
+    Output pixel (row j, column i) samples the source at pixel index ``(x0 + i / s, y0 + j / s)``
+    (the inverse of ``p_out = s (p - q)``), bilinearly; points outside every source pixel are black,
+    points within half a pixel of the edge repeat the edge pixel. One pass of a compiled kernel.
     """
-    from PIL import Image
+    from ._kernels import crop_bilinear
 
-    s = crop.scale
-    data = (1.0 / s, 0.0, crop.x0 + 0.5 - 0.5 / s, 0.0, 1.0 / s, crop.y0 + 0.5 - 0.5 / s)
-    im = Image.fromarray(np.ascontiguousarray(image))
-    out = im.transform((size, size), Image.Transform.AFFINE, data, resample=Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
-    return np.asarray(out)
+    src = np.ascontiguousarray(image)
+    if src.ndim != 3 or src.dtype != np.uint8:
+        raise ValueError(f"image: expected an (H, W, C) uint8 array, got shape {src.shape} dtype {src.dtype}")
+    out = np.empty((size, size, src.shape[2]), np.uint8)
+    crop_bilinear(src, 1.0 / crop.scale, float(crop.x0), float(crop.y0), out)
+    return out
+
+
+def pose_crop_map(pose_para, crop: CropTransform, height: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pose, 300W-LP's y flip and the crop as one affine map of model-space vertices.
+
+    ``crop(flip_y(s R v + t))`` = ``A @ v + c`` with ``A = diag(k, -k, k) s R`` and
+    ``c = k (t_x - x0, height - 1 - t_y - y0, t_z)``, k = ``crop.scale`` (z is not shifted here).
+
+    Returns
+    -------
+    (A (3, 3) float64, c (3,) float64).
+    """
+    from ..pose import pose_para_to_camera
+
+    cam = np.asarray(pose_para_to_camera(np.asarray(pose_para, np.float64).reshape(7)), np.float64)
+    k = crop.scale
+    a = np.array([k, -k, k])[:, None] * cam[:, :3]
+    t = cam[:, 3]
+    c = np.array([k * (t[0] - crop.x0), k * (height - 1.0 - t[1] - crop.y0), k * t[2]])
+    return a, c
 
 
 def crop_vertices(vertices: np.ndarray, crop: CropTransform) -> tuple[np.ndarray, float]:

@@ -11,9 +11,9 @@ import os
 import time
 from concurrent.futures import CancelledError
 
-from .blocks import BlockOptions, WorkerSpec, run_block, worker_model
+from .blocks import BlockOptions, WorkerSpec, run_block, warm_up, worker_model
 
-__all__ = ["ClusterLost", "run_in_process", "run_local", "run_dask"]
+__all__ = ["ClusterLost", "LocalPool", "run_in_process", "run_local", "run_dask"]
 
 
 class ClusterLost(ConnectionError):
@@ -29,48 +29,94 @@ def run_in_process(spec: WorkerSpec, out: str, tasks, opts: BlockOptions, on_don
         on_done(run_block(spec, out, b, start, smp, opts))
 
 
-def run_local(workers: int, spec: WorkerSpec, out: str, tasks, opts: BlockOptions, on_done) -> None:
-    """Blocks on a process pool, at most 2 * workers in flight (memory flat in the sample count)."""
-    import multiprocessing as mp
+class LocalPool:
+    """A local process pool, started in a background thread so that its start-up (the forkserver, each
+    worker's imports and model) overlaps what this process does meanwhile (discovering the samples,
+    preparing the store). ``executor()`` waits for it; ``close()`` shuts it down (also after an error).
 
-    ctx = mp.get_context("forkserver") if "forkserver" in mp.get_all_start_methods() else mp.get_context("spawn")
-    # one BLAS thread per worker (the workers are the parallelism); only where the user set nothing,
-    # and only for processes started now
-    saved = {k: os.environ.get(k) for k in _BLAS_ENV}
-    for k in _BLAS_ENV:
-        os.environ.setdefault(k, "1")
-    try:
-        _pool_loop(ctx, workers, spec, out, tasks, opts, on_done)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    Workers use one BLAS thread each (the workers are the parallelism): the BLAS variables are set
+    where the user set nothing, for the processes started now, and restored by ``close()``.
+    """
+
+    def __init__(self, workers: int, spec: WorkerSpec):
+        import multiprocessing as mp
+        import threading
+
+        self.workers = workers
+        if "forkserver" in mp.get_all_start_methods():
+            self._ctx = mp.get_context("forkserver")
+            # the forkserver (started once per process) imports the block code; each worker forked from it
+            # starts with it imported ("__main__" stays first: the workers need the caller's script too)
+            self._ctx.set_forkserver_preload(["__main__", "bfm.w300lp.blocks", "bfm.w300lp._kernels"])
+        else:
+            self._ctx = mp.get_context("spawn")
+        self._saved = {k: os.environ.get(k) for k in _BLAS_ENV}
+        for k in _BLAS_ENV:
+            os.environ.setdefault(k, "1")
+        self._ex, self._error = None, None
+        self._thread = threading.Thread(target=self._start, args=(spec,), daemon=True, name="w300lp-pool-start")
+        self._thread.start()
+
+    def _start(self, spec: WorkerSpec) -> None:
+        from concurrent.futures import ProcessPoolExecutor
+
+        try:
+            ex = ProcessPoolExecutor(max_workers=self.workers, mp_context=self._ctx, initializer=_init_worker,
+                                     initargs=(spec, os.getpid()))
+            self._ex = ex
+            for _ in range(self.workers):  # each submit starts one process now (a pool starts them lazily)
+                ex.submit(_ping)
+        except BaseException as e:  # noqa: BLE001 - re-raised by executor()
+            self._error = e
+
+    def executor(self):
+        """The started ``ProcessPoolExecutor`` (waits for the background start)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._ex
+
+    def close(self) -> None:
+        self._thread.join()
+        try:
+            if self._ex is not None:
+                self._ex.shutdown(wait=True, cancel_futures=True)
+        finally:
+            for k, v in self._saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
-def _pool_loop(ctx, workers: int, spec: WorkerSpec, out: str, tasks, opts: BlockOptions, on_done) -> None:
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+def run_local(pool: LocalPool, spec: WorkerSpec, out: str, tasks, opts: BlockOptions, on_done) -> None:
+    """Blocks on a started ``LocalPool``, at most 2 * workers in flight (memory flat in the sample count)."""
+    from concurrent.futures import FIRST_COMPLETED, wait
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(spec, os.getpid())) as ex:
-        pending = set()
-        it = iter(tasks)
-        exhausted = False
-        while True:
-            while not exhausted and len(pending) < 2 * workers:
-                try:
-                    b, start, smp = next(it)
-                except StopIteration:
-                    exhausted = True
-                    break
-                # the initializer built the model: each task names it by its token only
-                pending.add(ex.submit(run_block, spec.token, out, b, start, smp, opts))
-            if not pending:
+    ex, workers = pool.executor(), pool.workers
+    pending = set()
+    it = iter(tasks)
+    exhausted = False
+    while True:
+        while not exhausted and len(pending) < 2 * workers:
+            try:
+                b, start, smp = next(it)
+            except StopIteration:
+                exhausted = True
                 break
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for f in sorted(finished, key=lambda f: f.result()[0]):
-                on_done(f.result())
+            # the initializer built the model: each task names it by its token only
+            pending.add(ex.submit(run_block, spec.token, out, b, start, smp, opts))
+        if not pending:
+            break
+        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+        for f in sorted(finished, key=lambda f: f.result()[0]):
+            on_done(f.result())
+
+
+def _ping(seconds: float = 0.02) -> int:
+    """A worker's pid, after ``seconds`` (so that pings spread over the workers)."""
+    time.sleep(seconds)
+    return os.getpid()
 
 
 def _alive(pid: int) -> bool:
@@ -90,7 +136,7 @@ def _alive(pid: int) -> bool:
 
 
 def _init_worker(spec: WorkerSpec, parent_pid: int | None = None) -> None:
-    """Worker start-up: build the model once; exit if the parent job dies (a killed job leaves no
+    """Worker start-up: build the model once, warm the block code up; exit if the parent job dies (a killed job leaves no
     orphan workers holding its files)."""
     if parent_pid is not None:
         import threading
@@ -105,6 +151,7 @@ def _init_worker(spec: WorkerSpec, parent_pid: int | None = None) -> None:
 
         threading.Thread(target=watch, daemon=True, name="w300lp-parent-watch").start()
     worker_model(spec)
+    warm_up()
 
 
 def run_dask(scheduler, spec: WorkerSpec, out: str, tasks, opts: BlockOptions, on_done, *, window: int) -> None:

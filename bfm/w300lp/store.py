@@ -111,7 +111,8 @@ def store_config(samples: list, model: MorphableModel, opts: BlockOptions, block
             "margin": opts.margin, "store": opts.store, "vertex_dtype": opts.vertex_dtype, "block_size": block_size,
             "n_vertices": model.n_vertices, "n_shape_used": opts.n_shape, "n_expression_used": opts.n_expression,
             "n_landmarks": len(model.landmarks), "model": model.name, "model_token": model_token(model),
-            "hierarchy_levels": [int(d.shape[0]) for d in down], "hierarchy_sha1": hierarchy_token(down)}
+            "hierarchy_levels": [int(d.shape[0]) for d in down], "hierarchy_sha1": hierarchy_token(down),
+            "image_codec": opts.image_codec, "jpeg_quality": opts.jpeg_quality if opts.image_codec == "jpeg" else None}
 
 
 def array_dimensions(config: dict) -> dict:
@@ -121,6 +122,17 @@ def array_dimensions(config: dict) -> dict:
         for k in range(1, len(config["hierarchy_levels"]) + 1):
             dims[f"vertices_level{k}"] = ("sample", f"vertex_level{k}", "xyz")
     return dims
+
+
+def _zarr():
+    """zarr, with the store's image codec (``codec.JpegCodec``) registered: every store function opens
+    stores through it, so a process that never created a store reads ``image_codec="jpeg"`` ones."""
+    import zarr
+
+    from .codec import register
+
+    register()
+    return zarr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,7 +258,7 @@ def prepare_store(out: Path, samples: list, model: MorphableModel, opts: BlockOp
 
 def _store_problem(out: Path, config: dict) -> str | None:
     """Why the store at ``out`` cannot be resumed with ``config`` (None: it can)."""
-    import zarr
+    zarr = _zarr()
 
     try:
         g = zarr.open_group(str(out), mode="r", use_consolidated=False)  # what is on disk now
@@ -293,7 +305,7 @@ def _fsync_dir(path: Path) -> None:
 
 def _create_store(path: Path, samples: list, model: MorphableModel, opts: BlockOptions, block_size: int, config: dict,
                   down: tuple = ()):
-    import zarr
+    zarr = _zarr()
 
     n, s, b = len(samples), opts.size, block_size
     g = zarr.open_group(str(path), mode="w")
@@ -309,7 +321,9 @@ def _create_store(path: Path, samples: list, model: MorphableModel, opts: BlockO
 
     mesh_codec = {"compressors": [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]}
 
-    arr("images", (s, s, 3), "uint8")
+    from .codec import image_codec_kwargs
+
+    arr("images", (s, s, 3), "uint8", **image_codec_kwargs(opts.image_codec, opts.jpeg_quality))
     if opts.store == "vertices":
         arr("vertices", (model.n_vertices, 3), opts.vertex_dtype, **mesh_codec)
         for k, d in enumerate(down, start=1):
@@ -334,7 +348,7 @@ def _create_store(path: Path, samples: list, model: MorphableModel, opts: BlockO
 
 def open_store(path):
     """Open a preprocessed store read-only (a zarr group); raise if it is not a 300W-LP store of this format."""
-    import zarr
+    zarr = _zarr()
 
     p = Path(path)
     if not p.exists():
@@ -357,7 +371,7 @@ def write_block(out: Path, start: int, ids: list, arrays: dict, failures: list, 
     """Write a block's rows (``arrays`` from ``process_samples``, the samples ``ids``) at ``start``, the
     failures' reasons in ``skip_reason``, and ``status`` last: its chunk (one per block, written
     atomically by zarr's LocalStore) marks the block done."""
-    import zarr
+    zarr = _zarr()
 
     g = zarr.open_group(str(out), mode="r+", use_consolidated=False)
     stop = start + len(arrays["status"])
@@ -397,7 +411,7 @@ def _fsync_chunks(out: Path, names: list, block: int) -> None:
 def read_progress(out: Path) -> tuple[np.ndarray, int, list]:
     """The progress of a store: (done (n_blocks,) bool, samples done, [(id, reason), ...] of the
     skipped samples in done blocks, in id order)."""
-    import zarr
+    zarr = _zarr()
 
     g = zarr.open_group(str(out), mode="r", use_consolidated=False)
     b = g.attrs["config"]["block_size"]
@@ -416,7 +430,7 @@ def read_progress(out: Path) -> tuple[np.ndarray, int, list]:
 def finish_store(out: Path, failures: list) -> None:
     """Mark a store complete: its failures into the attrs, then consolidated metadata (readers such as
     ``xarray.open_zarr`` open it with one read)."""
-    import zarr
+    zarr = _zarr()
 
     g = zarr.open_group(str(out), mode="r+", use_consolidated=False)
     g.attrs["failures"] = [list(f) for f in failures]
