@@ -6,7 +6,9 @@ What is here:
 - ``qem_decimate``: the whole decimation loop: quadrics, boundary constraint planes, a priority
   queue, the collapse checks (link condition, boundary rules, normal flips, degenerate and
   duplicate faces) and the collapses themselves on a corner-based vertex -> face incidence
-  (singly linked corner lists) that is updated in place.
+  (singly linked int32 corner lists) that is updated in place. The lists hold live faces only: a
+  collapse kills the one or two faces on its edge, whose corners sit in the lists of the kept end
+  and the opposite vertices, and unlinks them there at once, so no traversal tests for dead faces.
 
 The priority queue is an indexed 4-ary heap holding each vertex once, keyed by its cheapest allowed
 collapse (over its neighbours). After a collapse r -> k only k and its ring can change (k's quadric
@@ -254,7 +256,8 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
 
     Parameters
     ----------
-    vertices : (V, 3) float64, ideally normalised (centred, bbox diagonal 1) so ``eps_area`` is relative
+    vertices : (V, 3) float64, normalised (meshkit.decimate._normalise: centred, bbox diagonal 1, on a
+        2^-28 grid) so that ``eps_area`` is relative and the result does not depend on the input's units
     faces : (F, 3) int64
     target : int, number of vertices to keep
     boundary_weight : float, weight of the boundary constraint planes (times the edge length squared)
