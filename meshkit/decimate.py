@@ -123,7 +123,11 @@ def _normalise(v: np.ndarray) -> np.ndarray:
     module docstring)."""
     lo, hi = v.min(axis=0), v.max(axis=0)
     diag = float(np.linalg.norm(hi - lo)) or 1.0
-    return np.round((v - 0.5 * (lo + hi)) / diag / COORD_GRID) * COORD_GRID
+    p = v - 0.5 * (lo + hi)
+    p /= diag * COORD_GRID  # = (p / diag) / COORD_GRID: dividing by a power of two is exact
+    np.round(p, out=p)
+    p *= COORD_GRID
+    return p
 
 
 def _check_input(v: np.ndarray, f: np.ndarray) -> None:
