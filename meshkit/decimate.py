@@ -64,7 +64,7 @@ EPS_DEGENERATE = 1e-10
 #: i.e. 2 area / longest^2; 0.87 for an equilateral triangle) unless that face was thinner before.
 MIN_QUALITY = 0.1
 #: The kernel works on coordinates centred at the bbox centre, divided by the bbox diagonal and rounded
-#: to multiples of COORD_GRID (2^-28, i.e. 1.1e-3 um on the 300 mm BFM face): every decision depends on
+#: to multiples of COORD_GRID (2^-28, i.e. 1.2e-3 um on the 315 mm diagonal of the BFM face): every decision depends on
 #: those alone, so the result does not depend on the units of the input (see the module docstring).
 COORD_GRID = 2.0**-28
 
