@@ -1,20 +1,31 @@
-"""Decimation and transfer benchmarks on the 53,215-vertex face template.
+"""Decimation and transfer benchmarks on both 53,215-vertex face templates, in micrometres and millimetres.
 
 Tables:
-1. one QEM decimation to 1/4 (53215 -> 13304): meshkit (with down/up) vs fast-simplification and
-   pyfqmr (C++, no matrices, asked for the same face count), plus meshkit's parts; the same on a
-   noisy 40,962-vertex icosphere (vertices in subdivision order, less cache-friendly);
-2. the CoMA chain 53215 -> 13304 -> 3326 -> 832 -> 208 -> 52;
-3. exact closest points of the 53,215 fine vertices on the 13,304-vertex coarse mesh: meshkit vs
+1. one QEM decimation to 1/4 (53215 -> 13304), on ``face_template(topology=...)`` "rows" (the old
+   zipped-rows template) and "bfm" (the real mesh's connectivity), each in micrometres (the BFM
+   files' unit) and millimetres (x 1e-3), plain, with the vertex order shuffled and with a rough
+   surface (z + Gaussian noise, sd 300 um): meshkit (with down/up) against fast-simplification
+   (``simplify(target_count=<meshkit's face count>)``) and pyfqmr (same face count), which make no
+   matrices and move vertices. The three are called in turn within each repeat (load drift hits
+   all alike); median of the repeats. Error: distance of every fine vertex to the coarse surface
+   (``meshkit.closest_points``, the same for all three), in micrometres, mean and max;
+2. meshkit's parts on both templates: input checks, the kernel's setup (quadrics, corner lists,
+   queue; the kernel run with nothing to collapse), the collapse loop (the kernel minus its setup),
+   the up matrix's closest points, the rest (normalisation, matrices);
+3. the CoMA chain 53215 -> 13304 -> 3326 -> 832 -> 208 -> 52 on both templates;
+4. exact closest points of the 53,215 fine vertices on the 13,304-vertex coarse mesh: meshkit vs
    libigl's AABB tree (C++) and trimesh (on a subset);
-4. the cold JIT compile (fresh process, empty numba cache) reported on its own.
+5. the cold JIT compile (fresh process, empty numba cache) reported on its own.
 
-Run: ``.venv/bin/python benchmarks/bench_decimate.py``
+Run: ``.venv/bin/python benchmarks/bench_decimate.py [--repeat 7] [--quick]`` (``--quick``: plain meshes only)
 """
 
 from __future__ import annotations
 
+import argparse
+import gc
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,7 +34,8 @@ import time
 import numpy as np
 from _runner import Bench, optional
 
-from meshkit.decimate import decimate
+from meshkit._kernels import decimate as _k
+from meshkit.decimate import BOUNDARY_WEIGHT, EPS_DEGENERATE, MIN_COS, MIN_QUALITY, _check_input, _normalise, decimate
 from meshkit.synthetic import face_template
 from meshkit.transfer import barycentric_transfer, closest_points
 
@@ -41,6 +53,9 @@ t3 = time.perf_counter()
 print(f"{t2 - t1:.3f} {t3 - t2:.4f}")
 """
 
+TOPOLOGIES = ("rows", "bfm")
+SCALES = (("um", 1.0), ("mm", 1e-3))
+
 
 def cold_compile() -> tuple[float, float]:
     """First decimate() call in a fresh process with an empty numba cache, and the second call."""
@@ -51,100 +66,160 @@ def cold_compile() -> tuple[float, float]:
     return first, second
 
 
-def main() -> None:
-    v, f = face_template()
-    n = len(v)
-    target = int(np.ceil(n / 4))
-    print(f"face template: {n} vertices, {len(f)} faces; target {target}\n")
+def variant(v: np.ndarray, f: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The template as is, with its vertex order shuffled, or with z + noise (sd 300 um)."""
+    if name == "shuffled":
+        perm = np.random.default_rng(0).permutation(len(v))
+        return v[perm], np.argsort(perm)[f]
+    if name == "rough":
+        v = v.copy()
+        v[:, 2] += 300.0 * np.random.default_rng(0).standard_normal(len(v))
+    return v, f
 
-    d = decimate(v, f, factor=4)
-    n_faces = len(d.faces)
 
-    # --- 1. one decimation to 1/4
-    b = Bench(f"QEM decimation 53,215 -> {target} vertices (face template, {len(f)} faces)")
-    b.time("meshkit decimate (with down + up)", lambda: decimate(v, f, factor=4), repeat=7,
-           note=f"exact {target} vertices, {n_faces} faces")
+def alternate(fns: dict, repeat: int) -> dict[str, float]:
+    """Median seconds of each function, called in turn within each repeat, after one warm-up call each."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            gc.collect()
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def peers():
     fs = optional("fast_simplification")
-    if fs is not None:
-        cv, _ = fs.simplify(v, f, target_count=n_faces)
-        b.time("fast-simplification", lambda: fs.simplify(v, f, target_count=n_faces), repeat=7,
-               note=f"{len(cv)} vertices, no matrices")
-    else:
-        b.skip("fast-simplification", "not installed")
     pyfqmr = optional("pyfqmr")
+    out = {}
+    if fs is not None:
+        out["fast-simplification"] = lambda v, f, nf: fs.simplify(v, f, target_count=nf)
     if pyfqmr is not None:
-        def run_fqmr():
+        def run_fqmr(v, f, nf):
             s = pyfqmr.Simplify()
             s.setMesh(v, f)
-            s.simplify_mesh(target_count=n_faces, verbose=False)
-            return s.getMesh()
+            s.simplify_mesh(target_count=nf, verbose=False)
+            return s.getMesh()[:2]
 
-        cv = run_fqmr()[0]
-        b.time("pyfqmr", run_fqmr, repeat=7, note=f"{len(cv)} vertices, no matrices")
-    else:
-        b.skip("pyfqmr", "not installed")
-    # meshkit's parts
-    from meshkit._kernels import decimate as _k
-    from meshkit.decimate import BOUNDARY_WEIGHT, EPS_DEGENERATE, MIN_COS, MIN_QUALITY, _check_input
+        out["pyfqmr"] = run_fqmr
+    return out
 
-    lo, hi = v.min(0), v.max(0)
-    p = (v - 0.5 * (lo + hi)) / np.linalg.norm(hi - lo)
-    b.time("  part: input checks (manifold, degenerate)", lambda: _check_input(v, f), repeat=7)
-    b.time("  part: collapse kernel",
-           lambda: _k.qem_decimate(p, f, target, BOUNDARY_WEIGHT, MIN_COS, EPS_DEGENERATE, MIN_QUALITY), repeat=7)
+
+def peer_row(head: str, v: np.ndarray, f: np.ndarray, s: float, others: dict, repeat: int) -> str:
+    """One table row: times, ratios, vertex counts, mean and max error (um: distances / s)."""
+    d = decimate(v, f, factor=4)
+    nf = len(d.faces)
+    fns = {"meshkit": lambda: decimate(v, f, factor=4)}
+    fns.update({name: (lambda run=run: run(v, f, nf)) for name, run in others.items()})
+    med = alternate(fns, repeat)
+    meshes = {"meshkit": (d.vertices, d.faces)}
+    meshes.update({name: run(v, f, nf) for name, run in others.items()})
+    n_out, mean, mx = {}, {}, {}
+    for name, (cv, cf) in meshes.items():
+        dist = closest_points(np.asarray(cv, float), np.asarray(cf, np.int64), v)[3] / s
+        n_out[name], mean[name], mx[name] = f"{len(cv):,}", f"{dist.mean():.2f}", f"{dist.max():.0f}"
+    names = ["meshkit", *others]
+    ratio = {n: f"{med['meshkit'] / med[n]:.2f}" if n in med else "-" for n in ("fast-simplification", "pyfqmr")}
+    ms = {n: f"{1e3 * med[n]:.1f}" if n in med else "-" for n in ("meshkit", "fast-simplification", "pyfqmr")}
+    return (f"{head}| {ms['meshkit']} | {ms['fast-simplification']} | {ms['pyfqmr']} | {ratio['fast-simplification']} "
+            f"| {ratio['pyfqmr']} | {' / '.join(n_out[n] for n in names)} | {' / '.join(mean[n] for n in names)} "
+            f"| {' / '.join(mx[n] for n in names)} |")
+
+
+def table_peers(repeat: int, variants: tuple[str, ...]) -> None:
+    others = peers()
+    print("## QEM decimation 53,215 -> 13,304 vertices: meshkit (with down + up) vs peers at meshkit's face count\n")
+    print("Time: median of the repeats (ms), the three called in turn; x fs: over fast-simplification's median. "
+          "Error: fine vertices to the coarse surface, um.\n")
+    print("| template | variant | units | meshkit ms | fast-simpl. ms | pyfqmr ms | meshkit x fs | meshkit x pyfqmr "
+          "| vertices (mk / fs / pyfqmr) | mean err um (mk / fs / pyfqmr) | max err um (mk / fs / pyfqmr) |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---|---|---|")
+    for topo in TOPOLOGIES:
+        v0, f0 = face_template(53_215, topology=topo)
+        for var in variants:
+            vu, f = variant(v0, f0, var)
+            for unit, s in SCALES:
+                print(peer_row(f"| {topo} | {var} | {unit} ", vu * s, f, s, others, repeat), flush=True)
+    print()
+
+
+def parts_row(topo: str, repeat: int) -> str:
+    v, f = face_template(53_215, topology=topo)
+    n = len(v)
+    d = decimate(v, f, factor=4)
+    target = len(d.kept)
+    p = _normalise(v)
     rem = np.setdiff1d(np.arange(n), d.kept)
     cv, cf = np.array(d.vertices), np.array(d.faces)
-    b.time("  part: up (closest points of the removed vertices)", lambda: barycentric_transfer(cv, cf, v[rem]), repeat=7)
-    b.report(reference="meshkit decimate (with down + up)")
+    fns = {
+        "total": lambda: decimate(v, f, factor=4),
+        "check": lambda: _check_input(v, f),
+        "setup": lambda: _k.qem_decimate(p, f, n, BOUNDARY_WEIGHT, MIN_COS, EPS_DEGENERATE, MIN_QUALITY),
+        "kernel": lambda: _k.qem_decimate(p, f, target, BOUNDARY_WEIGHT, MIN_COS, EPS_DEGENERATE, MIN_QUALITY),
+        "up": lambda: barycentric_transfer(cv, cf, v[rem]),
+    }
+    m = {k: 1e3 * x for k, x in alternate(fns, repeat).items()}
+    loop = m["kernel"] - m["setup"]
+    rest = m["total"] - m["check"] - m["kernel"] - m["up"]
+    return f"| {topo} | {m['total']:.1f} | {m['check']:.1f} | {m['setup']:.1f} | {loop:.1f} | {m['up']:.1f} | {rest:.1f} |"
 
-    # --- 1b. a less friendly mesh: noisy icosphere, vertices in subdivision order (poor locality)
-    trimesh = optional("trimesh")
-    if trimesh is not None:
-        m = trimesh.creation.icosphere(subdivisions=6)
-        rng = np.random.default_rng(0)
-        sv = np.asarray(m.vertices) * (1 + 0.002 * rng.standard_normal((len(m.vertices), 1)))
-        sf = np.asarray(m.faces, dtype=np.int64)
-        ds = decimate(sv, sf, factor=4)
-        bs = Bench(f"QEM decimation, noisy icosphere {len(sv)} -> {len(ds.vertices)} vertices ({len(sf)} faces)")
-        bs.time("meshkit decimate (with down + up)", lambda: decimate(sv, sf, factor=4), repeat=7)
-        if fs is not None:
-            cv2, _ = fs.simplify(sv, sf, target_count=len(ds.faces))
-            bs.time("fast-simplification", lambda: fs.simplify(sv, sf, target_count=len(ds.faces)), repeat=7,
-                    note=f"{len(cv2)} vertices, no matrices")
-        if pyfqmr is not None:
-            def run_fqmr_sphere():
-                s = pyfqmr.Simplify()
-                s.setMesh(sv, sf)
-                s.simplify_mesh(target_count=len(ds.faces), verbose=False)
-                return s.getMesh()
 
-            bs.time("pyfqmr", run_fqmr_sphere, repeat=7, note=f"{len(run_fqmr_sphere()[0])} vertices, no matrices")
-        bs.report(reference="meshkit decimate (with down + up)")
+def table_parts(repeat: int) -> None:
+    print("## meshkit decimate's parts (median ms, called in turn)\n")
+    print("| template | total | input checks | kernel setup | collapse loop | up: closest points | rest |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for topo in TOPOLOGIES:
+        print(parts_row(topo, repeat))
+    print()
 
-    # --- 2. the chain
-    def chain():
-        cur_v, cur_f = v, f
-        counts = [len(cur_v)]
-        for _ in range(5):
-            dd = decimate(cur_v, cur_f, factor=4)
-            cur_v, cur_f = dd.vertices, dd.faces
-            counts.append(len(cur_v))
-        return counts
 
-    counts = chain()
-    b2 = Bench("CoMA chain " + " -> ".join(map(str, counts)) + " (5 decimations with down + up)")
-    b2.time("meshkit", chain, repeat=5)
-    b2.report(reference="meshkit")
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--quick", action="store_true", help="plain templates only (no shuffled / rough variants)")
+    args = ap.parse_args()
+    rep = args.repeat
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
 
-    # --- 3. closest points / transfer
-    b3 = Bench(f"exact closest points: {n} points on the {len(cv)}-vertex, {len(cf)}-face coarse mesh")
-    b3.time("meshkit closest_points", lambda: closest_points(cv, cf, v), repeat=7)
-    b3.time("meshkit barycentric_transfer", lambda: barycentric_transfer(cv, cf, v), repeat=7)
+    # --- 1. peers side by side, 2. parts
+    table_peers(rep, ("plain",) if args.quick else ("plain", "shuffled", "rough"))
+    table_parts(rep)
+
+    # --- 3. the chain
+    for topo in TOPOLOGIES:
+        v, f = face_template(53_215, topology=topo)
+
+        def chain(v=v, f=f):
+            cur_v, cur_f = v, f
+            counts = [len(cur_v)]
+            for _ in range(5):
+                dd = decimate(cur_v, cur_f, factor=4)
+                cur_v, cur_f = dd.vertices, dd.faces
+                counts.append(len(cur_v))
+            return counts
+
+        counts = chain()
+        b2 = Bench(f"CoMA chain on '{topo}' " + " -> ".join(map(str, counts)) + " (5 decimations with down + up)")
+        b2.time("meshkit", chain, repeat=rep)
+        b2.report(reference="meshkit")
+
+    # --- 4. closest points / transfer
+    v, f = face_template(53_215, topology="bfm")
+    n = len(v)
+    d = decimate(v, f, factor=4)
+    cv, cf = np.array(d.vertices), np.array(d.faces)
+    b3 = Bench(f"exact closest points: {n} points on the {len(cv)}-vertex, {len(cf)}-face coarse 'bfm' mesh")
+    b3.time("meshkit closest_points", lambda: closest_points(cv, cf, v), repeat=rep)
+    b3.time("meshkit barycentric_transfer", lambda: barycentric_transfer(cv, cf, v), repeat=rep)
     igl = optional("igl")
     if igl is not None:
-        b3.time("libigl point_mesh_squared_distance (AABB)", lambda: igl.point_mesh_squared_distance(v, cv, cf), repeat=7)
+        b3.time("libigl point_mesh_squared_distance (AABB)", lambda: igl.point_mesh_squared_distance(v, cv, cf), repeat=rep)
     else:
         b3.skip("libigl", "not installed")
+    trimesh = optional("trimesh")
     if trimesh is not None:
         tm = trimesh.Trimesh(cv, cf, process=False)
         sub = v[:: max(1, n // 2000)]
@@ -154,10 +229,11 @@ def main() -> None:
         b3.skip("trimesh.proximity.closest_point", f"{len(sub)} points took {dt * len(sub) / n:.2f} s, ~{dt:.1f} s scaled to {n}")
     b3.report(reference="meshkit closest_points")
 
-    # --- 4. cold JIT
+    # --- 5. cold JIT
     first, second = cold_compile()
     print("## JIT compile (fresh process, empty numba cache)\n")
     print(f"first decimate() call on face_template(2000), compile included: {first:.2f} s; second call: {second * 1000:.1f} ms\n")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ What is here:
 - ``qem_decimate``: the whole decimation loop: quadrics, boundary constraint planes, a priority
   queue, the collapse checks (link condition, boundary rules, normal flips, degenerate and
   duplicate faces) and the collapses themselves on a corner-based vertex -> face incidence
-  (singly linked corner lists) that is updated in place.
+  (singly linked int32 corner lists) that is updated in place. The lists hold live faces only: a
+  collapse kills the one or two faces on its edge, whose corners sit in the lists of the kept end
+  and the opposite vertices, and unlinks them there at once, so no traversal tests for dead faces.
 
 The priority queue is an indexed 4-ary heap holding each vertex once, keyed by its cheapest allowed
 collapse (over its neighbours). After a collapse r -> k only k and its ring can change (k's quadric
@@ -254,7 +256,8 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
 
     Parameters
     ----------
-    vertices : (V, 3) float64, ideally normalised (centred, bbox diagonal 1) so ``eps_area`` is relative
+    vertices : (V, 3) float64, normalised (meshkit.decimate._normalise: centred, bbox diagonal 1, on a
+        2^-28 grid) so that ``eps_area`` is relative and the result does not depend on the input's units
     faces : (F, 3) int64
     target : int, number of vertices to keep
     boundary_weight : float, weight of the boundary constraint planes (times the edge length squared)
@@ -270,14 +273,14 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
     Returns
     -------
     alive : (V,) bool, the kept vertices
-    out_faces : (F, 3) int64, faces after the collapses (rows of dead faces are meaningless)
+    out_faces : (F, 3) int32, faces after the collapses (rows of dead faces are meaningless)
     face_alive : (F,) bool
     n_alive : int, number of vertices left (== target unless the queue ran out)
     order : (V - n_alive, 2) int64, the collapses (removed, kept) in order
     """
     n = vertices.shape[0]
     m = faces.shape[0]
-    F = faces.copy()
+    F = faces.astype(np.int32)  # int32 indices throughout: half the memory traffic of int64
     P = vertices
 
     # --- face normals (unit) and areas; plane quadrics weighted by area
@@ -311,8 +314,8 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
             _add_plane(Q, i2, nx, ny, nz, d, w)
 
     # --- corner lists: corner c = 3 f + k belongs to vertex F[f, k]; head/nxt singly linked
-    head = np.full(n, -1, dtype=np.int64)
-    nxt = np.full(3 * m, -1, dtype=np.int64)
+    head = np.full(n, -1, dtype=np.int32)
+    nxt = np.full(3 * m, -1, dtype=np.int32)
     for f in range(m - 1, -1, -1):
         for k in range(3):
             v = F[f, k]
@@ -320,29 +323,36 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
             nxt[c] = head[v]
             head[v] = c
     face_alive = np.ones(m, dtype=np.bool_)
-    nfaces = np.zeros(n, dtype=np.int64)
+    nfaces = np.zeros(n, dtype=np.int32)
     for f in range(m):
         for k in range(3):
             nfaces[F[f, k]] += 1
 
     # --- boundary half-edges a -> b (no face holds b -> a): flag both ends and add a constraint
     # plane through the edge, perpendicular to its face, weighted by boundary_weight * |b - a|^2
+    # (the half-edge from corner c's vertex a to the next corner's b has a twin iff b precedes a in
+    # one of a's faces: mark the vertices preceding a, then test the ones following it)
+    no_twin = np.zeros(3 * m, dtype=np.bool_)
+    prev_of = np.full(n, -1, dtype=np.int32)
+    for a in range(n):
+        c = head[a]
+        while c >= 0:
+            j = c % 3
+            prev_of[F[c // 3, (j + 2) % 3]] = a
+            c = nxt[c]
+        c = head[a]
+        while c >= 0:
+            j = c % 3
+            if prev_of[F[c // 3, (j + 1) % 3]] != a:
+                no_twin[c] = True
+            c = nxt[c]
     boundary = np.zeros(n, dtype=np.bool_)
     for f in range(m):
         for k in range(3):
+            if not no_twin[3 * f + k]:
+                continue
             a = F[f, k]
             b = F[f, (k + 1) % 3]
-            has_twin = False
-            c = head[b]
-            while c >= 0:
-                g = c // 3
-                kk = c % 3
-                if F[g, (kk + 1) % 3] == a:
-                    has_twin = True
-                    break
-                c = nxt[c]
-            if has_twin:
-                continue
             boundary[a] = True
             boundary[b] = True
             ex = P[b, 0] - P[a, 0]
@@ -364,20 +374,20 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
 
     # --- every vertex's cheapest allowed collapse, in an indexed heap
     RMAX = rej_capacity
-    rej = np.empty((n, RMAX), dtype=np.int64)  # refused targets of each vertex, since its last change
-    nrej = np.zeros(n, dtype=np.int64)
-    refused_by = np.zeros(n, dtype=np.int64)  # how many refusals name each vertex as target
+    rej = np.empty((n, RMAX), dtype=np.int32)  # refused targets of each vertex, since its last change
+    nrej = np.zeros(n, dtype=np.int32)
+    refused_by = np.zeros(n, dtype=np.int32)  # how many refusals name each vertex as target
     mark = np.full(n, -1, dtype=np.int64)  # scratch: neighbour marks
     mark_id = 0
-    best_t = np.full(n, -1, dtype=np.int64)
+    best_t = np.full(n, -1, dtype=np.int32)
     hcost = np.empty(n)
-    hvert = np.empty(n, dtype=np.int64)
-    pos = np.full(n, -1, dtype=np.int64)
+    hvert = np.empty(n, dtype=np.int32)
+    pos = np.full(n, -1, dtype=np.int32)
     hsize = np.zeros(1, dtype=np.int64)
     size = 0
     for v in range(n):
         mark_id += 1
-        cost, t = _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, v)
+        cost, t = _best(Q, P, F, head, nxt, boundary, rej, nrej, mark, mark_id, v)
         best_t[v] = t
         if t >= 0:
             hcost[size] = cost
@@ -392,13 +402,14 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
     n_alive = n
     order = np.empty((max(n - target, 0), 2), dtype=np.int64)
     n_done = 0
-    nbr = np.empty(n, dtype=np.int64)  # scratch: the changed vertices of a collapse
+    nbr = np.empty(n, dtype=np.int32)  # scratch: the changed vertices of a collapse
     in_changed = np.full(n, -1, dtype=np.int64)
+    opp = np.empty(2, dtype=np.int32)
 
     while n_alive > target and hsize[0] > 0:
         r = hvert[0]
         k = best_t[r]
-        ok = _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_id, r, k, min_cos, eps_area,
+        ok = _can_collapse(P, F, head, nxt, nfaces, boundary, fn, mark, mark_id, r, k, min_cos, eps_area,
                            min_quality)
         mark_id += 2
         if not ok:
@@ -408,7 +419,7 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
                 nrej[r] += 1
                 refused_by[k] += 1
                 mark_id += 1
-                cost, t = _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, r)
+                cost, t = _best(Q, P, F, head, nxt, boundary, rej, nrej, mark, mark_id, r)
             else:
                 cost = np.inf
                 t = -1
@@ -416,23 +427,27 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
             _hset(hcost, hvert, pos, hsize, r, cost)
             continue
 
-        # --- collapse r -> k
+        # --- collapse r -> k: the faces on the edge die, r's other faces move to k
         for t in range(10):
             Q[k, t] += Q[r, t]
+        n_opp = 0
         c = head[r]
         while c >= 0:
             cn = nxt[c]
             g = c // 3
-            if face_alive[g]:
-                if F[g, 0] == k or F[g, 1] == k or F[g, 2] == k:
-                    face_alive[g] = False
-                    for t in range(3):
-                        nfaces[F[g, t]] -= 1
-                else:
-                    F[g, c % 3] = k
-                    nxt[c] = head[k]
-                    head[k] = c
-                    nfaces[k] += 1
+            if F[g, 0] == k or F[g, 1] == k or F[g, 2] == k:
+                face_alive[g] = False
+                for t in range(3):
+                    w = F[g, t]
+                    nfaces[w] -= 1
+                    if w != r and w != k:
+                        opp[n_opp] = w
+                        n_opp += 1
+            else:
+                F[g, c % 3] = k
+                nxt[c] = head[k]
+                head[k] = c
+                nfaces[k] += 1
             c = cn
         head[r] = -1
         nfaces[r] = 0
@@ -442,43 +457,28 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
         order[n_done, 1] = k
         n_done += 1
         _hset(hcost, hvert, pos, hsize, r, np.inf)
+        # the dead faces' corners are in the lists of k and the opposite vertices only: drop them
+        # there, so that every corner list holds live faces only (no other list needs a check)
+        _drop_dead(head, nxt, face_alive, k)
+        for i in range(n_opp):
+            _drop_dead(head, nxt, face_alive, opp[i])
 
-        # compact k's corner list (drop dead faces) and gather k's ring: the changed vertices
+        # k's ring: the changed vertices (next corners of k's faces, + previous ones on the boundary)
         cnt = 0
         mark_id += 1
-        prev = -1
+        n_side = 2 if boundary[k] else 1
         c = head[k]
         while c >= 0:
-            cn = nxt[c]
             g = c // 3
-            if not face_alive[g]:
-                if prev < 0:
-                    head[k] = cn
-                else:
-                    nxt[prev] = cn
-            else:
-                prev = c
-                for t in range(3):
-                    w = F[g, t]
-                    if w != k and mark[w] != mark_id:
-                        mark[w] = mark_id
-                        nbr[cnt] = w
-                        cnt += 1
-            c = cn
-        for i in range(cnt):
-            w = nbr[i]
-            prev = -1
-            c = head[w]
-            while c >= 0:
-                cn = nxt[c]
-                if not face_alive[c // 3]:
-                    if prev < 0:
-                        head[w] = cn
-                    else:
-                        nxt[prev] = cn
-                else:
-                    prev = c
-                c = cn
+            j = c - 3 * g
+            for s in range(n_side):
+                jj = j + 1 + s
+                w = F[g, jj - 3 if jj >= 3 else jj]
+                if mark[w] != mark_id:
+                    mark[w] = mark_id
+                    nbr[cnt] = w
+                    cnt += 1
+            c = nxt[c]
         nbr[cnt] = k
         cnt += 1
         for i in range(cnt):
@@ -495,7 +495,7 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
             nrej[w] = 0
             if full:
                 mark_id += 1
-                cost, t = _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, w)
+                cost, t = _best(Q, P, F, head, nxt, boundary, rej, nrej, mark, mark_id, w)
             else:
                 cost = hcost[pos[w]] if pos[w] >= 0 else np.inf
                 t = best_t[w]
@@ -529,7 +529,7 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
                                 j += 1
                         if found:
                             mark_id += 1
-                            cost, tt = _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, x)
+                            cost, tt = _best(Q, P, F, head, nxt, boundary, rej, nrej, mark, mark_id, x)
                             best_t[x] = tt
                             _hset(hcost, hvert, pos, hsize, x, cost)
                 c = nxt[c]
@@ -538,43 +538,89 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
 
 
 @njit(cache=True)
-def _best(Q, P, F, head, nxt, face_alive, boundary, rej, nrej, mark, mark_id, v):
+def _drop_dead(head, nxt, face_alive, v):
+    """Unlink the corners of dead faces from v's corner list."""
+    prev = -1
+    c = head[v]
+    while c >= 0:
+        cn = nxt[c]
+        if face_alive[c // 3]:
+            prev = c
+        elif prev < 0:
+            head[v] = cn
+        else:
+            nxt[prev] = cn
+        c = cn
+
+
+@njit(cache=True)
+def _best(Q, P, F, head, nxt, boundary, rej, nrej, mark, mark_id, v):
     """Cheapest allowed collapse removing v: (cost, target), (inf, -1) if none.
 
     Over v's neighbours x: cost (Q_v + Q_x)(x_x), skipping x in v's rejected list and, when v is
     on the boundary, interior x (a boundary vertex never moves into the interior). Equal costs:
-    the smaller x. Uses mark[] with mark_id to visit each neighbour once.
+    the smaller x. Uses mark[] with mark_id to visit each neighbour once. The neighbours are the
+    next corners of v's faces (an interior vertex's fan is closed), plus the previous corners when
+    v is on the boundary (the last neighbour of an open fan is no face's next corner).
     """
     bc = np.inf
     bt = -1
     bv = boundary[v]
+    q0 = Q[v, 0]
+    q1 = Q[v, 1]
+    q2 = Q[v, 2]
+    q3 = Q[v, 3]
+    q4 = Q[v, 4]
+    q5 = Q[v, 5]
+    q6 = Q[v, 6]
+    q7 = Q[v, 7]
+    q8 = Q[v, 8]
+    q9 = Q[v, 9]
+    nr = nrej[v]
     c = head[v]
     while c >= 0:
         g = c // 3
-        if face_alive[g]:
-            for t in range(3):
-                x = F[g, t]
-                if x != v and mark[x] != mark_id:
-                    mark[x] = mark_id
-                    if bv and not boundary[x]:
-                        continue
-                    skip = False
-                    for j in range(nrej[v]):
-                        if rej[v, j] == x:
-                            skip = True
-                            break
-                    if skip:
-                        continue
-                    cost = _qerr(Q, v, x, P[x, 0], P[x, 1], P[x, 2])
-                    if cost < bc or (cost == bc and x < bt):
-                        bc = cost
-                        bt = x
+        j = c - 3 * g
+        for s in range(2 if bv else 1):
+            jj = j + 1 + s
+            x = F[g, jj - 3 if jj >= 3 else jj]
+            if mark[x] == mark_id:
+                continue
+            mark[x] = mark_id
+            if bv and not boundary[x]:
+                continue
+            skip = False
+            for i in range(nr):
+                if rej[v, i] == x:
+                    skip = True
+                    break
+            if skip:
+                continue
+            px = P[x, 0]
+            py = P[x, 1]
+            pz = P[x, 2]
+            a0 = q0 + Q[x, 0]
+            a1 = q1 + Q[x, 1]
+            a2 = q2 + Q[x, 2]
+            a3 = q3 + Q[x, 3]
+            a4 = q4 + Q[x, 4]
+            a5 = q5 + Q[x, 5]
+            b0 = q6 + Q[x, 6]
+            b1 = q7 + Q[x, 7]
+            b2 = q8 + Q[x, 8]
+            cc = q9 + Q[x, 9]
+            e = (a0 * px * px + a3 * py * py + a5 * pz * pz + 2.0 * (a1 * px * py + a2 * px * pz + a4 * py * pz)
+                 + 2.0 * (b0 * px + b1 * py + b2 * pz) + cc)
+            cost = e if e > 0.0 else 0.0
+            if cost < bc or (cost == bc and x < bt):
+                bc = cost
+                bt = x
         c = nxt[c]
     return bc, bt
 
 
 @njit(cache=True)
-def _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_id, r, k, min_cos, eps_area, min_quality):
+def _can_collapse(P, F, head, nxt, nfaces, boundary, fn, mark, mark_id, r, k, min_cos, eps_area, min_quality):
     """Whether removing r into k (k stays in place) keeps a valid manifold without flips.
 
     Checks, in order of cost: the faces shared by the edge (1 = boundary edge, 2 = interior);
@@ -592,19 +638,18 @@ def _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_
     c = head[r]
     while c >= 0:
         g = c // 3
-        if face_alive[g]:
-            has_k = F[g, 0] == k or F[g, 1] == k or F[g, 2] == k
-            for t in range(3):
-                w = F[g, t]
-                if w != r:
-                    mark[w] = m1
-                    if has_k and w != k:
-                        if n_shared == 0:
-                            opp0 = w
-                        else:
-                            opp1 = w
-            if has_k:
-                n_shared += 1
+        has_k = F[g, 0] == k or F[g, 1] == k or F[g, 2] == k
+        for t in range(3):
+            w = F[g, t]
+            if w != r:
+                mark[w] = m1
+                if has_k and w != k:
+                    if n_shared == 0:
+                        opp0 = w
+                    else:
+                        opp1 = w
+        if has_k:
+            n_shared += 1
         c = nxt[c]
     if n_shared == 0 or n_shared > 2:
         return False
@@ -629,12 +674,11 @@ def _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_
     c = head[k]
     while c >= 0:
         g = c // 3
-        if face_alive[g]:
-            for t in range(3):
-                w = F[g, t]
-                if w != k and w != r and mark[w] == m1:
-                    mark[w] = m1 + 1  # count once
-                    n_common += 1
+        for t in range(3):
+            w = F[g, t]
+            if w != k and w != r and mark[w] == m1:
+                mark[w] = m1 + 1  # count once
+                n_common += 1
         c = nxt[c]
     if n_common != n_shared:
         return False
@@ -646,7 +690,7 @@ def _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_
     c = head[r]
     while c >= 0:
         g = c // 3
-        if face_alive[g] and not (F[g, 0] == k or F[g, 1] == k or F[g, 2] == k):
+        if not (F[g, 0] == k or F[g, 1] == k or F[g, 2] == k):
             j = c % 3
             x = F[g, (j + 1) % 3]
             y = F[g, (j + 2) % 3]
@@ -691,11 +735,10 @@ def _can_collapse(P, F, head, nxt, face_alive, nfaces, boundary, fn, mark, mark_
             cc = head[k] if nfaces[r] == 3 else -1
             while cc >= 0:
                 h = cc // 3
-                if face_alive[h]:
-                    hx = F[h, 0] == x or F[h, 1] == x or F[h, 2] == x
-                    hy = F[h, 0] == y or F[h, 1] == y or F[h, 2] == y
-                    if hx and hy:
-                        return False
+                hx = F[h, 0] == x or F[h, 1] == x or F[h, 2] == x
+                hy = F[h, 0] == y or F[h, 1] == y or F[h, 2] == y
+                if hx and hy:
+                    return False
                 cc = nxt[cc]
         c = nxt[c]
     return True
