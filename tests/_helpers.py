@@ -109,3 +109,18 @@ def assert_snippet_ok(code: str, *, timeout: float = 120.0, stderr_contains: str
     if stderr_contains is not None:
         assert stderr_contains in r.stderr, f"{stderr_contains!r} not in stderr:\n{r.stderr[-4000:]}"
     return r.stdout
+
+
+def absolute_imports(path):
+    """The absolute imports of a Python file: (line, [module names]) per import statement, from its
+    syntax tree (relative imports are the package's own and are left out)."""
+    import ast
+    from pathlib import Path
+
+    out = []
+    for node in ast.walk(ast.parse(Path(path).read_text())):
+        if isinstance(node, ast.Import):
+            out.append((node.lineno, [a.name for a in node.names]))
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            out.append((node.lineno, [node.module or ""]))
+    return out

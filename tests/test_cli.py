@@ -8,6 +8,7 @@ import trimesh
 from meshkit import __version__
 from meshkit.cli import main
 from meshkit.io import write_mesh
+from tests._helpers import absolute_imports
 
 
 def test_version():
@@ -159,20 +160,13 @@ def test_empty_command_table_is_one_line_error(monkeypatch, capsys):
 def test_meshkit_imports_nothing_from_bfm_or_sampling():
     """Statically (every import statement of the meshkit package) and at run time (loading the core
     command module and the synthetic template pulls in neither package)."""
-    import ast
     from pathlib import Path
 
     import meshkit
 
     for path in Path(meshkit.__file__).parent.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                mods = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                mods = [node.module or ""]
-            else:
-                continue
-            assert not any(m.split(".")[0] in ("bfm", "sampling") for m in mods), f"{path}: imports {mods}"
+        for line, mods in absolute_imports(path):
+            assert not any(m.split(".")[0] in ("bfm", "sampling") for m in mods), f"{path}:{line}: imports {mods}"
     code = ("import sys, meshkit, meshkit.commands, meshkit.render, meshkit.synthetic; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('bfm', 'sampling')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -402,27 +396,19 @@ def test_plot_ced_without_matplotlib_names_the_viz_extra(tmp_path, monkeypatch):
 def test_no_optional_import_bypasses_require():
     """Every import of an optional package in meshkit, bfm and sampling goes through _optional.require
     (module-level imports inside meshkit.nn come after nn/__init__'s require("torch"))."""
-    import ast
     from pathlib import Path
 
     import meshkit
 
-    optional = {"torch", "pyvista", "matplotlib", "dask", "distributed", "xarray", "imagecodecs"}
+    optional = {"torch", "pyvista", "matplotlib", "dask", "distributed", "xarray"}
     root = Path(meshkit.__file__).parent.parent
     for pkg in ("meshkit", "bfm", "sampling"):
         for path in (root / pkg).rglob("*.py"):
-            tree = ast.parse(path.read_text())
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Import):
-                    mods = [a.name for a in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                    mods = [node.module or ""]
-                else:
-                    continue
+            for line, mods in absolute_imports(path):
                 if any(m.split(".")[0] in optional for m in mods):
                     # allowed: meshkit/nn (guarded by its __init__) and code that called require first
                     guarded = path.parent.name == "nn" or "require(" in path.read_text()
-                    assert guarded, f"{path}:{node.lineno}: imports {mods} without _optional.require"
+                    assert guarded, f"{path}:{line}: imports {mods} without _optional.require"
 
 
 def test_synthetic_300wlp_writer_shows_progress(tmp_path, capsys):
