@@ -482,6 +482,9 @@ def test_open_store_refuses_other_folders(tmp_path):
     zarr.open_group(str(tmp_path / "other.zarr"), mode="w")
     with pytest.raises(ValueError, match="not a meshkit 300W-LP store"):
         w300lp.open_store(tmp_path / "other.zarr")
+    (tmp_path / "plain").mkdir()  # an existing folder that is no zarr store: the message names the argument
+    with pytest.raises(ValueError, match="^store: .*plain.* not a zarr store"):
+        w300lp.open_store(tmp_path / "plain")
 
 
 def test_store_is_chunked_along_samples(store):

@@ -374,7 +374,11 @@ def open_store(path):
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"store: {str(p)!r} does not exist")
-    g = zarr.open_group(str(p), mode="r")
+    try:
+        g = zarr.open_group(str(p), mode="r")
+    except zarr.errors.GroupNotFoundError:
+        raise ValueError(f"store: {str(p)!r} is not a zarr store (expected a store written by "
+                         "bfm.w300lp.preprocess)") from None
     fmt = g.attrs["config"].get("format") if isinstance(g.attrs.get("config"), dict) else None
     if fmt in _OLD_FORMATS:
         raise ValueError(f"store: {str(p)!r} is a 300W-LP store in an older format ({fmt}, now {STORE_FORMAT}); "
