@@ -445,6 +445,12 @@ def test_bad_input_and_changed_settings(tmp_path, tree, model, store):
         w300lp.crop_from_landmarks(np.zeros((68, 3)))
     with pytest.raises(ValueError, match="pt2d"):
         w300lp.crop_from_landmarks(np.ones((68, 2)))
+    # finite landmarks whose box side overflows to inf gave scale 0, then a ZeroDivisionError in
+    # crop_image that stopped the whole job (process_samples skips a sample on ValueError only)
+    wide = np.zeros((68, 2))
+    wide[0], wide[1] = -1e308, 1e308
+    with pytest.raises(ValueError, match="pt2d"):
+        w300lp.crop_from_landmarks(wide)
 
 
 def test_limit_takes_the_first_ids(tmp_path, tree, model, store):
