@@ -584,6 +584,22 @@ def test_a_foreign_zarr_store_at_out_is_never_deleted(tmp_path, tree, model):
     assert zarr.open_group(str(foreign), mode="r")["my_precious"][:].tolist() == [1, 2, 3]
 
 
+def test_overwrite_never_deletes_a_folder_that_is_no_zarr_store(tmp_path, tree, model):
+    """overwrite=True replaces stores; an out folder that is no zarr store (here: the folder holding the
+    300W-LP tree itself) was renamed aside and deleted, taking the input with it."""
+    data = tmp_path / "data"
+    shutil.copytree(tree[0], data / "300W_LP")
+    n_files = sum(1 for _ in (data / "300W_LP").rglob("*"))
+    with pytest.raises(ValueError, match="^out: .*not a zarr store.*overwrite"):
+        w300lp.preprocess(data / "300W_LP", data, model=model, workers=1, progress=False, overwrite=True)
+    assert sum(1 for _ in (data / "300W_LP").rglob("*")) == n_files
+    plain = tmp_path / "notes.txt"
+    plain.write_text("mine")
+    with pytest.raises(ValueError, match="^out: .*not a zarr store"):
+        w300lp.preprocess(tree[0], plain, model=model, workers=1, progress=False, overwrite=True)
+    assert plain.read_text() == "mine"
+
+
 def test_resume_with_another_model_is_refused(tmp_path, tree, model, store):
     from bfm.model import MorphableModel
 
