@@ -321,7 +321,8 @@ class W300LPDataset:
         self.n_items = len(self._indices)
 
         # the model: a file path travels as is; an object is kept here and written to a file when pickled
-        self.model_path, self._model = None, None
+        # (a file this dataset wrote holds the model's triangles as they are: read back with winding="keep")
+        self.model_path, self._model, self._model_winding = None, None, "auto"
         if isinstance(model, (str, os.PathLike)):
             from .formats import load_model
 
@@ -407,6 +408,7 @@ class W300LPDataset:
         """Paths and options only: the group, the model, the mirror map and the levels reopen lazily."""
         if self._model is not None and self.model_path is None:
             self.model_path = str(_cached_model_file(self._model))
+            self._model_winding = "keep"
         state = dict(self.__dict__)
         for k in ("_group", "_model", "_down", "_indices", "_covered", "_pid"):
             state[k] = None
@@ -440,7 +442,7 @@ class W300LPDataset:
         if self._model is None and self.model_path is not None:
             from .formats import load_model
 
-            self._model = self._check_model(load_model(self.model_path))
+            self._model = self._check_model(load_model(self.model_path, winding=self._model_winding))
         if self._down is None and (self.hierarchy_path or self._down_given):
             self._down = self._check_down(self.hierarchy_path or self._down_given)
 

@@ -417,3 +417,30 @@ def test_hierarchy_store_flips_need_the_hierarchy(hierarchy_store, model):
     with pytest.raises(ValueError, match="hierarchy"):
         W300LPDataset(out, model=model, hierarchy=[down[0] * 0.5, down[1]], augment=True)
     assert len(W300LPDataset(out, model=model, augment=True, flip_probability=0.0)) == 4
+
+
+def test_pickled_dataset_keeps_a_clockwise_models_triangles(tmp_path_factory, tmp_path, monkeypatch, model):
+    """A model whose triangles are clockwise (as a real file holds them, loaded with winding="keep") makes a
+    params store; the pickled dataset (a DataLoader worker) must load exactly that model back from the file
+    written for it, not one with re-wound triangles (whose token the store refuses)."""
+    import pickle
+    import tempfile
+
+    from bfm.formats import measure_winding
+    from bfm.model import MorphableModel
+    from meshkit.topology import reverse_winding
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    cw = MorphableModel(mean=model.mean, shape_basis=model.shape_basis, shape_std=model.shape_std,
+                        expression_basis=model.expression_basis, expression_std=model.expression_std,
+                        triangles=reverse_winding(model.triangles), landmarks=model.landmarks)
+    assert measure_winding(cw.mean, cw.triangles) == "clockwise"
+    root = tmp_path_factory.mktemp("cw") / "300W_LP"
+    write_synthetic_300wlp(root, cw, n_per_subset=1, image_size=160, face_px=80, seed=3, subsets=("AFW",))
+    out = tmp_path_factory.mktemp("cwstore") / "s.zarr"
+    w300lp.preprocess(root, out, model=cw, size=SIZE, store="params", workers=1, block_size=2, progress=False)
+    ds = W300LPDataset(out, model=cw)
+    copy = pickle.loads(pickle.dumps(ds))
+    a, b = ds[0], copy[0]
+    np.testing.assert_array_equal(a["vertices"].numpy(), b["vertices"].numpy())
+    np.testing.assert_array_equal(copy._model.triangles, cw.triangles)

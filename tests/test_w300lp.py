@@ -445,6 +445,12 @@ def test_bad_input_and_changed_settings(tmp_path, tree, model, store):
         w300lp.crop_from_landmarks(np.zeros((68, 3)))
     with pytest.raises(ValueError, match="pt2d"):
         w300lp.crop_from_landmarks(np.ones((68, 2)))
+    # finite landmarks whose box side overflows to inf gave scale 0, then a ZeroDivisionError in
+    # crop_image that stopped the whole job (process_samples skips a sample on ValueError only)
+    wide = np.zeros((68, 2))
+    wide[0], wide[1] = -1e308, 1e308
+    with pytest.raises(ValueError, match="pt2d"):
+        w300lp.crop_from_landmarks(wide)
 
 
 def test_limit_takes_the_first_ids(tmp_path, tree, model, store):
@@ -482,6 +488,9 @@ def test_open_store_refuses_other_folders(tmp_path):
     zarr.open_group(str(tmp_path / "other.zarr"), mode="w")
     with pytest.raises(ValueError, match="not a meshkit 300W-LP store"):
         w300lp.open_store(tmp_path / "other.zarr")
+    (tmp_path / "plain").mkdir()  # an existing folder that is no zarr store: the message names the argument
+    with pytest.raises(ValueError, match="^store: .*plain.* not a zarr store"):
+        w300lp.open_store(tmp_path / "plain")
 
 
 def test_store_is_chunked_along_samples(store):
@@ -573,6 +582,22 @@ def test_a_foreign_zarr_store_at_out_is_never_deleted(tmp_path, tree, model):
     with pytest.raises(ValueError, match="did not make"):
         w300lp.preprocess(tree[0], foreign, model=model, workers=1, progress=False)
     assert zarr.open_group(str(foreign), mode="r")["my_precious"][:].tolist() == [1, 2, 3]
+
+
+def test_overwrite_never_deletes_a_folder_that_is_no_zarr_store(tmp_path, tree, model):
+    """overwrite=True replaces stores; an out folder that is no zarr store (here: the folder holding the
+    300W-LP tree itself) was renamed aside and deleted, taking the input with it."""
+    data = tmp_path / "data"
+    shutil.copytree(tree[0], data / "300W_LP")
+    n_files = sum(1 for _ in (data / "300W_LP").rglob("*"))
+    with pytest.raises(ValueError, match="^out: .*not a zarr store.*overwrite"):
+        w300lp.preprocess(data / "300W_LP", data, model=model, workers=1, progress=False, overwrite=True)
+    assert sum(1 for _ in (data / "300W_LP").rglob("*")) == n_files
+    plain = tmp_path / "notes.txt"
+    plain.write_text("mine")
+    with pytest.raises(ValueError, match="^out: .*not a zarr store"):
+        w300lp.preprocess(tree[0], plain, model=model, workers=1, progress=False, overwrite=True)
+    assert plain.read_text() == "mine"
 
 
 def test_resume_with_another_model_is_refused(tmp_path, tree, model, store):

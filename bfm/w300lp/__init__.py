@@ -244,7 +244,8 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
     uv_size : side of the UV maps in texels (256, PRNet).
     uv_texture : with ``store="uvmap"``, also store the crops' colours unwrapped into UV space.
     overwrite : replace a store made with other settings (a store with the same settings is always
-        resumed, finished blocks are never redone: delete it to start over).
+        resumed, finished blocks are never redone: delete it to start over). A folder or file at
+        ``out`` that is no zarr store is never replaced.
     progress : show a tqdm progress bar.
     image_codec : how the store keeps the crops: "jpeg" (each crop a JPEG at ``jpeg_quality``, 4:4:4,
         through imagecodecs: ~6x smaller than "lossless" on photo crops, errors far below the source

@@ -45,8 +45,8 @@ def crop_from_landmarks(pt2d, *, size: int = 256, margin: float = 1.5) -> CropTr
     margin = check_float(margin, "margin", minimum=0.0, strict_minimum=True)
     lo, hi = p.min(axis=0), p.max(axis=0)
     side = margin * float((hi - lo).sum()) / 2.0
-    if not side > 0:
-        raise ValueError(f"pt2d: expected landmarks spanning a box of positive size, got a box of side {side}")
+    if not 0 < side < np.inf:
+        raise ValueError(f"pt2d: expected landmarks spanning a box of positive, finite size, got a box of side {side}")
     c = (lo + hi) / 2.0
     return CropTransform(scale=(size - 1) / side, x0=float(c[0] - side / 2), y0=float(c[1] - side / 2))
 

@@ -239,7 +239,8 @@ def store_lock(out: Path):
 def prepare_store(out: Path, samples: list, model: MorphableModel, opts: BlockOptions, block_size: int, config: dict,
                   down: tuple = (), *, overwrite: bool = False, uv=None) -> None:
     """Keep a store at ``out`` made with ``config`` (to resume it), else create it; a store made with
-    other settings, not by this package, in an older format or damaged is replaced only with ``overwrite``.
+    other settings, not by this package, in an older format or damaged is replaced only with ``overwrite``;
+    a folder or file at ``out`` that is no zarr store is never replaced.
 
     Call it holding ``store_lock(out)``. The store is built under ``<store>.creating`` and renamed to
     ``out`` once its arrays and config exist (a store it replaces is first renamed ``<store>.replaced``,
@@ -254,6 +255,9 @@ def prepare_store(out: Path, samples: list, model: MorphableModel, opts: BlockOp
         problem = _store_problem(out, config)
         if problem is None:
             return  # same settings: resume
+        if not (out / "zarr.json").is_file():  # overwrite replaces stores, never other folders or files
+            raise ValueError(f"out: {str(out)!r} exists and is not a zarr store (this job did not make it); use "
+                             "another path (overwrite=True replaces stores only)")
         if not overwrite:
             raise ValueError(f"out: {str(out)!r} {problem}; use another path or overwrite=True (--overwrite)")
     _create_store(tmp, samples, model, opts, block_size, config, down, uv)
@@ -374,7 +378,11 @@ def open_store(path):
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"store: {str(p)!r} does not exist")
-    g = zarr.open_group(str(p), mode="r")
+    try:
+        g = zarr.open_group(str(p), mode="r")
+    except zarr.errors.GroupNotFoundError:
+        raise ValueError(f"store: {str(p)!r} is not a zarr store (expected a store written by "
+                         "bfm.w300lp.preprocess)") from None
     fmt = g.attrs["config"].get("format") if isinstance(g.attrs.get("config"), dict) else None
     if fmt in _OLD_FORMATS:
         raise ValueError(f"store: {str(p)!r} is a 300W-LP store in an older format ({fmt}, now {STORE_FORMAT}); "
