@@ -588,6 +588,40 @@ def test_both_interpolation_kernels_match_numpy(size, n_ch):
 
 
 
+@pytest.mark.parametrize("shape", [(1, 160), (160, 1), (97, 131)])
+def test_plane_interpolation_does_not_depend_on_the_face_order(small_face, shape):
+    # the plane kernel fetches the planes of the next row's faces ahead: faces shuffled in memory
+    # (neighbouring pixels on faces far apart) and images one row or one column high must give the
+    # colours of the faces in mesh order, bit for bit, and match NumPy barycentrics
+    from meshkit._kernels import render as render_kernels
+
+    v, f = small_face
+    h, w = shape
+    vi = R.frame_vertices(v, 160, 160, margin=0.02) - [(160 - w) // 2, (160 - h) // 2, 0]  # a strip of the middle
+    attr = np.random.default_rng(7).uniform(size=(len(v), 3))
+    perm = np.random.default_rng(8).permutation(len(f))
+    images = []
+    for faces in (f, f[perm]):
+        frag = R.rasterize(vi, faces, h, w)
+        out = np.empty((h, w, 3), np.float32)
+        render_kernels.interpolate_planes(frag.snapped_xy, faces, frag.face_index, attr, np.full(3, -1.0), out,
+                                          np.empty((len(faces), 9)))
+        images.append((frag, out))
+    (frag, out), (frag_s, out_s) = images
+    assert frag.mask.any()
+    np.testing.assert_array_equal(perm[frag_s.face_index[frag_s.mask]], frag.face_index[frag.mask])
+    np.testing.assert_array_equal(out_s, out)
+    m = frag.mask
+    jj, ii = np.nonzero(m)
+    p = np.stack([ii * 256.0 + 128, jj * 256.0 + 128], 1)
+    tri = frag.snapped_xy.astype(np.float64)[f[frag.face_index[m]]]
+    w_ = np.stack([(c[:, 0] - b[:, 0]) * (p[:, 1] - b[:, 1]) - (c[:, 1] - b[:, 1]) * (p[:, 0] - b[:, 0])
+                   for b, c in ((tri[:, 1], tri[:, 2]), (tri[:, 2], tri[:, 0]), (tri[:, 0], tri[:, 1]))], 1)
+    ref = np.einsum("nk,nkc->nc", w_ / w_.sum(1, keepdims=True), attr[f[frag.face_index[m]]])
+    np.testing.assert_allclose(out[m], ref, rtol=1e-5, atol=1e-5)
+    assert (out[~m] == -1.0).all()
+
+
 def test_plane_interpolation_of_far_and_thin_triangles_matches_numpy():
     # the plane kernel moves each triangle's plane to the image origin: check its rounding on
     # triangles with vertices far off-screen (large coordinates) and on thin slivers (steep gradients)
