@@ -41,7 +41,7 @@ def _prefetch(typingctx, arr, i, j):
     def codegen(context, builder, signature, args):
         aryty = signature.args[0]
         ary = context.make_array(aryty)(context, builder, args[0])
-        idx = [context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], signature.args[1:])]
+        idx = [context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], signature.args[1:], strict=True)]
         ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx)
         i8p = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
