@@ -676,6 +676,16 @@ def test_depth_of_a_plane_is_the_plane(small_face):
     dn = R.render_depth(v, f, 32, 32, normalize=True)
     z = plane[frag.mask]
     np.testing.assert_allclose(dn[frag.mask], (z - z.min()) / (z.max() - z.min()), atol=1e-4)
+    assert (dn[~frag.mask] == 0.0).all()
+    # camera-style depth (larger = farther): the same surface mirrored in z normalizes to the same image
+    vm = v * [1, 1, -1]
+    dm = R.render_depth(vm, f, 32, 32, normalize=True, near_is_larger=False, background=-2.0)
+    np.testing.assert_allclose(dm[frag.mask], dn[frag.mask], atol=1e-6)
+    assert (dm[~frag.mask] == -2.0).all()
+    np.testing.assert_allclose(R.render_depth(vm, f, 32, 32, near_is_larger=False)[frag.mask], -plane[frag.mask], atol=1e-4)
+    # nothing on screen: background everywhere, normalized or not
+    for norm in (False, True):
+        assert (R.render_depth(v + [100, 0, 0], f, 32, 32, normalize=norm, background=7.0) == 7.0).all()
 
 
 # ---------------------------------------------------------------------------------------------
