@@ -688,6 +688,22 @@ def test_depth_of_a_plane_is_the_plane(small_face):
         assert (R.render_depth(v + [100, 0, 0], f, 32, 32, normalize=norm, background=7.0) == 7.0).all()
 
 
+def test_render_depth_is_the_fragments_depth_across_sizes_and_options(small_face):
+    # render_depth rasterizes into a reused per-thread face-index buffer: sizes changing between
+    # calls (larger, smaller, other aspect) and both options must give rasterize's depth exactly
+    v, f = small_face
+    for (h, w), near, cull in (((80, 96), True, False), ((24, 20), False, True), ((96, 80), False, False),
+                               ((80, 96), True, True)):
+        vi = R.frame_vertices(v, h, w, margin=0.05)
+        if not near:
+            vi = vi * [1, 1, -1]
+        frag = R.rasterize(vi, f, h, w, near_is_larger=near, cull_backfaces=cull)
+        d = R.render_depth(vi, f, h, w, near_is_larger=near, cull_backfaces=cull, background=-5.0)
+        assert d.shape == (h, w) and d.dtype == np.float32
+        np.testing.assert_array_equal(d[frag.mask], frag.depth[frag.mask])
+        assert (d[~frag.mask] == -5.0).all() and frag.mask.any() and not frag.mask.all()
+
+
 # ---------------------------------------------------------------------------------------------
 # normals, PNCC, texture
 
