@@ -19,7 +19,8 @@ Rows (steady state after warm-up; the first call is reported apart):
   the default one, render_depth / rasterize / render_colors alternating, single thread.
 
 Run: .venv/bin/python benchmarks/bench_render.py [--quick] [--batch (the batch table only)]
-[--templates (the side-by-side template table only)]
+[--templates [--before DIR] (the side-by-side template table only; DIR: an earlier version of the
+package as DIR/meshkit_before, timed alternately, see templates_side_by_side)]
 """
 
 from __future__ import annotations
@@ -137,45 +138,66 @@ def bench_size(size, v, f, colors, lib, pv, repeat):
     b.report(reference="meshkit rasterize + interpolate")
 
 
-def templates_side_by_side(repeat: int) -> None:
+def templates_side_by_side(repeat: int, before: str | None = None) -> None:
     """The real-like template (``topology="bfm"``: real connectivity and triangle-size spread) against
     the default one (``"rows"``), render_depth / rasterize / render_colors, calls alternating so that
     load drift hits both alike; single thread, medians of ``repeat`` rounds after one warm-up. Timed
     in CPU time of the thread (``time.thread_time``): on a shared machine, wall time also counts the
-    time the process waits for a core."""
+    time the process waits for a core.
+
+    ``before``: a directory holding an earlier version of the package as ``meshkit_before`` (e.g.
+    ``git archive <commit> meshkit | tar -x -C DIR && mv DIR/meshkit DIR/meshkit_before``); its
+    render calls then alternate with this one's and the table gets "before" columns."""
+    import importlib
     import time
 
     numba.set_num_threads(1)
+    impls = {"": R}
+    if before is not None:
+        sys.path.insert(0, before)
+        impls = {"before ": importlib.import_module("meshkit_before.render"), "": R}
     meshes = {t: face_template(topology=t) for t in ("rows", "bfm")}
     print(f"## templates side by side, single thread ({repeat} alternating rounds; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)\n")
-    print("| call | size | rows median (CPU ms) | bfm median (CPU ms) | bfm / rows |")
-    print("|---|---:|---:|---:|---:|")
+    cols = [f"{p}{t}" for p in impls for t in meshes]
+    print("| call | size | " + " | ".join(f"{c} median (CPU ms)" for c in cols) + " | bfm / rows |"
+          + (" bfm / before rows |" if before else ""))
+    print("|---|---:|" + "---:|" * (len(cols) + 1 + bool(before)))
     for size in (256, 1024):
         framed = {t: (frame(v, size), f, R.pncc_code(v)) for t, (v, f) in meshes.items()}
-        reused = {id(f): R.Rasterizer(size, size) for _, f, _ in framed.values()}
-        calls = {
-            "Rasterizer (buffers reused: the kernel)": lambda vi, f, c, r=reused: r[id(f)](vi, f),
-            "render_depth": lambda vi, f, c, s=size: R.render_depth(vi, f, s, s),
-            "rasterize": lambda vi, f, c, s=size: R.rasterize(vi, f, s, s),
-            "render_colors": lambda vi, f, c, s=size: R.render_colors(vi, f, c, s, s),
-        }
-        for name, fn in calls.items():
-            times = {t: [] for t in framed}
+        for name in ("Rasterizer (buffers reused: the kernel)", "render_depth", "rasterize", "render_colors"):
+            calls = {}
+            for p, mod in impls.items():
+                if name.startswith("Rasterizer"):
+                    reused = {t: mod.Rasterizer(size, size) for t in framed}
+                    calls[p] = lambda t, vi, f, c, r=reused: r[t](vi, f)
+                elif name == "render_colors":
+                    calls[p] = lambda t, vi, f, c, m=mod, s=size: m.render_colors(vi, f, c, s, s)
+                else:
+                    fn = getattr(mod, name)
+                    calls[p] = lambda t, vi, f, c, fn=fn, s=size: fn(vi, f, s, s)
+            times = {c: [] for c in cols}
             for k in range(repeat + 1):
-                for t, args in framed.items():
-                    t0 = time.thread_time()
-                    fn(*args)
-                    if k:  # round 0 is the warm-up
-                        times[t].append(time.thread_time() - t0)
-            med = {t: float(np.median(x)) for t, x in times.items()}
-            print(f"| {name} | {size} | {med['rows'] * 1e3:.2f} | {med['bfm'] * 1e3:.2f} | {med['bfm'] / med['rows']:.2f} |")
+                for p, fn in calls.items():
+                    for t, args in framed.items():
+                        t0 = time.thread_time()
+                        fn(t, *args)
+                        if k:  # round 0 is the warm-up
+                            times[p + t].append(time.thread_time() - t0)
+            med = {c: float(np.median(x)) for c, x in times.items()}
+            row = f"| {name} | {size} | " + " | ".join(f"{med[c] * 1e3:.2f}" for c in cols)
+            row += f" | {med['bfm'] / med['rows']:.2f} |"
+            if before:
+                row += f" {med['bfm'] / med['before rows']:.2f} |"
+            print(row)
     print()
 
 
 def main(quick: bool = False, batch_only: bool = False) -> None:
     if "--templates" in sys.argv[1:]:
-        templates_side_by_side(11 if quick else 41)
+        args = sys.argv[1:]
+        before = args[args.index("--before") + 1] if "--before" in args else None
+        templates_side_by_side(11 if quick else 41, before)
         return
     v, f = face_template()
     colors = R.pncc_code(v)  # any per-vertex RGB in [0, 1]

