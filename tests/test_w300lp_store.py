@@ -427,3 +427,27 @@ def test_block_rows_are_fsynced_before_the_status_chunk_marks_them_done(tmp_path
         rows = [i for i, p in enumerate(synced) if p.startswith(str(out / "vertices" / "c" / str(block)) + os.sep)]
         assert rows, f"no vertices chunk file of block {block} was fsynced"
         assert max(rows) < synced.index(status), f"block {block}: status fsynced before its rows"
+
+
+def test_jobs_racing_for_a_stale_lock_never_both_hold_it(tmp_path):
+    """Six processes start at once on a store whose lock file a killed job left behind: exactly one
+    holds the lock, the others are refused naming it (the takeover is one flock, not read-compare-delete)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "s.zarr"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "s.zarr.lock").write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(),
+                                                      "started": "x", "command": "killed job"}))
+    code = ("import time, warnings; from pathlib import Path; from bfm.w300lp.store import store_lock, StoreLockedError\n"
+            "warnings.simplefilter('ignore')\n"
+            "try:\n"
+            f"    with store_lock(Path({str(out)!r})):\n"
+            "        print('held', flush=True); time.sleep(4)\n"
+            "except StoreLockedError as e:\n"
+            "    print('refused', 'in use by another preprocess job' in str(e), flush=True)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(6)]
+    results = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert results.count("held") == 1, results
+    assert results.count("refused True") == 5, results
+    assert not (tmp_path / "s.zarr.lock").exists()  # released, and nothing left beside the store

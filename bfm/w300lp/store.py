@@ -157,28 +157,19 @@ def lock_path(out: Path) -> Path:
     return out.with_name(out.name + ".lock")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    try:  # a zombie (dead, not yet reaped) counts as dead
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
-    except OSError:
-        return True
-
-
 @contextmanager
 def store_lock(out: Path):
     """Hold the exclusive lock of the store at ``out`` for the ``with`` block.
 
-    The lock is the file ``<store>.lock`` created with O_CREAT | O_EXCL, holding the job's pid, host,
-    start time and command. A lock left by a dead process on this host is taken over (with a
-    warning); a live job's lock, or one from another host, raises ``StoreLockedError`` naming it.
+    The lock is an ``flock`` on the file ``<store>.lock``, which holds the job's pid, host, start time
+    and command. The kernel releases an flock when its process ends, however it ends, so a lock file
+    left by a killed job is simply taken again (with a warning naming that job), and two jobs can
+    never both hold it: the check and the take are one system call. A live job's lock raises
+    ``StoreLockedError`` naming it. A lock file naming another host is never taken over (flock may
+    not reach across hosts on a shared file system): its message says to delete it if that job no
+    longer runs.
     """
+    import fcntl
     import warnings
 
     path = lock_path(out)
@@ -186,50 +177,60 @@ def store_lock(out: Path):
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
           "command": " ".join(sys.argv)}
     while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                raw = path.read_bytes()
-                held = json.loads(raw or b"{}")
-            except FileNotFoundError:  # released meanwhile: try again
-                continue
-            except ValueError:  # written only partly (its job died while writing it, or is writing it now)
-                held = {}
-            pid, host = held.get("pid"), held.get("host")
-            if host == me["host"] and isinstance(pid, int) and not _pid_alive(pid):
-                # stale: remove exactly the lock we read (its content names a pid and a start time),
-                # not one another job made since
-                try:
-                    if path.read_bytes() != raw:
-                        continue
-                    path.unlink()
-                except FileNotFoundError:
-                    continue
-                warnings.warn(f"{str(out)!r}: took over the stale lock of job pid {pid} on {host} (no longer "
-                              f"running, started {held.get('started')})", RuntimeWarning, stacklevel=3)
-                continue
-            if not held:
-                raise StoreLockedError(f"out: {str(out)!r} is locked by another job ({str(path)!r} exists but names no "
-                                       "job yet); if no job is running, delete that file") from None
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held = _lock_holder(fd)
+            os.close(fd)
             raise StoreLockedError(
-                f"out: {str(out)!r} is in use by another preprocess job: pid {pid} on host {host}, started "
-                f"{held.get('started')} ({held.get('command')!r}); wait for it to end, or if it no longer runs "
-                f"delete {str(path)!r}") from None
+                f"out: {str(out)!r} is in use by another preprocess job: pid {held.get('pid')} on host "
+                f"{held.get('host')}, started {held.get('started')} ({held.get('command')!r}); wait for it to "
+                f"end") from None
+        # the file may have been unlinked by its last holder between our open and our flock: then the
+        # lock we hold is on a file nobody else can find; start again on the current one
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        held = _lock_holder(fd)
+        if held and held.get("host") != me["host"]:
+            raise StoreLockedError(
+                f"out: {str(out)!r} is locked by a job on another host: pid {held.get('pid')} on host "
+                f"{held.get('host')}, started {held.get('started')}; if that job no longer runs, delete "
+                f"{str(path)!r}")
+        if held:  # a job of this host that ended without releasing it (killed)
+            warnings.warn(f"{str(out)!r}: took over the stale lock of job pid {held.get('pid')} on {held.get('host')} "
+                          f"(no longer running, started {held.get('started')})", RuntimeWarning, stacklevel=3)
         mine = json.dumps(me).encode()
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(mine)
-            fh.flush()
-            os.fsync(fh.fileno())
-        break
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, mine, 0)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        raise
     try:
         yield
     finally:
         try:
-            if path.read_bytes() == mine:  # still ours (not removed and retaken by another job)
-                path.unlink()
+            path.unlink()  # while still holding the flock: the next job creates a new file
         except FileNotFoundError:
             pass
+        os.close(fd)
+
+
+def _lock_holder(fd: int) -> dict:
+    """The job a lock file names (empty: a new file, or one its job had no time to write)."""
+    try:
+        raw = os.pread(fd, 1 << 16, 0)
+        held = json.loads(raw) if raw else {}
+    except ValueError:
+        held = {}
+    return held if isinstance(held, dict) else {}
 
 
 # ---------------------------------------------------------------------------------------------
