@@ -579,9 +579,10 @@ def test_a_foreign_zarr_store_at_out_is_never_deleted(tmp_path, tree, model):
     foreign = tmp_path / "mine.zarr"
     g = zarr.open_group(str(foreign), mode="w")
     g.create_array("my_precious", shape=(3,), dtype="int32")[:] = [1, 2, 3]
-    with pytest.raises(ValueError, match="did not make"):
-        w300lp.preprocess(tree[0], foreign, model=model, workers=1, progress=False)
-    assert zarr.open_group(str(foreign), mode="r")["my_precious"][:].tolist() == [1, 2, 3]
+    for overwrite in (False, True):  # not even with overwrite=True: it replaces our own stores only
+        with pytest.raises(ValueError, match="did not make"):
+            w300lp.preprocess(tree[0], foreign, model=model, workers=1, progress=False, overwrite=overwrite)
+        assert zarr.open_group(str(foreign), mode="r")["my_precious"][:].tolist() == [1, 2, 3]
 
 
 def test_overwrite_never_deletes_a_folder_that_is_no_zarr_store(tmp_path, tree, model):

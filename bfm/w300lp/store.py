@@ -239,9 +239,9 @@ def _lock_holder(fd: int) -> dict:
 
 def prepare_store(out: Path, samples: list, model: MorphableModel, opts: BlockOptions, block_size: int, config: dict,
                   down: tuple = (), *, overwrite: bool = False, uv=None) -> None:
-    """Keep a store at ``out`` made with ``config`` (to resume it), else create it; a store made with
-    other settings, not by this package, in an older format or damaged is replaced only with ``overwrite``;
-    a folder or file at ``out`` that is no zarr store is never replaced.
+    """Keep a store at ``out`` made with ``config`` (to resume it), else create it; a 300W-LP store made
+    with other settings, in an older format or damaged is replaced only with ``overwrite``; anything
+    else at ``out`` (a folder, a file, a zarr store this package did not make) is never replaced.
 
     Call it holding ``store_lock(out)``. The store is built under ``<store>.creating`` and renamed to
     ``out`` once its arrays and config exist (a store it replaces is first renamed ``<store>.replaced``,
@@ -256,9 +256,9 @@ def prepare_store(out: Path, samples: list, model: MorphableModel, opts: BlockOp
         problem = _store_problem(out, config)
         if problem is None:
             return  # same settings: resume
-        if not (out / "zarr.json").is_file():  # overwrite replaces stores, never other folders or files
-            raise ValueError(f"out: {str(out)!r} exists and is not a zarr store (this job did not make it); use "
-                             "another path (overwrite=True replaces stores only)")
+        if not _made_here(out):  # overwrite replaces our 300W-LP stores, never other folders, files or stores
+            raise ValueError(f"out: {str(out)!r} {problem}; use another path (overwrite=True replaces only 300W-LP "
+                             "stores made by bfm.w300lp)")
         if not overwrite:
             raise ValueError(f"out: {str(out)!r} {problem}; use another path or overwrite=True (--overwrite)")
     _create_store(tmp, samples, model, opts, block_size, config, down, uv)
@@ -269,6 +269,17 @@ def prepare_store(out: Path, samples: list, model: MorphableModel, opts: BlockOp
     _fsync_dir(out.parent)
     if replacing:
         _remove_tree(old)
+
+
+def _made_here(out: Path) -> bool:
+    """Whether ``out`` is a zarr store this package made (its attrs hold a 300W-LP config of any format)."""
+    if not (out / "zarr.json").is_file():
+        return False
+    try:
+        old = _zarr().open_group(str(out), mode="r", use_consolidated=False).attrs.get("config")
+    except Exception:  # noqa: BLE001 - unreadable: not ours to delete
+        return False
+    return isinstance(old, dict) and str(old.get("format", "")).startswith("meshkit-300wlp-")
 
 
 def _store_problem(out: Path, config: dict) -> str | None:
