@@ -560,3 +560,30 @@ def test_full_size_bfm2009_trims_53490_to_53215(tmp_path):
                      landmarks=m.landmarks)
     assert got.n_vertices == 53_215 and len(got.triangles) == 105_840
     assert_same(got, m)
+
+
+def test_an_undecidable_mean_shape_is_refused_not_guessed(tmp_path):
+    """The winding is measured on the mean shape; on a flat or saddle-shaped mean the share of triangles
+    facing away from the centroid says nothing (0 % both ways flat, about 50 % saddle), so loading
+    with the default winding="auto" refuses, naming ``winding``, instead of reversing at random;
+    winding="keep" loads the stored order and records no winding."""
+    import dataclasses
+
+    from bfm.formats import load_model, measure_winding, save_npz
+    from bfm.synthetic import small_model
+    from meshkit.topology import reverse_winding
+
+    m = small_model()
+    x, y = m.mean[:, 0] / np.abs(m.mean[:, 0]).max(), m.mean[:, 1] / np.abs(m.mean[:, 1]).max()
+    means = {"flat": np.c_[m.mean[:, :2], np.zeros(len(x))],
+             "saddle": np.c_[m.mean[:, :2], 3e4 * (x ** 2 - y ** 2)]}
+    for name, mean in means.items():
+        assert measure_winding(mean, m.triangles) is None, name
+        path = save_npz(tmp_path / f"{name}.npz", dataclasses.replace(m, mean=mean.astype(np.float32)))
+        with pytest.raises(ValueError, match=r"^winding: cannot tell .*winding='keep'"):
+            load_model(path)
+        kept = load_model(path, winding="keep")
+        assert np.array_equal(kept.triangles, m.triangles) and kept.stored_winding is None
+    # a face is decisive either way round
+    assert measure_winding(m.mean, m.triangles) == "counter-clockwise"
+    assert measure_winding(m.mean, reverse_winding(m.triangles)) == "clockwise"

@@ -152,22 +152,42 @@ def write_atomic(path: Path, write) -> None:
 # do the inverse, so a real file round-trips exactly and files of any winding load outward.
 
 
-def measure_winding(mean, triangles) -> str:
-    """"clockwise" when fewer than half of the triangles face away from the centroid of ``mean``
-    (``meshkit.topology.outward_fraction``), else "counter-clockwise"."""
-    return "counter-clockwise" if outward_fraction(mean, triangles) >= 0.5 else "clockwise"
+#: The share of triangles facing away from the mean's centroid must differ from the share facing
+#: toward it by at least this much for the winding to be decided (real BFM files: 0.97 - 0.03 = 0.94;
+#: the synthetic face 0.8; a flat or saddle-shaped mean about 0).
+DECISIVE = 0.2
 
 
-def loaded_triangles(mean, triangles, winding: str = "auto") -> tuple[np.ndarray, str]:
+def measure_winding(mean, triangles) -> str | None:
+    """The winding of ``triangles`` on ``mean``: "counter-clockwise" when clearly more triangles face
+    away from the centroid than toward it (``meshkit.topology.outward_fraction``), "clockwise" when
+    clearly fewer, None when the shares differ by less than :data:`DECISIVE` (a flat, saddle-shaped
+    or otherwise undecidable mean shape)."""
+    away = outward_fraction(mean, triangles)
+    toward = outward_fraction(mean, reverse_winding(np.asarray(triangles, np.int64)))
+    if abs(away - toward) < DECISIVE:
+        return None
+    return "counter-clockwise" if away > toward else "clockwise"
+
+
+def loaded_triangles(mean, triangles, winding: str = "auto") -> tuple[np.ndarray, str | None]:
     """The triangles a loader hands out, and the file's winding as stored.
 
     ``winding="auto"``: counter-clockwise (outward) triangles, reversed with
-    ``meshkit.topology.reverse_winding`` when the file stores them clockwise; ``"keep"``: as
-    stored. Returns ((F, 3) int64, "clockwise" | "counter-clockwise").
+    ``meshkit.topology.reverse_winding`` when the file stores them clockwise; a mean shape on which
+    the winding cannot be decided (:func:`measure_winding` gives None) raises ``ValueError`` rather
+    than guess; ``"keep"``: as stored. Returns ((F, 3) int64, "clockwise" | "counter-clockwise" |
+    None).
     """
     check_choice(winding, "winding", WINDINGS)
     v, f = check_mesh(mean, triangles, vertices_name="mean", faces_name="triangles")
     stored = measure_winding(v, f)
+    if stored is None and winding == "auto":
+        away = outward_fraction(v, f)
+        raise ValueError(
+            f"winding: cannot tell from the model's mean shape whether its triangles face outward ({away:.0%} "
+            f"face away from its centroid, {outward_fraction(v, reverse_winding(f)):.0%} reversed; a decision "
+            f"needs the two to differ by {DECISIVE:.0%}); pass winding='keep' to keep the stored order")
     return (reverse_winding(f) if winding == "auto" and stored == "clockwise" else f), stored
 
 
@@ -179,4 +199,5 @@ def stored_triangles(model) -> np.ndarray:
     (loaded with ``winding="keep"``) is written as it is.
     """
     tri = np.asarray(model.triangles, np.int64)
+    # an undecidable mean (None) is written as it is
     return reverse_winding(tri) if measure_winding(model.mean, tri) == "counter-clockwise" else tri
