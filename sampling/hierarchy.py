@@ -34,6 +34,10 @@ from meshkit.validate import check_choice, check_float, check_int, check_mesh
 __all__ = ["Level", "Hierarchy", "build_hierarchy", "template_hash", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
+#: Part of the ``cache_dir`` key with meshkit's version: bump it when the operators a hierarchy is made
+#: of change for the same inputs (2: decimation made unit-free, meshkit 0.2 in progress), so that a
+#: cache built by older code is not reused as if it were this code's output.
+CACHE_VERSION = 2
 _LAPLACIANS = ("normalized", "combinatorial", "random_walk")
 
 
@@ -276,7 +280,10 @@ def build_hierarchy(
 
     cache_file = None
     if cache_dir is not None:
-        key = hashlib.sha256((thash + json.dumps(params, sort_keys=True)).encode()).hexdigest()[:24]
+        from meshkit import __version__
+
+        code = {"meshkit": __version__, "cache_version": CACHE_VERSION}
+        key = hashlib.sha256((thash + json.dumps({**params, **code}, sort_keys=True)).encode()).hexdigest()[:24]
         cache_file = Path(cache_dir) / f"hierarchy-{key}.npz"
         if cache_file.exists():
             from .io import load

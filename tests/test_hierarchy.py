@@ -129,6 +129,17 @@ def test_cache_reuses_identical_inputs(tmp_path, face):
     assert len(list(tmp_path.glob("hierarchy-*.npz"))) == 2  # other parameters, other entry
 
 
+def test_cache_is_not_reused_across_code_versions(tmp_path, face, monkeypatch):
+    """A cache entry made by code whose operators differ (another CACHE_VERSION or meshkit version)
+    is a miss: decimation changed its output this round, and old caches must not pass for new ones."""
+    import sampling.hierarchy as hierarchy
+
+    build_hierarchy(*face, factors=(4,), cache_dir=tmp_path)
+    monkeypatch.setattr(hierarchy, "CACHE_VERSION", hierarchy.CACHE_VERSION + 1)
+    build_hierarchy(*face, factors=(4,), cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("hierarchy-*.npz"))) == 2
+
+
 def test_exports_readable_by_plain_pickle(tmp_path, hier):
     p = hier.export_spiralnet(tmp_path / "transform.pkl")
     with open(p, "rb") as fh:
