@@ -207,6 +207,7 @@ def _add_preprocess_300wlp(sub) -> None:
                    help="with --store uvmap: the model's UV layout (BFM_UV.mat or .npy); the synthetic model's "
                         "is built in")
     p.add_argument("--uv-texture", action="store_true", help="with --store uvmap: also store UV textures of the crops")
+    p.add_argument("--uv-size", type=int, default=256, help="with --store uvmap: side of the UV maps in texels (256, PRNet)")
     p.add_argument("--float16", action="store_true", help="store vertices as float16")
     p.add_argument("--image-codec", choices=("jpeg", "lossless"), default="jpeg",
                    help="how the crops are kept: JPEG per crop (default; ~6x smaller on photos) or lossless (zstd)")
@@ -257,7 +258,7 @@ def _run_preprocess_300wlp(args) -> int:
     summary = w300lp.preprocess(args.root, args.out, model=model, size=args.size, margin=args.margin, store=args.store,
                                 vertex_dtype="float16" if args.float16 else "float32", block_size=args.block_size,
                                 workers=args.workers, scheduler=args.scheduler, limit=args.limit, hierarchy=args.hierarchy,
-                                uv=uv, uv_texture=args.uv_texture, overwrite=args.overwrite,
+                                uv=uv, uv_size=args.uv_size, uv_texture=args.uv_texture, overwrite=args.overwrite,
                                 progress=not args.no_progress, image_codec=args.image_codec,
                                 jpeg_quality=args.jpeg_quality)
     print(summary)

@@ -203,6 +203,9 @@ def test_uvmap_from_the_command_line_with_a_uv_file(stores, model, tmp_path, cap
     ref = w300lp.open_store(stores["uvmap"])
     assert g["uv_position_map"].shape == (4, 256, 256, 3) and "uv_texture" not in g.array_keys()
     np.testing.assert_array_equal(g["uv_layout"][:], ref["uv_layout"][:])
+    assert main(common + ["--out", str(tmp_path / "small.zarr"), "--store", "uvmap", "--uv", uv_file,
+                          "--uv-size", "64"]) == 0
+    assert w300lp.open_store(tmp_path / "small.zarr")["uv_position_map"].shape == (4, 64, 64, 3)
 
 
 def test_a_store_remade_in_the_same_process_with_textures_gets_them(stores, model, tmp_path):
