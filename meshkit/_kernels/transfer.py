@@ -458,3 +458,36 @@ def query_grid(points, vertices, faces, box_lo, box_hi, tol, origin, h, dims, ke
         bary[q, 2] = bw
         dist2[q] = best
     return face, bary, dist2
+
+
+
+@njit(cache=True)
+def barycentric_csr(corners, bary):
+    """CSR arrays (indptr (P + 1,), indices (nnz,), data (nnz,)) of the rows ``bary[i]`` on the columns
+    ``corners[i]``: negative weights clipped to 0, each row divided by its sum, zero weights dropped,
+    columns ascending within a row (the columns with a positive weight are distinct within a row)."""
+    n = corners.shape[0]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    indices = np.empty(3 * n, dtype=np.int64)
+    data = np.empty(3 * n)
+    nnz = 0
+    for i in range(n):
+        w0 = max(bary[i, 0], 0.0)
+        w1 = max(bary[i, 1], 0.0)
+        w2 = max(bary[i, 2], 0.0)
+        s = w0 + w1 + w2
+        start = nnz
+        for k in range(3):
+            w = (w0 if k == 0 else w1 if k == 1 else w2) / s
+            if w > 0.0:  # insert into the row's ascending columns
+                c = corners[i, k]
+                j = nnz
+                while j > start and indices[j - 1] > c:
+                    indices[j] = indices[j - 1]
+                    data[j] = data[j - 1]
+                    j -= 1
+                indices[j] = c
+                data[j] = w
+                nnz += 1
+        indptr[i + 1] = nnz
+    return indptr, indices[:nnz].copy(), data[:nnz].copy()
