@@ -120,6 +120,26 @@ def test_deterministic():
         assert np.array_equal(x, y)
 
 
+def test_result_does_not_depend_on_query_order_and_ties_keep_the_smallest_face():
+    # the query starts from the previous point's face (an upper bound only): any order, or one point
+    # at a time, must give the same answer; on a lattice, where distances tie exactly, the smallest face
+    v, f = grid_mesh(9, 7)
+    rng = np.random.default_rng(3)
+    pts = np.r_[v, 0.5 * (v[f[:, 0]] + v[f[:, 1]]), rng.integers(-2, 20, (300, 3)) / 2.0]
+    _, face, bary, dist = closest_points(v, f, pts)
+    perm = rng.permutation(len(pts))
+    _, face_p, bary_p, dist_p = closest_points(v, f, pts[perm])
+    np.testing.assert_array_equal(face_p, face[perm])
+    np.testing.assert_array_equal(bary_p, bary[perm])
+    np.testing.assert_array_equal(dist_p, dist[perm])
+    for i in rng.choice(len(pts), 60, replace=False):
+        _, fi, bi, di = closest_points(v, f, pts[i:i + 1])
+        assert fi[0] == face[i] and (bi[0] == bary[i]).all() and di[0] == dist[i]
+    for i, p in enumerate(pts):
+        d_all, _ = brute_closest(v, f, p)
+        assert face[i] == np.flatnonzero(d_all <= d_all.min() + 1e-12)[0], i
+
+
 def test_bad_input():
     v, f = grid_mesh(3, 3)
     with pytest.raises(ValueError, match="points"):

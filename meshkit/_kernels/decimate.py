@@ -2,7 +2,7 @@
 
 What is here:
 - ``check_input``: unreferenced vertices, degenerate faces, edges with > 2 faces or inconsistent
-  winding, non-manifold vertices (the one-fan check is ``_kernels.topology.fan_order``), in one pass.
+  winding, non-manifold vertices (one fan around each vertex), in one pass.
 - ``qem_decimate``: the whole decimation loop: quadrics, boundary constraint planes, a priority
   queue, the collapse checks (link condition, boundary rules, normal flips, degenerate and
   duplicate faces) and the collapses themselves on a corner-based vertex -> face incidence
@@ -27,8 +27,6 @@ Conventions. A quadric is stored as 10 floats ``(a00 a01 a02 a11 a12 a22 b0 b1 b
 
 import numpy as np
 from numba import njit
-
-from .topology import fan_order
 
 # ------------------------------------------------------------------------------------------------
 # input checks
@@ -88,29 +86,53 @@ def check_input(vertices, faces, eps_area):
     if n_deg > 0:
         return 2, first_deg, n_deg
     # each directed edge v -> x at most once
+    # (and each corner's step src -> dst: next -> previous vertex of its face, for the fan check below)
     mark = np.full(n, -1, dtype=np.int64)
+    src = np.empty(3 * m, dtype=np.int64)
+    dst = np.empty(3 * m, dtype=np.int64)
     for v in range(n):
         for i in range(ptr[v], ptr[v + 1]):
             c = corner[i]
-            x = faces[c // 3, (c % 3 + 1) % 3]
+            f = c // 3
+            k = c % 3
+            x = faces[f, (k + 1) % 3]
             if mark[x] == v:
                 return 3, v, x
             mark[x] = v
-    # one fan per vertex: the steps (next -> prev) of v's corners chain into one path or one cycle
-    max_corners = 0
+            src[i] = x
+            dst[i] = faces[f, (k + 2) % 3]
+    # one fan per vertex: the steps src -> dst (next -> prev corner) of v's corners chain into one path
+    # or one cycle. Every directed edge is in one face (checked above), so v's sources are distinct
+    # and so are its destinations: the steps form disjoint paths and cycles, found in O(degree) with
+    # two vertex-indexed stamps (step_of[x]: v's step whose source is x; is_dst[x] == v: x is a destination)
+    step_of = np.full(n, -1, dtype=np.int64)
+    src_of = np.full(n, -1, dtype=np.int64)
+    is_dst = np.full(n, -1, dtype=np.int64)
     for v in range(n):
-        max_corners = max(max_corners, ptr[v + 1] - ptr[v])
-    src = np.empty(3 * m, dtype=np.int64)
-    dst = np.empty(3 * m, dtype=np.int64)
-    for i in range(3 * m):
-        c = corner[i]
-        f = c // 3
-        k = c % 3
-        src[i] = faces[f, (k + 1) % 3]
-        dst[i] = faces[f, (k + 2) % 3]
-    fan = np.empty(max_corners + 1, dtype=np.int64)
-    for v in range(n):
-        if fan_order(src[ptr[v]:ptr[v + 1]], dst[ptr[v]:ptr[v + 1]], fan) < 0:
+        for i in range(ptr[v], ptr[v + 1]):
+            step_of[src[i]] = i
+            src_of[src[i]] = v
+            is_dst[dst[i]] = v
+        start = ptr[v]
+        n_starts = 0
+        for i in range(ptr[v], ptr[v + 1]):
+            if is_dst[src[i]] != v:  # a source no step ends at: a path starts here
+                n_starts += 1
+                start = i
+        if n_starts > 1:
+            return 4, v, 0
+        # walk from the start (a path's start, or any step of a cycle) and count the steps reached
+        i = start
+        count = 0
+        while True:
+            count += 1
+            y = dst[i]
+            if src_of[y] != v:
+                break
+            i = step_of[y]
+            if i == start:
+                break
+        if count != ptr[v + 1] - ptr[v]:
             return 4, v, 0
     return 0, 0, 0
 

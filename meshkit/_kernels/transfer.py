@@ -10,7 +10,9 @@ What is here:
   bounding box overlaps, only occupied cells stored (CSR cell -> triangles), found through an
   open-addressing hash table.
 - ``query_grid``: for many points, search cells in growing cubic shells around the point's cell
-  until no unvisited cell can hold anything closer than the best triangle found; a point whose
+  until no unvisited cell can hold anything closer than the best triangle found (starting from the
+  previous point's face as an upper bound, and skipping triangles whose bounding box is farther than
+  the best so far: the result does not depend on either); a point whose
   shells would enumerate more lattice positions than there are occupied cells (a point far from
   everything, or between far-apart clusters) scans the occupied cells instead, so one query never
   costs more than a pass over the grid.
@@ -288,10 +290,29 @@ def build_grid(box_lo, box_hi, origin, h, dims, n_entries):
 
 
 @njit(cache=True, inline="always")
-def _visit_cell(c, px, py, pz, vertices, faces, cell_ptr, cell_tris, best, bf, bu, bv, bw):
-    """Test the triangles of occupied cell c against the best so far (ties keep the smaller face)."""
+def _bound(best, tol):
+    """Squared distance beyond which a triangle's bounding box proves it farther than ``best``: the
+    computed closest point of a triangle (a convex combination of its corners) lies within a few ulps
+    of its box, and its distance is within a few ulps of the true one; ``tol`` (absolute) and 2^-40
+    (relative) are far above both."""
+    r = np.sqrt(best) * (1.0 + 2.0**-40) + tol
+    return r * r
+
+
+@njit(cache=True, inline="always")
+def _visit_cell(c, px, py, pz, vertices, faces, box_lo, box_hi, tol, cell_ptr, cell_tris, best, lim, bf, bu, bv, bw):
+    """Test the triangles of occupied cell c against the best so far (ties keep the smaller face),
+    skipping those whose bounding box is farther than ``lim`` (``_bound(best, tol)``)."""
     for t in range(cell_ptr[c], cell_ptr[c + 1]):
         f = cell_tris[t]
+        e = max(box_lo[f, 0] - px, px - box_hi[f, 0], 0.0)
+        bd = e * e
+        e = max(box_lo[f, 1] - py, py - box_hi[f, 1], 0.0)
+        bd += e * e
+        e = max(box_lo[f, 2] - pz, pz - box_hi[f, 2], 0.0)
+        bd += e * e
+        if bd > lim:
+            continue
         a = faces[f, 0]
         b = faces[f, 1]
         cc = faces[f, 2]
@@ -302,16 +323,21 @@ def _visit_cell(c, px, py, pz, vertices, faces, cell_ptr, cell_tris, best, bf, b
             vertices[cc, 0], vertices[cc, 1], vertices[cc, 2])
         if dd < best or (dd == best and f < bf):
             best = dd
+            lim = _bound(best, tol)
             bf = f
             bu = u
             bv = v
             bw = w
-    return best, bf, bu, bv, bw
+    return best, lim, bf, bu, bv, bw
 
 
 @njit(cache=True)
-def query_grid(points, vertices, faces, origin, h, dims, keys, cell_ptr, cell_tris, table_keys, table_cells):
+def query_grid(points, vertices, faces, box_lo, box_hi, tol, origin, h, dims, keys, cell_ptr, cell_tris,
+               table_keys, table_cells):
     """Closest triangle of each point: (face (P,) int64, bary (P, 3), squared distance (P,)).
+
+    ``box_lo``, ``box_hi`` (F, 3) are the triangles' bounding boxes: a triangle whose box is farther
+    than the best distance so far plus ``tol`` (a margin for rounding) is skipped untested.
 
     Cubic shells of cells around the point's (clamped) cell are searched in order of their
     Chebyshev radius r, skipping cells farther from the point than the best triangle so far; after
@@ -343,6 +369,25 @@ def query_grid(points, vertices, faces, origin, h, dims, keys, cell_ptr, cell_tr
         bu = 0.0
         bv = 0.0
         bw = 0.0
+        if q > 0 and face[q - 1] >= 0:
+            # the previous point's face first: neighbouring queries (a mesh's vertices in order) share it
+            # often, and the bound it gives skips most triangles below by their boxes alone
+            f = face[q - 1]
+            a = faces[f, 0]
+            b = faces[f, 1]
+            c = faces[f, 2]
+            dd, u, v, w = closest_on_triangle(
+                px, py, pz,
+                vertices[a, 0], vertices[a, 1], vertices[a, 2],
+                vertices[b, 0], vertices[b, 1], vertices[b, 2],
+                vertices[c, 0], vertices[c, 1], vertices[c, 2])
+            if dd < best:  # not when it overflows: such a point keeps face -1 (reported by the caller)
+                best = dd
+                bf = f
+                bu = u
+                bv = v
+                bw = w
+        lim = _bound(best, tol)
         r = 0
         visited = 0
         while True:
@@ -360,8 +405,9 @@ def query_grid(points, vertices, faces, origin, h, dims, keys, cell_ptr, cell_tr
                     j = (key // d2_) % d1
                     k = key % d2_
                     if _box_d2(px, py, pz, origin, h, i, j, k) <= best:
-                        best, bf, bu, bv, bw = _visit_cell(
-                            c, px, py, pz, vertices, faces, cell_ptr, cell_tris, best, bf, bu, bv, bw)
+                        best, lim, bf, bu, bv, bw = _visit_cell(
+                            c, px, py, pz, vertices, faces, box_lo, box_hi, tol, cell_ptr, cell_tris,
+                            best, lim, bf, bu, bv, bw)
                 break
             for i in range(i0, i1 + 1):
                 ei = i == ci - r or i == ci + r
@@ -382,8 +428,9 @@ def query_grid(points, vertices, faces, origin, h, dims, keys, cell_ptr, cell_tr
                         if _box_d2(px, py, pz, origin, h, i, j, k) <= best:
                             c = _find((i * d1 + j) * d2_ + k, table_keys, table_cells, mask)
                             if c >= 0:
-                                best, bf, bu, bv, bw = _visit_cell(
-                                    c, px, py, pz, vertices, faces, cell_ptr, cell_tris, best, bf, bu, bv, bw)
+                                best, lim, bf, bu, bv, bw = _visit_cell(
+                                    c, px, py, pz, vertices, faces, box_lo, box_hi, tol, cell_ptr, cell_tris,
+                                    best, lim, bf, bu, bv, bw)
                         k += kstep
                     visited += 1
             # distance from p to the unsearched region (sides of the box not on the grid border)
@@ -411,3 +458,36 @@ def query_grid(points, vertices, faces, origin, h, dims, keys, cell_ptr, cell_tr
         bary[q, 2] = bw
         dist2[q] = best
     return face, bary, dist2
+
+
+
+@njit(cache=True)
+def barycentric_csr(corners, bary):
+    """CSR arrays (indptr (P + 1,), indices (nnz,), data (nnz,)) of the rows ``bary[i]`` on the columns
+    ``corners[i]``: negative weights clipped to 0, each row divided by its sum, zero weights dropped,
+    columns ascending within a row (the columns with a positive weight are distinct within a row)."""
+    n = corners.shape[0]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    indices = np.empty(3 * n, dtype=np.int64)
+    data = np.empty(3 * n)
+    nnz = 0
+    for i in range(n):
+        w0 = max(bary[i, 0], 0.0)
+        w1 = max(bary[i, 1], 0.0)
+        w2 = max(bary[i, 2], 0.0)
+        s = w0 + w1 + w2
+        start = nnz
+        for k in range(3):
+            w = (w0 if k == 0 else w1 if k == 1 else w2) / s
+            if w > 0.0:  # insert into the row's ascending columns
+                c = corners[i, k]
+                j = nnz
+                while j > start and indices[j - 1] > c:
+                    indices[j] = indices[j - 1]
+                    data[j] = data[j - 1]
+                    j -= 1
+                indices[j] = c
+                data[j] = w
+                nnz += 1
+        indptr[i + 1] = nnz
+    return indptr, indices[:nnz].copy(), data[:nnz].copy()
