@@ -287,11 +287,12 @@ class W300LPDataset:
     Augmentation (one draw per item, applied to every geometric array alike): image, vertices,
     landmarks and the levels as in ``apply_augmentation`` (levels: the same affine map; under a flip
     ``down_k @`` the flipped level above, so ``vertices_level1 == down_1 @ vertices`` holds for
-    every item); the position map as in ``augment_position_map``; the texture and its mask are
-    mirrored about u = 0.5 under a flip (an in-plane motion does not change which colour a point
-    has); ``pose`` has yaw and roll negated under a flip (the in-plane rotation is not folded in).
-    ``pose_para``, ``shape_para``, ``exp_para``, ``crop`` and ``source_size`` describe the source
-    sample and are returned as stored.
+    every item, to the store's float16 rounding for float16 stores); the position map as in
+    ``augment_position_map``; the texture and its mask are mirrored about u = 0.5 under a flip (an
+    in-plane motion does not change which colour a point has); ``pose`` has yaw and roll negated
+    under a flip (the in-plane rotation is not folded in). ``pose_para``, ``shape_para``,
+    ``exp_para``, ``crop`` and ``source_size`` describe the source sample and are returned as
+    stored.
     """
 
     def __new__(cls, *args, **kwargs):

@@ -124,3 +124,22 @@ def absolute_imports(path):
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
             out.append((node.lineno, [node.module or ""]))
     return out
+
+
+def mirror_consistent_model(model):
+    """``model`` with its 68 landmarks made exactly consistent with the left/right mirror of its mean
+    (iBUG's flip pairs map to mirrored vertices, the midline points lie on self-mirrored vertices), so
+    that flip augmentations can be checked exactly."""
+    import numpy as np
+
+    from bfm.dataset import IBUG_FLIP, vertex_mirror_map
+
+    mirror = vertex_mirror_map(model.mean)
+    lm = model.landmarks.copy()
+    on_mid = np.flatnonzero(mirror == np.arange(model.n_vertices))
+    for j in range(68):
+        if IBUG_FLIP[j] == j and mirror[lm[j]] != lm[j]:
+            lm[j] = on_mid[np.argmin(np.linalg.norm(model.mean[on_mid] - model.mean[lm[j]], axis=1))]
+        elif IBUG_FLIP[j] > j:
+            lm[IBUG_FLIP[j]] = mirror[lm[j]]
+    return model.with_landmarks(lm)

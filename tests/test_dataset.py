@@ -26,6 +26,7 @@ from bfm.dataset import (
 )
 from bfm.synthetic import small_model
 from bfm.synthetic_300wlp import vertex_pattern_colors, write_synthetic_300wlp
+from tests._helpers import mirror_consistent_model
 
 torch = pytest.importorskip("torch")
 
@@ -40,16 +41,7 @@ FACE_ALIGNMENT_PAIRS = [16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0
 @pytest.fixture(scope="module")
 def model():
     """small_model with its landmarks made exactly mirror-consistent (midline points on x = 0)."""
-    m = small_model()
-    mirror = vertex_mirror_map(m.mean)
-    lm = m.landmarks.copy()
-    on_mid = np.flatnonzero(mirror == np.arange(m.n_vertices))
-    for j in range(68):
-        if IBUG_FLIP[j] == j and mirror[lm[j]] != lm[j]:
-            lm[j] = on_mid[np.argmin(np.linalg.norm(m.mean[on_mid] - m.mean[lm[j]], axis=1))]
-        elif IBUG_FLIP[j] > j:
-            lm[IBUG_FLIP[j]] = mirror[lm[j]]
-    return m.with_landmarks(lm)
+    return mirror_consistent_model(small_model())
 
 
 @pytest.fixture(scope="module")

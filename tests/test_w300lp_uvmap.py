@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 from bfm import w300lp
-from bfm.dataset import IBUG_FLIP, Augmentation, apply_augmentation, augment_position_map, vertex_mirror_map
+from bfm.dataset import Augmentation, apply_augmentation, augment_position_map, vertex_mirror_map
 from bfm.synthetic import small_model
 from bfm.synthetic_300wlp import vertex_pattern_colors, write_synthetic_300wlp
 from meshkit.render.uv import UVLayout
 from meshkit.synthetic import template_uv
+from tests._helpers import mirror_consistent_model
 
 SIZE, M = 64, 48
 
@@ -26,16 +27,7 @@ SIZE, M = 64, 48
 @pytest.fixture(scope="module")
 def model():
     """small_model with landmarks made exactly mirror-consistent (as in test_dataset)."""
-    m = small_model()
-    mirror = vertex_mirror_map(m.mean)
-    lm = m.landmarks.copy()
-    on_mid = np.flatnonzero(mirror == np.arange(m.n_vertices))
-    for j in range(68):
-        if IBUG_FLIP[j] == j and mirror[lm[j]] != lm[j]:
-            lm[j] = on_mid[np.argmin(np.linalg.norm(m.mean[on_mid] - m.mean[lm[j]], axis=1))]
-        elif IBUG_FLIP[j] > j:
-            lm[IBUG_FLIP[j]] = mirror[lm[j]]
-    return m.with_landmarks(lm)
+    return mirror_consistent_model(small_model())
 
 
 @pytest.fixture(scope="module")
