@@ -44,7 +44,8 @@ def crop_from_landmarks(pt2d, *, size: int = 256, margin: float = 1.5) -> CropTr
     size = check_int(size, "size", minimum=2)
     margin = check_float(margin, "margin", minimum=0.0, strict_minimum=True)
     lo, hi = p.min(axis=0), p.max(axis=0)
-    side = margin * float((hi - lo).sum()) / 2.0
+    with np.errstate(over="ignore", invalid="ignore"):  # a box too large to measure is refused just below
+        side = margin * float((hi - lo).sum()) / 2.0
     if not 0 < side < np.inf:
         raise ValueError(f"pt2d: expected landmarks spanning a box of positive, finite size, got a box of side {side}")
     c = (lo + hi) / 2.0
