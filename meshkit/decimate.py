@@ -132,6 +132,24 @@ def _normalise(v: np.ndarray) -> np.ndarray:
     return p
 
 
+def _refuse_features_below_the_grid(v: np.ndarray, p: np.ndarray, f: np.ndarray) -> None:
+    """When decimation stops early: if rounding to ``COORD_GRID`` made input faces degenerate (features
+    smaller than 2^-28 of the bounding-box diagonal, e.g. a tiny part far from the rest), say so,
+    naming the scale, instead of the generic "no valid collapse left". (Checked on this failure path
+    only: a vectorised check costs ~17 ms on the BFM face, a fifth of the decimation.)"""
+    a = p[f[:, 0]]
+    e1, e2 = p[f[:, 1]] - a, p[f[:, 2]] - a
+    area2 = np.linalg.norm(np.cross(e1, e2), axis=1)
+    longest = np.maximum(np.maximum((e1 * e1).sum(1), (e2 * e2).sum(1)), ((e2 - e1) ** 2).sum(1))
+    bad = np.flatnonzero(area2 <= EPS_DEGENERATE * longest)
+    if bad.size:
+        diag = float(np.linalg.norm(v.max(axis=0) - v.min(axis=0)))
+        raise ValueError(
+            f"vertices: {bad.size} face(s) (first {int(bad[0])}) are smaller than the decimation's coordinate grid, "
+            f"COORD_GRID = 2^-28 of the bounding-box diagonal ({diag * COORD_GRID:.3g} here): the mesh spans scales "
+            f"too far apart (tiny parts far from the rest); decimate its parts separately")
+
+
 def _check_input(v: np.ndarray, f: np.ndarray) -> None:
     """Refuse unreferenced vertices, degenerate faces and non-manifold or inconsistently wound input
     (one numba pass; the tests check it against meshkit.topology)."""
@@ -200,6 +218,7 @@ def decimate(vertices, faces, factor=None, n_vertices=None) -> Decimation:
         alive, out_f, face_alive, n_alive, collapses = decimate_kernels.qem_decimate(
             p, f, target, BOUNDARY_WEIGHT, MIN_COS, EPS_DEGENERATE, MIN_QUALITY)
         if n_alive != target:
+            _refuse_features_below_the_grid(v, p, f)
             raise ValueError(
                 f"decimate: no valid collapse left at {n_alive} vertices, target {target} "
                 f"(started from {n}; {n - n_alive} collapses done, {n_alive - target} missing)"

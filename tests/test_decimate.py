@@ -706,3 +706,16 @@ def test_up_is_the_barycentric_matrix_of_closest_points(small_face):
     want = coo_barycentric(corners, bary, nc)
     assert np.array_equal(d.up.indptr, want.indptr) and np.array_equal(d.up.indices, want.indices)
     assert d.up.data.tobytes() == want.data.tobytes()
+
+
+def test_features_below_the_coordinate_grid_are_named_not_a_generic_failure():
+    """Decimation rounds coordinates to 2^-28 of the bounding-box diagonal (unit-free results): a part
+    far smaller than that, far from the rest, turns degenerate on the grid. The error says so."""
+    import trimesh
+
+    s = trimesh.creation.icosphere(subdivisions=2, radius=1e-4)
+    v = np.r_[s.vertices, [[1e6, 0, 0], [1e6 + 1, 0, 0], [1e6, 1, 0]]]
+    f = np.r_[s.faces, [[len(s.vertices), len(s.vertices) + 1, len(s.vertices) + 2]]]
+    with pytest.raises(ValueError, match=r"^vertices: .* smaller than the decimation's coordinate grid"):
+        decimate(v, f, factor=2)
+    decimate(s.vertices, s.faces, factor=2)  # the same sphere alone is fine
