@@ -290,6 +290,18 @@ def build_grid(box_lo, box_hi, origin, h, dims, n_entries):
 
 
 @njit(cache=True, inline="always")
+def _closest_on_face(px, py, pz, vertices, faces, f):
+    """``closest_on_triangle`` of point p and face f of the mesh."""
+    a = faces[f, 0]
+    b = faces[f, 1]
+    c = faces[f, 2]
+    return closest_on_triangle(px, py, pz,
+                               vertices[a, 0], vertices[a, 1], vertices[a, 2],
+                               vertices[b, 0], vertices[b, 1], vertices[b, 2],
+                               vertices[c, 0], vertices[c, 1], vertices[c, 2])
+
+
+@njit(cache=True, inline="always")
 def _bound(best, tol):
     """Squared distance beyond which a triangle's bounding box proves it farther than ``best``: the
     computed closest point of a triangle (a convex combination of its corners) lies within a few ulps
@@ -313,14 +325,7 @@ def _visit_cell(c, px, py, pz, vertices, faces, box_lo, box_hi, tol, cell_ptr, c
         bd += e * e
         if bd > lim:
             continue
-        a = faces[f, 0]
-        b = faces[f, 1]
-        cc = faces[f, 2]
-        dd, u, v, w = closest_on_triangle(
-            px, py, pz,
-            vertices[a, 0], vertices[a, 1], vertices[a, 2],
-            vertices[b, 0], vertices[b, 1], vertices[b, 2],
-            vertices[cc, 0], vertices[cc, 1], vertices[cc, 2])
+        dd, u, v, w = _closest_on_face(px, py, pz, vertices, faces, f)
         if dd < best or (dd == best and f < bf):
             best = dd
             lim = _bound(best, tol)
@@ -373,14 +378,7 @@ def query_grid(points, vertices, faces, box_lo, box_hi, tol, origin, h, dims, ke
             # the previous point's face first: neighbouring queries (a mesh's vertices in order) share it
             # often, and the bound it gives skips most triangles below by their boxes alone
             f = face[q - 1]
-            a = faces[f, 0]
-            b = faces[f, 1]
-            c = faces[f, 2]
-            dd, u, v, w = closest_on_triangle(
-                px, py, pz,
-                vertices[a, 0], vertices[a, 1], vertices[a, 2],
-                vertices[b, 0], vertices[b, 1], vertices[b, 2],
-                vertices[c, 0], vertices[c, 1], vertices[c, 2])
+            dd, u, v, w = _closest_on_face(px, py, pz, vertices, faces, f)
             if dd < best:  # not when it overflows: such a point keeps face -1 (reported by the caller)
                 best = dd
                 bf = f
