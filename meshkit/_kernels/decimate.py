@@ -43,8 +43,9 @@ def check_input(vertices, faces, eps_area):
     """
     n = vertices.shape[0]
     m = faces.shape[0]
+    # int32 scratch throughout (as in qem_decimate): half the memory traffic of int64
     # vertex -> corners, by counting sort
-    ptr = np.zeros(n + 1, dtype=np.int64)
+    ptr = np.zeros(n + 1, dtype=np.int32)
     for f in range(m):
         for k in range(3):
             ptr[faces[f, k] + 1] += 1
@@ -53,7 +54,7 @@ def check_input(vertices, faces, eps_area):
             return 1, v, 0
         ptr[v + 1] += ptr[v]
     fill = ptr[:-1].copy()
-    corner = np.empty(3 * m, dtype=np.int64)
+    corner = np.empty(3 * m, dtype=np.int32)
     for f in range(m):
         for k in range(3):
             v = faces[f, k]
@@ -87,9 +88,9 @@ def check_input(vertices, faces, eps_area):
         return 2, first_deg, n_deg
     # each directed edge v -> x at most once
     # (and each corner's step src -> dst: next -> previous vertex of its face, for the fan check below)
-    mark = np.full(n, -1, dtype=np.int64)
-    src = np.empty(3 * m, dtype=np.int64)
-    dst = np.empty(3 * m, dtype=np.int64)
+    mark = np.full(n, -1, dtype=np.int32)
+    src = np.empty(3 * m, dtype=np.int32)
+    dst = np.empty(3 * m, dtype=np.int32)
     for v in range(n):
         for i in range(ptr[v], ptr[v + 1]):
             c = corner[i]
@@ -105,9 +106,9 @@ def check_input(vertices, faces, eps_area):
     # or one cycle. Every directed edge is in one face (checked above), so v's sources are distinct
     # and so are its destinations: the steps form disjoint paths and cycles, found in O(degree) with
     # two vertex-indexed stamps (step_of[x]: v's step whose source is x; is_dst[x] == v: x is a destination)
-    step_of = np.full(n, -1, dtype=np.int64)
-    src_of = np.full(n, -1, dtype=np.int64)
-    is_dst = np.full(n, -1, dtype=np.int64)
+    step_of = np.full(n, -1, dtype=np.int32)
+    src_of = np.full(n, -1, dtype=np.int32)
+    is_dst = np.full(n, -1, dtype=np.int32)
     for v in range(n):
         for i in range(ptr[v], ptr[v + 1]):
             step_of[src[i]] = i
