@@ -17,9 +17,9 @@ CoMA's code is not in this repository and is never copied into it: ``--coma PATH
 ``mesh_sampling.py``, a checkout holding ``lib/mesh_sampling.py`` or ``utils/mesh_sampling.py``, or a bare
 git directory (read with ``git show HEAD:...``). It imports psbody.mesh / opendr, which do not install
 here; a small shim of our own (``Mesh``, ``get_vert_connectivity``, ``get_vertices_per_edge`` on
-scipy.sparse, checked against trimesh's edges) stands in for them. Their decimator is pure Python with a
-linear scan of the edge queue per collapse (O(V^2)): ~35 min per 53,215-vertex template, so ``--n``
-picks a smaller template for all peers alike.
+scipy.sparse, checked against trimesh's edges) stands in for them. Their decimator is pure Python with
+linear scans of the edge queue and the face array per collapse: 9.3 s CPU at 5,040 vertices and 144 s at
+13,000 here (~V^2.9), so 40 min to 2.5 h at 53,215; ``--n`` picks a smaller template for all peers alike.
 
 Run: ``.venv/bin/python benchmarks/bench_coma_reference.py --coma /path/to/coma [--n 53215]
 [--topology bfm rows] [--repeat 3]`` (without ``--coma``, or if the path holds no mesh_sampling.py: "skipped").
