@@ -28,6 +28,8 @@ Conventions. A quadric is stored as 10 floats ``(a00 a01 a02 a11 a12 a22 b0 b1 b
 import numpy as np
 from numba import njit
 
+from .intrinsics import prefetch
+
 # ------------------------------------------------------------------------------------------------
 # input checks
 
@@ -676,6 +678,7 @@ def _can_collapse(P, F, head, nxt, nfaces, boundary, fn, mark, mark_id, r, k, mi
     c = head[r]
     while c >= 0:
         g = c // 3
+        prefetch(fn, g, 0)  # the face's input normal, for the geometry checks below (often a cache miss)
         has_k = F[g, 0] == k or F[g, 1] == k or F[g, 2] == k
         for t in range(3):
             w = F[g, t]
