@@ -227,7 +227,9 @@ def _hset(hcost, hvert, pos, hsize, v, cost):
     size = hsize[0]
     c = cost
     u = v
-    if cost == np.inf:
+    if i >= 0 and hcost[i] == cost:
+        i = -1  # unchanged key (most re-evaluations of a ring vertex): nothing to move
+    elif cost == np.inf:
         if i >= 0:
             size -= 1
             pos[v] = -1
