@@ -55,12 +55,16 @@ def check_input(vertices, faces, eps_area):
         if ptr[v + 1] == 0:
             return 1, v, 0
         ptr[v + 1] += ptr[v]
+    # each corner's step src -> dst (the next and the previous vertex of its face), grouped by vertex:
+    # filled in face order, so that the checks below read them contiguously
     fill = ptr[:-1].copy()
-    corner = np.empty(3 * m, dtype=np.int32)
+    src = np.empty(3 * m, dtype=np.int32)
+    dst = np.empty(3 * m, dtype=np.int32)
     for f in range(m):
         for k in range(3):
             v = faces[f, k]
-            corner[fill[v]] = 3 * f + k
+            src[fill[v]] = faces[f, 1 if k == 0 else (2 if k == 1 else 0)]
+            dst[fill[v]] = faces[f, 2 if k == 0 else (0 if k == 1 else 1)]
             fill[v] += 1
     # degenerate faces
     n_deg = 0
@@ -89,21 +93,13 @@ def check_input(vertices, faces, eps_area):
     if n_deg > 0:
         return 2, first_deg, n_deg
     # each directed edge v -> x at most once
-    # (and each corner's step src -> dst: next -> previous vertex of its face, for the fan check below)
     mark = np.full(n, -1, dtype=np.int32)
-    src = np.empty(3 * m, dtype=np.int32)
-    dst = np.empty(3 * m, dtype=np.int32)
     for v in range(n):
         for i in range(ptr[v], ptr[v + 1]):
-            c = corner[i]
-            f = c // 3
-            k = c % 3
-            x = faces[f, (k + 1) % 3]
+            x = src[i]
             if mark[x] == v:
                 return 3, v, x
             mark[x] = v
-            src[i] = x
-            dst[i] = faces[f, (k + 2) % 3]
     # one fan per vertex: the steps src -> dst (next -> prev corner) of v's corners chain into one path
     # or one cycle. Every directed edge is in one face (checked above), so v's sources are distinct
     # and so are its destinations: the steps form disjoint paths and cycles, found in O(degree) with
