@@ -227,44 +227,6 @@ def triangle_boxes(vertices, faces):
     return lo, hi, size, all_lo, all_hi
 
 
-@njit(cache=True, inline="always")
-def _number_cells(box_lo, box_hi, origin, h, dims, table_keys, table_cells, keys, cell_of_entry, counts):
-    """Pass 1 of ``build_grid``: number the occupied cells in order of first appearance (keys[c] the key
-    of cell c, entered in the empty hash table (table_keys, table_cells)), note the cell of each
-    (triangle, cell) entry and count the triangles of cell c in counts[c + 1].
-
-    Returns the number of occupied cells, or -1 (stopping there) when the table would be half full.
-    """
-    size = table_keys.shape[0]
-    mask = size - 1
-    d1 = dims[1]
-    d2 = dims[2]
-    n = 0
-    n_cells = 0
-    for f in range(box_lo.shape[0]):
-        i0, i1 = _cell_range(box_lo[f, 0], box_hi[f, 0], origin, h, dims, 0)
-        j0, j1 = _cell_range(box_lo[f, 1], box_hi[f, 1], origin, h, dims, 1)
-        k0, k1 = _cell_range(box_lo[f, 2], box_hi[f, 2], origin, h, dims, 2)
-        for i in range(i0, i1 + 1):
-            for j in range(j0, j1 + 1):
-                for k in range(k0, k1 + 1):
-                    key = (i * d1 + j) * d2 + k
-                    s = _slot(key, mask)
-                    while table_keys[s] >= 0 and table_keys[s] != key:
-                        s = (s + 1) & mask
-                    if table_keys[s] < 0:
-                        if 2 * (n_cells + 1) > size:
-                            return -1
-                        table_keys[s] = key
-                        table_cells[s] = n_cells
-                        keys[n_cells] = key
-                        n_cells += 1
-                    cell_of_entry[n] = table_cells[s]
-                    counts[table_cells[s] + 1] += 1
-                    n += 1
-    return n_cells
-
-
 @njit(cache=True)
 def build_grid(box_lo, box_hi, origin, h, dims, n_entries):
     """Sparse grid of the triangles overlapping each cell (by bounding box).
@@ -278,22 +240,61 @@ def build_grid(box_lo, box_hi, origin, h, dims, n_entries):
     hash table (table_keys, table_cells) maps a key to its c.
     """
     m = box_lo.shape[0]
-    cell_of_entry = np.empty(n_entries, dtype=np.int64)
-    # pass 1: number the occupied cells and count their triangles, in a hash table of >= 2 slots per
-    # triangle, doubled (pass 1 redone) while half full or more: sized by the occupied cells (~F), not
-    # the entries (up to 8 F), the table and the per-cell arrays stay small (fewer fresh pages, cached)
+    # the hash table uses its first `size` slots: >= 2 per triangle, doubled (its keys entered again)
+    # when half full. Sized by the occupied cells (~F), not the entries (up to 8 F), it stays small
+    # and cached; the slots and the per-cell arrays beyond the used part are never touched (no pages)
+    cap = 1
+    while cap < 2 * n_entries:
+        cap *= 2
     size = 1
-    while size < 2 * m + 2:
+    while size < 2 * m + 2 and size < cap:
         size *= 2
-    while True:
-        table_keys = np.full(size, -1, dtype=np.int64)
-        table_cells = np.empty(size, dtype=np.int64)
-        keys = np.empty(size // 2, dtype=np.int64)
-        ptr = np.zeros(size // 2 + 1, dtype=np.int64)
-        n_cells = _number_cells(box_lo, box_hi, origin, h, dims, table_keys, table_cells, keys, cell_of_entry, ptr)
-        if n_cells >= 0:
-            break
-        size *= 2
+    mask = size - 1
+    table_keys = np.empty(cap, dtype=np.int64)
+    table_cells = np.empty(cap, dtype=np.int64)
+    table_keys[:size] = -1
+    keys = np.empty(n_entries, dtype=np.int64)
+    ptr = np.empty(n_entries + 1, dtype=np.int64)
+    ptr[0] = 0
+    cell_of_entry = np.empty(n_entries, dtype=np.int64)
+    d1 = dims[1]
+    d2 = dims[2]
+    n = 0
+    # pass 1: number the occupied cells and count their triangles
+    n_cells = 0
+    for f in range(m):
+        i0, i1 = _cell_range(box_lo[f, 0], box_hi[f, 0], origin, h, dims, 0)
+        j0, j1 = _cell_range(box_lo[f, 1], box_hi[f, 1], origin, h, dims, 1)
+        k0, k1 = _cell_range(box_lo[f, 2], box_hi[f, 2], origin, h, dims, 2)
+        for i in range(i0, i1 + 1):
+            for j in range(j0, j1 + 1):
+                for k in range(k0, k1 + 1):
+                    key = (i * d1 + j) * d2 + k
+                    s = _slot(key, mask)
+                    while table_keys[s] >= 0 and table_keys[s] != key:
+                        s = (s + 1) & mask
+                    if table_keys[s] < 0:
+                        if 2 * (n_cells + 1) > size:
+                            size *= 2
+                            mask = size - 1
+                            table_keys[:size] = -1
+                            for c in range(n_cells):
+                                t = _slot(keys[c], mask)
+                                while table_keys[t] >= 0:
+                                    t = (t + 1) & mask
+                                table_keys[t] = keys[c]
+                                table_cells[t] = c
+                            s = _slot(key, mask)
+                            while table_keys[s] >= 0:
+                                s = (s + 1) & mask
+                        table_keys[s] = key
+                        table_cells[s] = n_cells
+                        keys[n_cells] = key
+                        ptr[n_cells + 1] = 0
+                        n_cells += 1
+                    cell_of_entry[n] = table_cells[s]
+                    ptr[table_cells[s] + 1] += 1
+                    n += 1
     for c in range(n_cells):
         ptr[c + 1] += ptr[c]
     # pass 2: list the triangles of each cell, in ascending order (entries are in triangle order)
@@ -309,7 +310,7 @@ def build_grid(box_lo, box_hi, origin, h, dims, n_entries):
             tris[pos[c]] = f
             pos[c] += 1
             n += 1
-    return keys[:n_cells].copy(), ptr[:n_cells + 1].copy(), tris, table_keys, table_cells
+    return keys[:n_cells].copy(), ptr[:n_cells + 1].copy(), tris, table_keys[:size], table_cells[:size]
 
 
 @njit(cache=True, inline="always")
