@@ -19,7 +19,11 @@ What is here:
 
 The query loop is serial on purpose: on the 2-core target machine shared with other work, numba's
 statically scheduled parallel loop measured slower than the serial one (one busy core stalls the
-other half of the points).
+other half of the points), and so did chunks of points on 2 Python threads whenever another process
+kept a core busy (0.76x the serial time with both cores free, up to 1.5x with them busy:
+benchmarks/README.md, "up query"). ``query_grid`` releases the GIL, so callers may still run
+independent queries on threads; each point's result does not depend on the others (the same bit for
+bit in any split).
 
 Barycentric weights (u, v, w) are with respect to the face's corners (faces[f, 0], faces[f, 1],
 faces[f, 2]): closest point = u a + v b + w c, u, v, w >= 0, u + v + w = 1.
@@ -360,7 +364,7 @@ def _visit_cell(c, px, py, pz, vertices, faces, box_lo, box_hi, tol, cell_ptr, c
     return best, lim, bf, bu, bv, bw
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def query_grid(points, vertices, faces, box_lo, box_hi, tol, origin, h, dims, keys, cell_ptr, cell_tris,
                table_keys, table_cells):
     """Closest triangle of each point: (face (P,) int64, bary (P, 3), squared distance (P,)).
