@@ -232,41 +232,20 @@ def triangle_boxes(vertices, faces):
 
 
 @njit(cache=True)
-def build_grid(box_lo, box_hi, origin, h, dims, n_entries):
-    """Sparse grid of the triangles overlapping each cell (by bounding box).
+def _number_cells(box_lo, box_hi, origin, h, dims, table_keys, table_cells, keys, cell_of_entry, counts):
+    """Pass 1 of ``build_grid``: number the occupied cells in order of first appearance (keys[c] the key
+    of cell c, entered in the empty hash table (table_keys, table_cells)), note the cell of each
+    (triangle, cell) entry and count the triangles of cell c in counts[c + 1].
 
-    Cell (i, j, k) covers origin + h * [i, i+1) x [j, j+1) x [k, k+1) (clamped to dims) and has the
-    key (i * dims[1] + j) * dims[2] + k (the caller keeps dims[0] * dims[1] * dims[2] < 2**62).
-    Occupied cells are numbered in order of first appearance.
-
-    Returns (keys (C,), cell_ptr (C + 1,), cell_tris (n_entries,), table_keys, table_cells): the
-    triangles of occupied cell c are cell_tris[cell_ptr[c]:cell_ptr[c + 1]] (ascending), and the
-    hash table (table_keys, table_cells) maps a key to its c.
+    Returns the number of occupied cells, or -1 (stopping there) when the table would be half full.
     """
-    m = box_lo.shape[0]
-    # the hash table uses its first `size` slots: >= 2 per triangle, doubled (its keys entered again)
-    # when half full. Sized by the occupied cells (~F), not the entries (up to 8 F), it stays small
-    # and cached; the slots and the per-cell arrays beyond the used part are never touched (no pages)
-    cap = 1
-    while cap < 2 * n_entries:
-        cap *= 2
-    size = 1
-    while size < 2 * m + 2 and size < cap:
-        size *= 2
+    size = table_keys.shape[0]
     mask = size - 1
-    table_keys = np.empty(cap, dtype=np.int64)
-    table_cells = np.empty(cap, dtype=np.int64)
-    table_keys[:size] = -1
-    keys = np.empty(n_entries, dtype=np.int64)
-    ptr = np.empty(n_entries + 1, dtype=np.int64)
-    ptr[0] = 0
-    cell_of_entry = np.empty(n_entries, dtype=np.int64)
     d1 = dims[1]
     d2 = dims[2]
     n = 0
-    # pass 1: number the occupied cells and count their triangles
     n_cells = 0
-    for f in range(m):
+    for f in range(box_lo.shape[0]):
         i0, i1 = _cell_range(box_lo[f, 0], box_hi[f, 0], origin, h, dims, 0)
         j0, j1 = _cell_range(box_lo[f, 1], box_hi[f, 1], origin, h, dims, 1)
         k0, k1 = _cell_range(box_lo[f, 2], box_hi[f, 2], origin, h, dims, 2)
@@ -279,26 +258,46 @@ def build_grid(box_lo, box_hi, origin, h, dims, n_entries):
                         s = (s + 1) & mask
                     if table_keys[s] < 0:
                         if 2 * (n_cells + 1) > size:
-                            size *= 2
-                            mask = size - 1
-                            table_keys[:size] = -1
-                            for c in range(n_cells):
-                                t = _slot(keys[c], mask)
-                                while table_keys[t] >= 0:
-                                    t = (t + 1) & mask
-                                table_keys[t] = keys[c]
-                                table_cells[t] = c
-                            s = _slot(key, mask)
-                            while table_keys[s] >= 0:
-                                s = (s + 1) & mask
+                            return -1
                         table_keys[s] = key
                         table_cells[s] = n_cells
                         keys[n_cells] = key
-                        ptr[n_cells + 1] = 0
                         n_cells += 1
                     cell_of_entry[n] = table_cells[s]
-                    ptr[table_cells[s] + 1] += 1
+                    counts[table_cells[s] + 1] += 1
                     n += 1
+    return n_cells
+
+
+@njit(cache=True)
+def build_grid(box_lo, box_hi, origin, h, dims, n_entries):
+    """Sparse grid of the triangles overlapping each cell (by bounding box).
+
+    Cell (i, j, k) covers origin + h * [i, i+1) x [j, j+1) x [k, k+1) (clamped to dims) and has the
+    key (i * dims[1] + j) * dims[2] + k (the caller keeps dims[0] * dims[1] * dims[2] < 2**62).
+    Occupied cells are numbered in order of first appearance.
+
+    Returns (keys (C,), cell_ptr (C + 1,), cell_tris (n_entries,), table_keys, table_cells): the
+    triangles of occupied cell c are cell_tris[cell_ptr[c]:cell_ptr[c + 1]] (ascending), and the
+    hash table (table_keys, table_cells) maps a key to its c.
+    """
+    m = box_lo.shape[0]
+    cell_of_entry = np.empty(n_entries, dtype=np.int64)
+    # pass 1: number the occupied cells and count their triangles, in a hash table of >= 2 slots per
+    # triangle, doubled (pass 1 redone) while half full or more: sized by the occupied cells (~F), not
+    # the entries (up to 8 F), the table and the per-cell arrays stay small (fewer fresh pages, cached)
+    size = 1
+    while size < 2 * m + 2:
+        size *= 2
+    while True:
+        table_keys = np.full(size, -1, dtype=np.int64)
+        table_cells = np.empty(size, dtype=np.int64)
+        keys = np.empty(size // 2, dtype=np.int64)
+        ptr = np.zeros(size // 2 + 1, dtype=np.int64)
+        n_cells = _number_cells(box_lo, box_hi, origin, h, dims, table_keys, table_cells, keys, cell_of_entry, ptr)
+        if n_cells >= 0:
+            break
+        size *= 2
     for c in range(n_cells):
         ptr[c + 1] += ptr[c]
     # pass 2: list the triangles of each cell, in ascending order (entries are in triangle order)
@@ -314,7 +313,7 @@ def build_grid(box_lo, box_hi, origin, h, dims, n_entries):
             tris[pos[c]] = f
             pos[c] += 1
             n += 1
-    return keys[:n_cells].copy(), ptr[:n_cells + 1].copy(), tris, table_keys[:size], table_cells[:size]
+    return keys[:n_cells].copy(), ptr[:n_cells + 1].copy(), tris, table_keys, table_cells
 
 
 @njit(cache=True, inline="always")
@@ -381,9 +380,9 @@ def query_grid(points, vertices, faces, box_lo, box_hi, tol, origin, h, dims, ke
     best distance is visited, so ties between triangles keep the smallest face index.
     """
     n = points.shape[0]
-    face = np.full(n, -1, dtype=np.int64)
-    bary = np.zeros((n, 3))
-    dist2 = np.full(n, np.inf)
+    face = np.empty(n, dtype=np.int64)  # every entry is written (point q's at the end of its loop)
+    bary = np.empty((n, 3))
+    dist2 = np.empty(n)
     d0 = dims[0]
     d1 = dims[1]
     d2_ = dims[2]
@@ -493,7 +492,8 @@ def barycentric_csr(corners, bary):
     ``corners[i]``: negative weights clipped to 0, each row divided by its sum, zero weights dropped,
     columns ascending within a row (the columns with a positive weight are distinct within a row)."""
     n = corners.shape[0]
-    indptr = np.zeros(n + 1, dtype=np.int64)
+    indptr = np.empty(n + 1, dtype=np.int64)
+    indptr[0] = 0
     indices = np.empty(3 * n, dtype=np.int64)
     data = np.empty(3 * n)
     nnz = 0
