@@ -283,11 +283,11 @@ def build_grid(box_lo, box_hi, origin, h, dims, n_entries):
     """
     m = box_lo.shape[0]
     cell_of_entry = np.empty(n_entries, dtype=np.int64)
-    # pass 1: number the occupied cells and count their triangles, in a hash table of >= 2 slots per
+    # pass 1: number the occupied cells and count their triangles, in a hash table of >= 4 slots per
     # triangle, doubled (pass 1 redone) while half full or more: sized by the occupied cells (~F), not
     # the entries (up to 8 F), the table and the per-cell arrays stay small (fewer fresh pages, cached)
     size = 1
-    while size < 2 * m + 2:
+    while size < 4 * m + 4:
         size *= 2
     while True:
         table_keys = np.full(size, -1, dtype=np.int64)
