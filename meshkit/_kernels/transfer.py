@@ -20,7 +20,7 @@ What is here:
 The query loop is serial on purpose: on the 2-core target machine shared with other work, numba's
 statically scheduled parallel loop measured slower than the serial one (one busy core stalls the
 other half of the points), and so did chunks of points on 2 Python threads whenever another process
-kept a core busy (0.76x the serial time with both cores free, up to 1.5x with them busy:
+kept a core busy (about 0.7x the serial time with both cores free, up to 1.6x with them busy:
 benchmarks/README.md, "up query"). ``query_grid`` releases the GIL, so callers may still run
 independent queries on threads; each point's result does not depend on the others (the same bit for
 bit in any split).
