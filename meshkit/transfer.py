@@ -80,15 +80,17 @@ def _closest(v: np.ndarray, f: np.ndarray, p: np.ndarray):
     # The closest-point test multiplies dot products of coordinates (4th powers): beyond ~1e70 or
     # below ~1e-70 they overflow or lose digits. Scaling by a power of two is exact, so every
     # mesh is brought to magnitudes about 1 (meshes already there skip the copy: same result).
-    _, k = np.frexp(np.abs(v).max())
+    vmax = float(np.abs(v).max())
+    _, k = np.frexp(vmax)
     given = p
     if abs(int(k)) > 64:
         v, p = np.ldexp(v, -k), np.ldexp(p, -k)
+        vmax = float(np.abs(v).max())
     box_lo, box_hi, origin, h, dims, entries = _grid_params(v, f)
     grid = transfer_kernels.build_grid(box_lo, box_hi, origin, h, dims, entries)
     # a triangle's computed closest point is within a few ulps of its bounding box: 2^-40 of the
     # largest coordinate is a safe margin for skipping triangles by their boxes
-    tol = 2.0**-40 * float(np.abs(v).max())
+    tol = 2.0**-40 * vmax
     face, bary, d2 = transfer_kernels.query_grid(p, v, f, box_lo, box_hi, tol, origin, h, dims, *grid)
     if (face < 0).any():
         i = int(np.flatnonzero(face < 0)[0])

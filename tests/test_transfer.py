@@ -175,6 +175,39 @@ def test_triangle_boxes_and_cell_count_kernels_vs_numpy():
     assert count_cells(lo, hi, all_lo, h, dims) == expected
 
 
+def test_build_grid_lists_each_triangle_in_the_cells_its_box_overlaps():
+    # a few large triangles over many small cells: more occupied cells than half the hash table's first
+    # size (4 slots per triangle), so it grows while being filled
+    from meshkit._kernels.transfer import build_grid, count_cells, triangle_boxes
+
+    rng = np.random.default_rng(5)
+    v = rng.uniform(0, 10, (12, 3))
+    f = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11], [0, 4, 8]], dtype=np.int64)
+    lo, hi, _, all_lo, all_hi = triangle_boxes(v, f)
+    h = 0.7
+    dims = (np.floor((all_hi - all_lo) / h) + 1).astype(np.int64)
+    n_entries = int(count_cells(lo, hi, all_lo, h, dims))
+    keys, ptr, tris, table_keys, table_cells = build_grid(lo, hi, all_lo, h, dims, n_entries)
+    # reference: the cells of each triangle's box, as a set of (key, triangle) pairs
+    c0 = np.floor((lo - all_lo) / h).astype(np.int64)
+    c1 = np.floor((hi - all_lo) / h).astype(np.int64)
+    expected = set()
+    for t in range(len(f)):
+        for i in range(c0[t, 0], c1[t, 0] + 1):
+            for j in range(c0[t, 1], c1[t, 1] + 1):
+                for k in range(c0[t, 2], c1[t, 2] + 1):
+                    expected.add(((i * dims[1] + j) * dims[2] + k, t))
+    assert len(keys) > 4 * len(f) + 4  # beyond half its first size (< 8 slots per triangle + 8): it grew
+    got = {(int(keys[c]), int(t)) for c in range(len(keys)) for t in tris[ptr[c]:ptr[c + 1]]}
+    assert got == expected and len(tris) == n_entries
+    assert all((np.diff(tris[ptr[c]:ptr[c + 1]]) > 0).all() for c in range(len(keys)))
+    # the table maps every key to its cell, and holds nothing else
+    assert len(table_keys) & (len(table_keys) - 1) == 0 and 2 * len(keys) <= len(table_keys)
+    used = table_keys >= 0
+    assert sorted(table_keys[used]) == sorted(keys)
+    np.testing.assert_array_equal(keys[table_cells[used]], table_keys[used])
+
+
 def test_closest_points_result_has_named_fields():
     import trimesh
 

@@ -19,7 +19,11 @@ What is here:
 
 The query loop is serial on purpose: on the 2-core target machine shared with other work, numba's
 statically scheduled parallel loop measured slower than the serial one (one busy core stalls the
-other half of the points).
+other half of the points), and so did chunks of points on 2 Python threads whenever another process
+kept a core busy (about 0.7x the serial time with both cores free, up to 1.6x with them busy:
+benchmarks/README.md, "up query"). ``query_grid`` releases the GIL, so callers may still run
+independent queries on threads; each point's result does not depend on the others (the same bit for
+bit in any split).
 
 Barycentric weights (u, v, w) are with respect to the face's corners (faces[f, 0], faces[f, 1],
 faces[f, 2]): closest point = u a + v b + w c, u, v, w >= 0, u + v + w = 1.
@@ -228,6 +232,44 @@ def triangle_boxes(vertices, faces):
 
 
 @njit(cache=True)
+def _number_cells(box_lo, box_hi, origin, h, dims, table_keys, table_cells, keys, cell_of_entry, counts):
+    """Pass 1 of ``build_grid``: number the occupied cells in order of first appearance (keys[c] the key
+    of cell c, entered in the empty hash table (table_keys, table_cells)), note the cell of each
+    (triangle, cell) entry and count the triangles of cell c in counts[c + 1].
+
+    Returns the number of occupied cells, or -1 (stopping there) when the table would be half full.
+    """
+    size = table_keys.shape[0]
+    mask = size - 1
+    d1 = dims[1]
+    d2 = dims[2]
+    n = 0
+    n_cells = 0
+    for f in range(box_lo.shape[0]):
+        i0, i1 = _cell_range(box_lo[f, 0], box_hi[f, 0], origin, h, dims, 0)
+        j0, j1 = _cell_range(box_lo[f, 1], box_hi[f, 1], origin, h, dims, 1)
+        k0, k1 = _cell_range(box_lo[f, 2], box_hi[f, 2], origin, h, dims, 2)
+        for i in range(i0, i1 + 1):
+            for j in range(j0, j1 + 1):
+                for k in range(k0, k1 + 1):
+                    key = (i * d1 + j) * d2 + k
+                    s = _slot(key, mask)
+                    while table_keys[s] >= 0 and table_keys[s] != key:
+                        s = (s + 1) & mask
+                    if table_keys[s] < 0:
+                        if 2 * (n_cells + 1) > size:
+                            return -1
+                        table_keys[s] = key
+                        table_cells[s] = n_cells
+                        keys[n_cells] = key
+                        n_cells += 1
+                    cell_of_entry[n] = table_cells[s]
+                    counts[table_cells[s] + 1] += 1
+                    n += 1
+    return n_cells
+
+
+@njit(cache=True)
 def build_grid(box_lo, box_hi, origin, h, dims, n_entries):
     """Sparse grid of the triangles overlapping each cell (by bounding box).
 
@@ -240,42 +282,27 @@ def build_grid(box_lo, box_hi, origin, h, dims, n_entries):
     hash table (table_keys, table_cells) maps a key to its c.
     """
     m = box_lo.shape[0]
-    size = 1
-    while size < 2 * n_entries:
-        size *= 2
-    mask = size - 1
-    table_keys = np.full(size, -1, dtype=np.int64)
-    table_cells = np.empty(size, dtype=np.int64)
-    keys = np.empty(n_entries, dtype=np.int64)
-    ptr = np.zeros(n_entries + 1, dtype=np.int64)
     cell_of_entry = np.empty(n_entries, dtype=np.int64)
-    n = 0
-    # pass 1: number the occupied cells and count their triangles
-    n_cells = 0
-    for f in range(m):
-        i0, i1 = _cell_range(box_lo[f, 0], box_hi[f, 0], origin, h, dims, 0)
-        j0, j1 = _cell_range(box_lo[f, 1], box_hi[f, 1], origin, h, dims, 1)
-        k0, k1 = _cell_range(box_lo[f, 2], box_hi[f, 2], origin, h, dims, 2)
-        for i in range(i0, i1 + 1):
-            for j in range(j0, j1 + 1):
-                for k in range(k0, k1 + 1):
-                    key = (i * dims[1] + j) * dims[2] + k
-                    s = _slot(key, mask)
-                    while table_keys[s] >= 0 and table_keys[s] != key:
-                        s = (s + 1) & mask
-                    if table_keys[s] < 0:
-                        table_keys[s] = key
-                        table_cells[s] = n_cells
-                        keys[n_cells] = key
-                        n_cells += 1
-                    cell_of_entry[n] = table_cells[s]
-                    ptr[table_cells[s] + 1] += 1
-                    n += 1
+    # pass 1: number the occupied cells and count their triangles, in a hash table of >= 4 slots per
+    # triangle, doubled (pass 1 redone) while half full or more: sized by the occupied cells (~F), not
+    # the entries (up to 8 F), the table and the per-cell arrays stay small (fewer fresh pages, cached)
+    size = 1
+    while size < 4 * m + 4:
+        size *= 2
+    while True:
+        table_keys = np.full(size, -1, dtype=np.int64)
+        table_cells = np.empty(size, dtype=np.int64)
+        keys = np.empty(size // 2, dtype=np.int64)
+        ptr = np.zeros(size // 2 + 1, dtype=np.int64)
+        n_cells = _number_cells(box_lo, box_hi, origin, h, dims, table_keys, table_cells, keys, cell_of_entry, ptr)
+        if n_cells >= 0:
+            break
+        size *= 2
     for c in range(n_cells):
         ptr[c + 1] += ptr[c]
     # pass 2: list the triangles of each cell, in ascending order (entries are in triangle order)
     pos = ptr[:n_cells].copy()
-    tris = np.empty(n, dtype=np.int64)
+    tris = np.empty(n_entries, dtype=np.int64)
     n = 0
     for f in range(m):
         i0, i1 = _cell_range(box_lo[f, 0], box_hi[f, 0], origin, h, dims, 0)
@@ -336,7 +363,7 @@ def _visit_cell(c, px, py, pz, vertices, faces, box_lo, box_hi, tol, cell_ptr, c
     return best, lim, bf, bu, bv, bw
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def query_grid(points, vertices, faces, box_lo, box_hi, tol, origin, h, dims, keys, cell_ptr, cell_tris,
                table_keys, table_cells):
     """Closest triangle of each point: (face (P,) int64, bary (P, 3), squared distance (P,)).
@@ -353,9 +380,9 @@ def query_grid(points, vertices, faces, box_lo, box_hi, tol, origin, h, dims, ke
     best distance is visited, so ties between triangles keep the smallest face index.
     """
     n = points.shape[0]
-    face = np.full(n, -1, dtype=np.int64)
-    bary = np.zeros((n, 3))
-    dist2 = np.full(n, np.inf)
+    face = np.empty(n, dtype=np.int64)  # every entry is written (point q's at the end of its loop)
+    bary = np.empty((n, 3))
+    dist2 = np.empty(n)
     d0 = dims[0]
     d1 = dims[1]
     d2_ = dims[2]
@@ -465,7 +492,8 @@ def barycentric_csr(corners, bary):
     ``corners[i]``: negative weights clipped to 0, each row divided by its sum, zero weights dropped,
     columns ascending within a row (the columns with a positive weight are distinct within a row)."""
     n = corners.shape[0]
-    indptr = np.zeros(n + 1, dtype=np.int64)
+    indptr = np.empty(n + 1, dtype=np.int64)
+    indptr[0] = 0
     indices = np.empty(3 * n, dtype=np.int64)
     data = np.empty(3 * n)
     nnz = 0
