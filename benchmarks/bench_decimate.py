@@ -15,9 +15,14 @@ Tables:
 3. the CoMA chain 53215 -> 13304 -> 3326 -> 832 -> 208 -> 52 on both templates;
 4. exact closest points of the 53,215 fine vertices on the 13,304-vertex coarse mesh: meshkit vs
    libigl's AABB tree (C++) and trimesh (on a subset);
-5. the cold JIT compile (fresh process, empty numba cache) reported on its own.
+5. the cold JIT compile (fresh process, empty numba cache) reported on its own;
+6. with ``--baseline DIR`` (a directory holding an older meshkit as the package ``meshkit_base``, e.g.
+   ``git archive <commit> meshkit | tar -x -C DIR && mv DIR/meshkit DIR/meshkit_base``): that version
+   and this one called in turn on both templates, whole ``decimate`` and its parts, after checking that
+   both give the same kept vertices, faces and ``up``.
 
-Run: ``.venv/bin/python benchmarks/bench_decimate.py [--repeat 7] [--quick]`` (``--quick``: plain meshes only)
+Run: ``.venv/bin/python benchmarks/bench_decimate.py [--repeat 7] [--quick] [--baseline DIR]`` (``--quick``: plain
+meshes only)
 """
 
 from __future__ import annotations
@@ -176,13 +181,53 @@ def table_parts(repeat: int) -> None:
     print()
 
 
+def baseline_rows(topo: str, old_dec, old_k, repeat: int) -> list[str]:
+    """Table rows for one template: the baseline (old_dec/old_k) and this meshkit, called in turn."""
+    v, f = face_template(53_215, topology=topo)
+    a, b = old_dec.decimate(v, f, factor=4), decimate(v, f, factor=4)
+    if not (np.array_equal(a.kept, b.kept) and np.array_equal(a.faces, b.faces) and (a.up != b.up).nnz == 0):
+        return [f"| {topo} | outputs differ: not timed | | | |"]
+    p, target = _normalise(v), len(b.kept)
+    consts = (BOUNDARY_WEIGHT, MIN_COS, EPS_DEGENERATE, MIN_QUALITY)
+    parts = {
+        "whole decimate": (lambda: old_dec.decimate(v, f, factor=4), lambda: decimate(v, f, factor=4)),
+        "input checks": (lambda: old_k.check_input(v, f, EPS_DEGENERATE), lambda: _k.check_input(v, f, EPS_DEGENERATE)),
+        "kernel (setup + collapse loop)": (lambda: old_k.qem_decimate(p, f, target, *consts),
+                                           lambda: _k.qem_decimate(p, f, target, *consts)),
+    }
+    rows = []
+    for name, (old, new) in parts.items():
+        med = alternate({"old": old, "new": new}, repeat)
+        rows.append(f"| {topo} | {name} | {1e3 * med['old']:.1f} | {1e3 * med['new']:.1f} | {med['new'] / med['old']:.2f} |")
+    return rows
+
+
+def table_baseline(directory: str, repeat: int) -> None:
+    """An older meshkit (package meshkit_base in ``directory``) against this one, called in turn."""
+    import importlib
+
+    sys.path.insert(0, directory)
+    old_dec = importlib.import_module("meshkit_base.decimate")
+    old_k = importlib.import_module("meshkit_base._kernels.decimate")
+    print("## this meshkit vs the baseline (median ms, called in turn; same kept vertices, faces and up checked)\n")
+    print("| template | part | baseline ms | now ms | now / baseline |")
+    print("|---|---|---:|---:|---:|")
+    for topo in TOPOLOGIES:
+        print("\n".join(baseline_rows(topo, old_dec, old_k, repeat)), flush=True)
+    print()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="plain templates only (no shuffled / rough variants)")
+    ap.add_argument("--baseline", default=None, help="directory holding an older meshkit as meshkit_base")
     args = ap.parse_args()
     rep = args.repeat
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+    if args.baseline:
+        table_baseline(args.baseline, rep)
+        return
 
     # --- 1. peers side by side, 2. parts
     table_peers(rep, ("plain",) if args.quick else ("plain", "shuffled", "rough"))
