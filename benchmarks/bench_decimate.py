@@ -21,8 +21,9 @@ Tables:
    and this one called in turn on both templates, whole ``decimate`` and its parts, after checking that
    both give the same kept vertices, faces and ``up``.
 
-Run: ``.venv/bin/python benchmarks/bench_decimate.py [--repeat 7] [--quick] [--baseline DIR]`` (``--quick``: plain
-meshes only)
+Run: ``.venv/bin/python benchmarks/bench_decimate.py [--repeat 7] [--quick] [--baseline DIR] [--mesh PATH]``
+(``--quick``: plain meshes only; ``--mesh``: also a mesh file of yours in tables 1 and 2, e.g. the real
+BFM mesh as 3DDFA distributes it, ``BFM_Remove_Neck/bfm.ply``: licensed data, never in this repository)
 """
 
 from __future__ import annotations
@@ -59,6 +60,19 @@ print(f"{t2 - t1:.3f} {t3 - t2:.4f}")
 """
 
 TOPOLOGIES = ("rows", "bfm")
+EXTRA: dict[str, str] = {}  # --mesh: label -> path of a mesh file measured like the templates
+
+
+def meshes() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(label, vertices, faces): the two 53,215-vertex templates, then any --mesh file (e.g. the real
+    BFM mesh as 3DDFA distributes it, BFM_Remove_Neck/bfm.ply, in micrometres)."""
+    from meshkit.io import read_mesh
+
+    out = [(topo, *face_template(53_215, topology=topo)) for topo in TOPOLOGIES]
+    for label, path in EXTRA.items():
+        m = read_mesh(path)
+        out.append((label, np.array(m.vertices, np.float64), np.array(m.faces, np.int64)))  # writeable copies
+    return out
 SCALES = (("um", 1.0), ("mm", 1e-3))
 
 
@@ -142,8 +156,7 @@ def table_peers(repeat: int, variants: tuple[str, ...]) -> None:
     print("| template | variant | units | meshkit ms | fast-simpl. ms | pyfqmr ms | meshkit x fs | meshkit x pyfqmr "
           "| vertices (mk / fs / pyfqmr) | mean err um (mk / fs / pyfqmr) | max err um (mk / fs / pyfqmr) |")
     print("|---|---|---|---:|---:|---:|---:|---:|---|---|---|")
-    for topo in TOPOLOGIES:
-        v0, f0 = face_template(53_215, topology=topo)
+    for topo, v0, f0 in meshes():
         for var in variants:
             vu, f = variant(v0, f0, var)
             for unit, s in SCALES:
@@ -151,8 +164,7 @@ def table_peers(repeat: int, variants: tuple[str, ...]) -> None:
     print()
 
 
-def parts_row(topo: str, repeat: int) -> str:
-    v, f = face_template(53_215, topology=topo)
+def parts_row(topo: str, v: np.ndarray, f: np.ndarray, repeat: int) -> str:
     n = len(v)
     d = decimate(v, f, factor=4)
     target = len(d.kept)
@@ -176,8 +188,8 @@ def table_parts(repeat: int) -> None:
     print("## meshkit decimate's parts (median ms, called in turn)\n")
     print("| template | total | input checks | kernel setup | collapse loop | up: closest points | rest |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for topo in TOPOLOGIES:
-        print(parts_row(topo, repeat))
+    for topo, v, f in meshes():
+        print(parts_row(topo, v, f, repeat), flush=True)
     print()
 
 
@@ -222,7 +234,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="plain templates only (no shuffled / rough variants)")
     ap.add_argument("--baseline", default=None, help="directory holding an older meshkit as meshkit_base")
+    ap.add_argument("--mesh", action="append", default=[], metavar="PATH",
+                    help="also measure this mesh file (tables 1 and 2), e.g. the real BFM_Remove_Neck/bfm.ply")
     args = ap.parse_args()
+    for path in args.mesh:
+        EXTRA[os.path.basename(path)] = path
     rep = args.repeat
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
     if args.baseline:

@@ -19,8 +19,9 @@ Rows (steady state after warm-up; the first call is reported apart):
   the default one, render_depth / rasterize / render_colors alternating, single thread.
 
 Run: .venv/bin/python benchmarks/bench_render.py [--quick] [--batch (the batch table only)]
-[--templates [--before DIR] (the side-by-side template table only; DIR: an earlier version of the
-package as DIR/meshkit_before, timed alternately, see templates_side_by_side)]
+[--templates [--before DIR] [--mesh PATH] (the side-by-side template table only; DIR: an earlier
+version of the package as DIR/meshkit_before, timed alternately, see templates_side_by_side; PATH: a
+mesh file measured alongside, e.g. the real BFM mesh)]
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def bench_size(size, v, f, colors, lib, pv, repeat):
     b.report(reference="meshkit rasterize + interpolate")
 
 
-def templates_side_by_side(repeat: int, before: str | None = None) -> None:
+def templates_side_by_side(repeat: int, before: str | None = None, mesh: str | None = None) -> None:
     """The real-like template (``topology="bfm"``: real connectivity and triangle-size spread) against
     the default one (``"rows"``), render_depth / rasterize / render_colors, calls alternating so that
     load drift hits both alike; single thread, medians of ``repeat`` rounds after one warm-up. Timed
@@ -147,7 +148,9 @@ def templates_side_by_side(repeat: int, before: str | None = None) -> None:
 
     ``before``: a directory holding an earlier version of the package as ``meshkit_before`` (e.g.
     ``git archive <commit> meshkit | tar -x -C DIR && mv DIR/meshkit DIR/meshkit_before``); its
-    render calls then alternate with this one's and the table gets "before" columns."""
+    render calls then alternate with this one's and the table gets "before" columns. ``mesh``: a mesh
+    file measured alongside (e.g. the real BFM mesh as 3DDFA distributes it, ``BFM_Remove_Neck/bfm.ply``:
+    clockwise as stored, so its triangles are reversed here), with a "mesh / rows" column."""
     import importlib
     import time
 
@@ -157,12 +160,17 @@ def templates_side_by_side(repeat: int, before: str | None = None) -> None:
         sys.path.insert(0, before)
         impls = {"before ": importlib.import_module("meshkit_before.render"), "": R}
     meshes = {t: face_template(topology=t) for t in ("rows", "bfm")}
+    if mesh is not None:
+        from meshkit.io import read_mesh
+
+        m = read_mesh(mesh)
+        meshes["mesh"] = (np.array(m.vertices, np.float64), np.ascontiguousarray(np.asarray(m.faces)[:, ::-1]))
     print(f"## templates side by side, single thread ({repeat} alternating rounds; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)\n")
     cols = [f"{p}{t}" for p in impls for t in meshes]
     print("| call | size | " + " | ".join(f"{c} median (CPU ms)" for c in cols) + " | bfm / rows |"
-          + (" bfm / before rows |" if before else ""))
-    print("|---|---:|" + "---:|" * (len(cols) + 1 + bool(before)))
+          + (" bfm / before rows |" if before else "") + (" mesh / rows |" if mesh else ""))
+    print("|---|---:|" + "---:|" * (len(cols) + 1 + bool(before) + bool(mesh)))
     for size in (256, 1024):
         framed = {t: (frame(v, size), f, R.pncc_code(v)) for t, (v, f) in meshes.items()}
         for name in ("Rasterizer (buffers reused: the kernel)", "render_depth", "rasterize", "render_colors"):
@@ -189,7 +197,9 @@ def templates_side_by_side(repeat: int, before: str | None = None) -> None:
             row += f" | {med['bfm'] / med['rows']:.2f} |"
             if before:
                 row += f" {med['bfm'] / med['before rows']:.2f} |"
-            print(row)
+            if mesh:
+                row += f" {med['mesh'] / med['rows']:.2f} |"
+            print(row, flush=True)
     print()
 
 
@@ -197,7 +207,8 @@ def main(quick: bool = False, batch_only: bool = False) -> None:
     if "--templates" in sys.argv[1:]:
         args = sys.argv[1:]
         before = args[args.index("--before") + 1] if "--before" in args else None
-        templates_side_by_side(11 if quick else 41, before)
+        mesh = args[args.index("--mesh") + 1] if "--mesh" in args else None
+        templates_side_by_side(11 if quick else 41, before, mesh)
         return
     v, f = face_template()
     colors = R.pncc_code(v)  # any per-vertex RGB in [0, 1]
