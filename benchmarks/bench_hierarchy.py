@@ -73,7 +73,7 @@ def fresh_process(cache: str) -> tuple[float, float]:
 def cold_and_warm() -> str:
     """The first hierarchy in a fresh process on an empty numba cache (every kernel compiled), then
     again in another fresh process on the cache that run filled (what users see after
-    scripts/setup.sh, which runs scripts/warmup.py)."""
+    scripts/setup.sh, which runs ``meshkit warmup``)."""
     import os
     import tempfile
 

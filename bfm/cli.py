@@ -2,7 +2,9 @@
 
 ``add_commands(subparsers)`` declares the subcommands; ``DEMO_STEPS`` (a synthetic 300W-LP tree
 preprocessed into a store; a random face and a landmark fit) are run by ``meshkit demo`` after the
-core's and the hierarchy's steps (``DEMO_STAGE`` 2).
+core's and the hierarchy's steps (``DEMO_STAGE`` 2). ``WARMUP_STEPS`` (a tiny synthetic 300W-LP tree
+preprocessed: the crop and pose kernels of ``bfm/w300lp/_kernels.py``, the UV maps of float32 meshes)
+are run by ``meshkit warmup``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from meshkit.commands import check_input, check_output, mesh_suffixes
 
-__all__ = ["add_commands", "describe_file", "DEMO_STEPS", "DEMO_STAGE"]
+__all__ = ["add_commands", "describe_file", "DEMO_STEPS", "DEMO_STAGE", "WARMUP_STEPS"]
 
 
 def add_commands(sub) -> None:
@@ -323,3 +325,33 @@ def _demo_bfm(args, vertices, faces) -> None:
 
 DEMO_STEPS = [_demo_300wlp, _demo_bfm]
 DEMO_STAGE = 2
+
+
+# ---------------------------------------------------------------------------------------------
+# warmup
+
+
+def _warmup_300wlp() -> None:
+    """Preprocess a one-sample synthetic 300W-LP tree in this process, into a UV-map store with
+    textures: the real path of a block (``crop_image`` -> ``crop_bilinear`` on uint8 crops,
+    ``pose_crop`` on the model's float32 meshes, ``meshkit.render.uv`` on them), so that numba caches
+    the same specialisations a real run uses."""
+    import tempfile
+
+    from meshkit.synthetic import template_uv
+
+    from . import w300lp
+    from .synthetic import small_model
+    from .synthetic_300wlp import write_synthetic_300wlp
+
+    model = small_model()
+    with tempfile.TemporaryDirectory(prefix="meshkit-warmup-") as tmp:
+        root = Path(tmp) / "300W_LP"
+        write_synthetic_300wlp(root, model, n_per_subset=1, flips=False, subsets=("AFW",), image_size=128,
+                               face_px=60.0)
+        w300lp.preprocess(root, Path(tmp) / "store.zarr", model=model, size=32, workers=1, subsets=("AFW",),
+                          flips=False, store="uvmap", uv=template_uv(model.mean), uv_size=32, uv_texture=True,
+                          progress=False)
+
+
+WARMUP_STEPS = [("bfm: 300W-LP block (crop, pose, UV maps) of a one-sample synthetic tree", _warmup_300wlp)]

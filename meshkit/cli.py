@@ -5,9 +5,10 @@ This module only dispatches. The subcommands come from one explicit table, the e
 ``bfm = bfm.cli``): each module there has ``add_commands(subparsers)``, which declares its
 subcommands and sets ``func`` to their handlers, and may have ``DEMO_STEPS``, functions
 (args, vertices, faces) that ``meshkit demo`` runs after writing the template, ordered by the
-module's ``DEMO_STAGE`` (core 0, sampling 1, bfm 2). Modules are taken core first, then by
-entry-point name, so ``--help`` is stable. Errors from bad input are printed as one line naming
-the problem, with exit status 2.
+module's ``DEMO_STAGE`` (core 0, sampling 1, bfm 2), and ``WARMUP_STEPS``, (name, callable)
+pairs that ``meshkit warmup`` runs to compile the module's numba kernels into numba's cache.
+Modules are taken core first, then by entry-point name, so ``--help`` is stable. Errors from bad
+input are printed as one line naming the problem, with exit status 2.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from importlib.metadata import entry_points
 
 from . import __version__
 
-__all__ = ["GROUP", "command_modules", "demo_steps", "build_parser", "main"]
+__all__ = ["GROUP", "command_modules", "demo_steps", "warmup_steps", "build_parser", "main"]
 
 GROUP = "meshkit.commands"
 
@@ -36,6 +37,11 @@ def demo_steps() -> list:
     """The ``DEMO_STEPS`` of every command module, by ``DEMO_STAGE`` (then module order)."""
     modules = sorted(command_modules(), key=lambda m: getattr(m, "DEMO_STAGE", 0))
     return [step for m in modules for step in getattr(m, "DEMO_STEPS", [])]
+
+
+def warmup_steps() -> list:
+    """The ``WARMUP_STEPS`` of every command module, (name, callable) pairs in module order (core first)."""
+    return [step for m in command_modules() for step in getattr(m, "WARMUP_STEPS", [])]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,8 @@
 """The `meshkit hierarchy` subcommand and its demo step (a plugin of ``meshkit.cli``).
 
 ``add_commands(subparsers)`` declares the subcommand; ``DEMO_STEPS`` are run by ``meshkit demo``
-after the core's steps (``DEMO_STAGE`` 1: it builds on the template).
+after the core's steps (``DEMO_STAGE`` 1: it builds on the template); ``WARMUP_STEPS`` (a small
+``build_hierarchy``) are run by ``meshkit warmup`` after the core's.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from meshkit.commands import check_input, check_output
 
-__all__ = ["add_commands", "DEMO_STEPS", "DEMO_STAGE"]
+__all__ = ["add_commands", "DEMO_STEPS", "DEMO_STAGE", "WARMUP_STEPS"]
 
 
 def add_commands(sub) -> None:
@@ -103,3 +104,17 @@ def _demo_hierarchy(args, vertices, faces) -> None:
 
 DEMO_STEPS = [_demo_hierarchy]
 DEMO_STAGE = 1
+
+
+def _warmup_hierarchy() -> None:
+    """A two-level hierarchy of a small template: the kernels ``build_hierarchy`` calls (decimation,
+    closest points, one-rings, spirals), loaded from numba's cache or compiled into it."""
+    from meshkit.synthetic import face_template
+
+    from .hierarchy import build_hierarchy
+
+    v, f = face_template(2000, topology="bfm")
+    build_hierarchy(v, f, factors=(4, 4))
+
+
+WARMUP_STEPS = [("build_hierarchy (2,000-vertex template, two levels)", _warmup_hierarchy)]

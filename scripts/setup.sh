@@ -36,9 +36,9 @@ else
   $PIP install -q -e ".[torch,viz,dist,dev]"
 fi
 
-# 5. Compile the numba kernels into their on-disk cache once (~10 s of CPU), so that no first call
-#    pays the JIT later (scripts/warmup.py; run it again after changing numba or a kernel).
-"$VENV/bin/python" scripts/warmup.py
+# 5. Compile the numba kernels into their on-disk cache once (~30 s of CPU), so that no first call
+#    pays the JIT later (`meshkit warmup`; run it again after changing numba or a kernel).
+"$VENV/bin/python" -m meshkit warmup
 
 touch "$VENV/.installed"
 echo "[setup] ready: $VENV"

@@ -132,12 +132,13 @@ def test_each_package_owns_its_subcommands():
         module.add_commands(sub)
         return list(sub.choices)
 
-    assert names(commands) == ["info", "demo", "spiral", "decimate", "render", "uv"]
+    assert names(commands) == ["info", "demo", "spiral", "decimate", "render", "uv", "warmup"]
     assert names(sampling.cli) == ["hierarchy"]
     assert names(bfm.cli) == ["bfm", "preprocess-300wlp"]
     help_text = subprocess.run([sys.executable, "-m", "meshkit.cli", "--help"], capture_output=True, text=True).stdout
     listed = re.findall(r"^    (\S+)", help_text, flags=re.MULTILINE)  # the subcommand column, in help order
-    assert listed == ["info", "demo", "spiral", "decimate", "render", "uv", "bfm", "preprocess-300wlp", "hierarchy"]
+    assert listed == ["info", "demo", "spiral", "decimate", "render", "uv", "warmup", "bfm", "preprocess-300wlp",
+                      "hierarchy"]
 
 
 def test_demo_steps_run_core_then_sampling_then_bfm():

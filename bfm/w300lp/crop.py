@@ -61,7 +61,8 @@ def crop_image(image: np.ndarray, crop: CropTransform, size: int) -> np.ndarray:
     """
     from ._kernels import crop_bilinear
 
-    src = np.ascontiguousarray(image)
+    # numba compiles a separate specialisation for read-only arrays (PIL's images are): hand it writeable ones
+    src = np.require(image, requirements=["C", "W"])
     if src.ndim != 3 or src.dtype != np.uint8:
         raise ValueError(f"image: expected an (H, W, C) uint8 array, got shape {src.shape} dtype {src.dtype}")
     out = np.empty((size, size, src.shape[2]), np.uint8)
