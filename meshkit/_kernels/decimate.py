@@ -28,6 +28,7 @@ Conventions. A quadric is stored as 10 floats ``(a00 a01 a02 a11 a12 a22 b0 b1 b
 import numpy as np
 from numba import njit
 
+from .intrinsics import live as _live
 from .intrinsics import prefetch
 
 # ------------------------------------------------------------------------------------------------
@@ -266,18 +267,6 @@ def _hset(hcost, hvert, pos, hsize, v, cost):
         pos[u] = i
     hsize[0] = size
     _live(hcost, hvert, pos, hsize)
-
-
-@njit(cache=True)
-def _live(*arrays):
-    """Use its arguments, and nothing else: called last in a helper of the collapse loop, so that all the
-    helper's arrays live to its one exit. Numba increfs a function's array arguments on entry and decrefs
-    each after its last use; its reference-count pruning removes those pairs only when the decrefs all
-    sit at the exit. Otherwise every call pays two atomic updates per array: in the collapse loop (~9
-    heap updates and one collapse check per collapse) that was a third of its time. Check with
-    ``qem_decimate.inspect_llvm(sig)``: no ``@NRT_incref`` inside ``_hset``, ``_can_collapse``, ``_best``.
-    """
-    return None
 
 
 # ------------------------------------------------------------------------------------------------
