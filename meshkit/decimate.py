@@ -157,6 +157,14 @@ def _refuse_features_below_the_grid(v: np.ndarray, p: np.ndarray, f: np.ndarray)
             f"too far apart (tiny parts far from the rest); decimate its parts separately")
 
 
+def _check_size(n_vertices: int, n_faces: int) -> None:
+    """The kernels index vertices and corners (3 per face) with int32: refuse meshes beyond that."""
+    if 3 * n_faces >= 2**31 or n_vertices >= 2**31:
+        raise ValueError(
+            f"faces: decimate supports up to {(2**31 - 1) // 3:,} faces and 2^31 - 1 vertices (int32 indices), "
+            f"got {n_faces:,} faces and {n_vertices:,} vertices; decimate the mesh in parts")
+
+
 def _check_input(v: np.ndarray, f: np.ndarray) -> None:
     """Refuse unreferenced vertices, degenerate faces and non-manifold or inconsistently wound input
     (one numba pass; the tests check it against meshkit.topology)."""
@@ -218,6 +226,7 @@ def decimate(vertices, faces, factor=None, n_vertices=None) -> Decimation:
     f = np.require(f, np.int64, ["C", "W"])
     n = len(v)
     target = _target(n, factor, n_vertices)
+    _check_size(n, len(f))
     _check_input(v, f)
     p = _normalise(v)
 

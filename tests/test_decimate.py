@@ -750,3 +750,13 @@ def test_collapse_loop_helpers_make_no_reference_count_calls(tmp_path):
     counts = dict(line.split() for line in out.stdout.split("\n") if line.strip())
     assert set(counts) == {"_hset", "_can_collapse", "_best"}, out.stdout
     assert all(int(c) == 0 for c in counts.values()), counts
+
+
+def test_meshes_beyond_int32_corner_indices_are_refused_by_name():
+    """The kernels index corners (3 per face) and vertices with int32; a mesh beyond that must be refused
+    before any work (checked on the sizes: such a mesh does not fit a test machine)."""
+    _dec._check_size(2**31 - 1, (2**31 - 1) // 3)  # the largest accepted
+    with pytest.raises(ValueError, match=r"faces: decimate supports up to 715,827,882 faces"):
+        _dec._check_size(100, (2**31 - 1) // 3 + 1)
+    with pytest.raises(ValueError, match=r"2\^31 - 1 vertices"):
+        _dec._check_size(2**31, 10)
