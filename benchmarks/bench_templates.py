@@ -14,7 +14,13 @@ height field. Rows, each after a warm-up call (first call reported apart):
   result (kept vertices, faces) is the same as on micrometres.
 Then a summary table (grid / old median) and the mesh statistics that explain the differences.
 
-Run: ``.venv/bin/python benchmarks/bench_templates.py [--repeat 7]``
+``--geometry`` prints only the geometry statistics that set the rasterizer's cost (``geometry_stats``:
+triangle size classes and projected areas at 1024 x 1024, edge lengths, extents, winding measure)
+for both templates and, with ``--mesh PATH``, for a mesh file of yours (e.g. the real BFM mesh as
+3DDFA distributes it, ``BFM_Remove_Neck/bfm.ply``; read as stored, never written anywhere), so the
+templates can be compared with a real mesh by anyone who has one.
+
+Run: ``.venv/bin/python benchmarks/bench_templates.py [--repeat 7] [--geometry [--mesh PATH]]``
 """
 
 from __future__ import annotations
@@ -63,10 +69,63 @@ def stats(name: str, v: np.ndarray, f: np.ndarray, gen_time: float) -> list[str]
             f"{gen_time * 1000:.0f}"]
 
 
+GEOMETRY_HEAD = ["mesh", "tris with box > 4x4 centres (%)", "tiny: box holds <= 1 centre (%)",
+                 "wider than 8 centres (%)", "projected area px p10 / median / p90", "edge um p5 / median / p95",
+                 "x / y / z span (mm)", "facing away from the centroid, as stored (%)"]
+
+
+def geometry_stats(name: str, v: np.ndarray, f: np.ndarray) -> list[str]:
+    """The statistics that set the rasterizer's cost, as one table row (GEOMETRY_HEAD).
+
+    At 1024 x 1024 (frame_vertices, margin 0.02, as bench_render): each triangle's bounding box in
+    pixel centres (``box_centres``), its share spanning more than 4 centres in x or y, holding at most
+    one centre, and spanning more than 8 centres in x; the projected areas (px^2). Edge lengths on
+    the unique edges (mesh units), the extents, and the share of triangles whose normal
+    ``cross(v1 - v0, v2 - v0)`` points away from the mesh centroid (from the triangle's centroid).
+    """
+    p = R.frame_vertices(v, 1024, 1024, margin=0.02)
+    nx, ny = box_centres(p, f)
+    t = p[f][:, :, :2]
+    d1, d2 = t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]
+    area = 0.5 * np.abs(d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0])
+    e = topology.edges(f)
+    length = np.linalg.norm(v[e[:, 0]] - v[e[:, 1]], axis=1)
+    normal = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    away = np.einsum("ij,ij->i", normal, v[f].mean(1) - v.mean(0)) > 0
+    a10, a50, a90 = np.percentile(area, [10, 50, 90])
+    e5, e50, e95 = np.percentile(length, [5, 50, 95])
+    span = np.ptp(v, axis=0) / 1000
+    return [name, f"{100 * np.mean((nx > 4) | (ny > 4)):.1f}", f"{100 * np.mean(nx * ny <= 1):.1f}",
+            f"{100 * np.mean(nx > 8):.1f}", f"{a10:.2f} / {a50:.2f} / {a90:.1f}",
+            f"{e5:,.0f} / {e50:,.0f} / {e95:,.0f}", f"{span[0]:.0f} / {span[1]:.0f} / {span[2]:.0f}",
+            f"{100 * np.mean(away):.1f}"]
+
+
+def geometry(mesh: str | None) -> None:
+    """Print geometry_stats for both templates and, if given, the mesh file at ``mesh``."""
+    meshes = {f"face_template(topology={t!r})": face_template(topology=t) for t in ("rows", "bfm")}
+    if mesh is not None:
+        from meshkit.io import read_mesh
+
+        m = read_mesh(mesh)
+        meshes[f"--mesh {mesh}"] = (np.array(m.vertices, np.float64), np.asarray(m.faces, np.int64))
+    print("## Geometry statistics (the rasterizer's cost at 1024 x 1024)\n")
+    print("| " + " | ".join(GEOMETRY_HEAD) + " |")
+    print("|---|" + "---:|" * (len(GEOMETRY_HEAD) - 1))
+    for name, (v, f) in meshes.items():
+        print("| " + " | ".join(geometry_stats(name, v, f)) + " |")
+    print()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--geometry", action="store_true", help="print only the geometry statistics")
+    ap.add_argument("--mesh", default=None, help="a mesh file measured beside the templates (with --geometry)")
     args = ap.parse_args()
+    if args.geometry:
+        geometry(args.mesh)
+        return
     rep = args.repeat
 
     meshes = {}
