@@ -501,7 +501,7 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
             for s in range(n_side):
                 jj = j + 1 + s
                 w = F[g, jj - 3 if jj >= 3 else jj]
-                if mark[w] != mark_id:
+                if n_side == 1 or mark[w] != mark_id:  # a closed fan's next corners are distinct
                     mark[w] = mark_id
                     nbr[cnt] = w
                     cnt += 1
@@ -586,9 +586,9 @@ def _best(Q, P, F, head, nxt, boundary, rej, nrej, mark, mark_id, v):
 
     Over v's neighbours x: cost (Q_v + Q_x)(x_x), skipping x in v's rejected list and, when v is
     on the boundary, interior x (a boundary vertex never moves into the interior). Equal costs:
-    the smaller x. Uses mark[] with mark_id to visit each neighbour once. The neighbours are the
-    next corners of v's faces (an interior vertex's fan is closed), plus the previous corners when
-    v is on the boundary (the last neighbour of an open fan is no face's next corner).
+    the smaller x. The neighbours are the next corners of v's faces (an interior vertex's fan is
+    closed, so they are distinct), plus the previous corners when v is on the boundary (the last
+    neighbour of an open fan is no face's next corner); there mark[] with mark_id visits each once.
     """
     bc = np.inf
     bt = -1
@@ -611,11 +611,12 @@ def _best(Q, P, F, head, nxt, boundary, rej, nrej, mark, mark_id, v):
         for s in range(2 if bv else 1):
             jj = j + 1 + s
             x = F[g, jj - 3 if jj >= 3 else jj]
-            if mark[x] == mark_id:
-                continue
-            mark[x] = mark_id
-            if bv and not boundary[x]:
-                continue
+            if bv:  # an open fan's next and previous corners overlap: visit each neighbour once
+                if mark[x] == mark_id:
+                    continue
+                mark[x] = mark_id
+                if not boundary[x]:
+                    continue
             skip = False
             for i in range(nr):
                 if rej[v, i] == x:
