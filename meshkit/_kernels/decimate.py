@@ -185,35 +185,6 @@ def _before(c1, v1, c2, v2):
 
 
 @njit(cache=True)
-def _hsift_down(hcost, hvert, pos, i, size):
-    c = hcost[i]
-    v = hvert[i]
-    while True:
-        first = 4 * i + 1
-        if first >= size:
-            break
-        best = first
-        bc = hcost[first]
-        bv = hvert[first]
-        last = min(first + 4, size)
-        for j in range(first + 1, last):
-            if _before(hcost[j], hvert[j], bc, bv):
-                best = j
-                bc = hcost[j]
-                bv = hvert[j]
-        if _before(bc, bv, c, v):
-            hcost[i] = bc
-            hvert[i] = bv
-            pos[bv] = i
-            i = best
-        else:
-            break
-    hcost[i] = c
-    hvert[i] = v
-    pos[v] = i
-
-
-@njit(cache=True)
 def _hset(hcost, hvert, pos, hsize, v, cost):
     """Insert vertex v with key cost, change its key, or (cost = inf) remove it. hsize = [size].
 
@@ -408,19 +379,11 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
     hvert = np.empty(n, dtype=np.int32)
     pos = np.full(n, -1, dtype=np.int32)
     hsize = np.zeros(1, dtype=np.int64)
-    size = 0
     for v in range(n):
         mark_id += 1
         cost, t = _best(Q, P, F, head, nxt, boundary, rej, nrej, mark, mark_id, v)
         best_t[v] = t
-        if t >= 0:
-            hcost[size] = cost
-            hvert[size] = v
-            pos[v] = size
-            size += 1
-    hsize[0] = size
-    for i in range((size - 2) // 4, -1, -1):
-        _hsift_down(hcost, hvert, pos, i, size)
+        _hset(hcost, hvert, pos, hsize, v, cost)  # inserted (cost inf: no collapse, not queued)
 
     alive = np.ones(n, dtype=np.bool_)
     n_alive = n
