@@ -86,10 +86,15 @@ def cold_compile() -> tuple[float, float]:
 
 
 def variant(v: np.ndarray, f: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """The template as is, with its vertex order shuffled, or with z + noise (sd 300 um)."""
-    if name == "shuffled":
+    """The template as is, with its vertex order shuffled ("shuffled"), its face order shuffled
+    ("faces-shuffled"), both ("both-shuffled"), or with z + noise (sd 300 um, "rough")."""
+    if name in ("shuffled", "both-shuffled"):
         perm = np.random.default_rng(0).permutation(len(v))
-        return v[perm], np.argsort(perm)[f]
+        v, f = v[perm], np.argsort(perm)[f]
+    if name in ("faces-shuffled", "both-shuffled"):
+        f = f[np.random.default_rng(1).permutation(len(f))]
+    if name in ("shuffled", "faces-shuffled", "both-shuffled"):
+        return v, f
     if name == "rough":
         v = v.copy()
         v[:, 2] += 300.0 * np.random.default_rng(0).standard_normal(len(v))
@@ -233,6 +238,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="plain templates only (no shuffled / rough variants)")
+    ap.add_argument("--variants", default=None, help="comma-separated variants of table 1 instead (plain, shuffled, "
+                    "faces-shuffled, both-shuffled, rough)")
     ap.add_argument("--baseline", default=None, help="directory holding an older meshkit as meshkit_base")
     ap.add_argument("--mesh", action="append", default=[], metavar="PATH",
                     help="also measure this mesh file (tables 1 and 2), e.g. the real BFM_Remove_Neck/bfm.ply")
@@ -246,7 +253,8 @@ def main() -> None:
         return
 
     # --- 1. peers side by side, 2. parts
-    table_peers(rep, ("plain",) if args.quick else ("plain", "shuffled", "rough"))
+    variants = ("plain",) if args.quick else ("plain", "shuffled", "rough")
+    table_peers(rep, tuple(args.variants.split(",")) if args.variants else variants)
     table_parts(rep)
 
     # --- 3. the chain
