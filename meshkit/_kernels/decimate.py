@@ -464,10 +464,12 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
             for s in range(n_side):
                 jj = j + 1 + s
                 w = F[g, jj - 3 if jj >= 3 else jj]
-                if n_side == 1 or mark[w] != mark_id:  # a closed fan's next corners are distinct
+                if n_side == 2:  # an open fan's next and previous corners overlap (a closed fan's are distinct)
+                    if mark[w] == mark_id:
+                        continue
                     mark[w] = mark_id
-                    nbr[cnt] = w
-                    cnt += 1
+                nbr[cnt] = w
+                cnt += 1
             c = nxt[c]
         nbr[cnt] = k
         cnt += 1
