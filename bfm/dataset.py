@@ -36,6 +36,8 @@ reports how far each reflection is from its partner.
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
@@ -301,8 +303,6 @@ class W300LPDataset:
     def __init__(self, store, *, model=None, hierarchy=None, augment: bool = False, seed: int = 0,
                  rotation: float = 45.0, translation: float = 0.1, scale: tuple = (0.9, 1.2),
                  flip_probability: float = 0.5, vertex_mirror=None, include_skipped: bool = False):
-        import os
-
         from meshkit.validate import check_bool
 
         from .model import MorphableModel
@@ -410,6 +410,9 @@ class W300LPDataset:
         if self._model is not None and self.model_path is None:
             self.model_path = str(_cached_model_file(self._model))
             self._model_winding = "keep"
+            self._model_cached = True
+        elif getattr(self, "_model_cached", False):
+            _mark_used(Path(self.model_path))  # DataLoader workers (re)start from this pickle: still in use
         state = dict(self.__dict__)
         for k in ("_group", "_model", "_down", "_indices", "_covered", "_pid"):
             state[k] = None
@@ -429,8 +432,6 @@ class W300LPDataset:
 
     def _ensure(self) -> None:
         """Open what this process has not opened yet (a DataLoader worker starts with paths only)."""
-        import os
-
         if self._pid == os.getpid():
             return
         self._group = self._open()
@@ -547,18 +548,42 @@ def _map_points(p: np.ndarray, m: np.ndarray, aug: Augmentation, perm) -> np.nda
     return a.astype(np.float32)
 
 
+MODEL_CACHE_DAYS = 14  # a cached model file nobody pickled a dataset with for this long is removed
+
+
 def _cached_model_file(model) -> Path:
-    """The model written once as .npz in the temp folder, named by its token (what DataLoader workers load)."""
+    """The model written once as .npz in the temp folder, named by its token (what DataLoader workers load).
+
+    Each use marks the file as used (its modification time); writing a new one removes the files there
+    unused for ``MODEL_CACHE_DAYS``, so that the folder does not grow with every model ever pickled.
+    """
     import tempfile
 
     from .formats import save_npz
     from .w300lp import model_token
 
     path = Path(tempfile.gettempdir()) / "meshkit-dataset-models" / f"model-{model_token(model)}.npz"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_npz(path, model)
+    if path.exists():
+        _mark_used(path)
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_npz(path, model)
+    cutoff = time.time() - MODEL_CACHE_DAYS * 86400
+    for old in path.parent.glob("model-*.npz"):
+        try:
+            if old != path and old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:  # removed by another process meanwhile, or not ours to remove
+            pass
     return path
+
+
+def _mark_used(path: Path) -> None:
+    """Set the cached model file's modification time to now (another process may have removed it: fine)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
 
 
 def _torch_dataset_class():

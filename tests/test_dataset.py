@@ -327,6 +327,33 @@ def test_dataset_pickles_small_even_with_a_bfm_sized_model(bfm_sized, tmp_path, 
     assert len(pickle.dumps(W300LPDataset(out, model=path))) < 100_000
 
 
+def test_model_cache_removes_files_unused_for_weeks(stores, model, tmp_path, monkeypatch):
+    """The temp folder of pickled models: writing a new model removes files unused for MODEL_CACHE_DAYS,
+    keeps recent ones, and pickling a dataset again marks its file as used."""
+    import os
+    import pickle
+    import tempfile
+    import time
+
+    import bfm.dataset as dsmod
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    cache = tmp_path / "meshkit-dataset-models"
+    cache.mkdir()
+    now = time.time()
+    stale, recent = cache / "model-stale.npz", cache / "model-recent.npz"
+    for p, age_days in ((stale, dsmod.MODEL_CACHE_DAYS + 1), (recent, dsmod.MODEL_CACHE_DAYS - 1)):
+        p.write_bytes(b"x")
+        os.utime(p, (now - age_days * 86400,) * 2)
+    ds = W300LPDataset(stores["params"], model=model)
+    pickle.dumps(ds)  # writes this model's file
+    written = [p for p in cache.glob("model-*.npz") if p not in (stale, recent)]
+    assert len(written) == 1 and not stale.exists() and recent.exists()
+    os.utime(written[0], (now - 30 * 86400,) * 2)
+    pickle.dumps(ds)  # a DataLoader worker starting again: the file is in use
+    assert written[0].stat().st_mtime > now - 60
+
+
 def _spawn_items(ds, num_workers):
     loader = torch.utils.data.DataLoader(ds, batch_size=None, shuffle=False, num_workers=num_workers,
                                          multiprocessing_context="spawn" if num_workers else None)
