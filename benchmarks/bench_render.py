@@ -21,7 +21,8 @@ Rows (steady state after warm-up; the first call is reported apart):
 Run: .venv/bin/python benchmarks/bench_render.py [--quick] [--batch (the batch table only)]
 [--templates [--before DIR] [--mesh PATH] (the side-by-side template table only; DIR: an earlier
 version of the package as DIR/meshkit_before, timed alternately, see templates_side_by_side; PATH: a
-mesh file measured alongside, e.g. the real BFM mesh)]
+mesh file measured alongside, e.g. the real BFM mesh)] [--levels [--before DIR] (the reused Rasterizer
+on the template's CoMA levels, 53,215 down to 208 vertices: triangles of every size)]
 """
 
 from __future__ import annotations
@@ -203,7 +204,55 @@ def templates_side_by_side(repeat: int, before: str | None = None, mesh: str | N
     print()
 
 
+def levels_side_by_side(repeat: int, before: str | None = None) -> None:
+    """The reused Rasterizer on the CoMA levels of the real-like template (53,215 -> 13,304 -> 3,326 ->
+    832 -> 208 vertices, each framed alike), where the triangles grow from a few pixels to hundreds;
+    with ``before`` (as in templates_side_by_side), that version alternating with this one. CPU time of
+    the thread, medians of ``repeat`` rounds after one warm-up, single thread."""
+    import importlib
+    import time
+
+    from meshkit import decimate
+
+    numba.set_num_threads(1)
+    impls = {"": R}
+    if before is not None:
+        sys.path.insert(0, before)
+        impls = {"before": importlib.import_module("meshkit_before.render"), "now": R}
+    v, f = face_template(topology="bfm")
+    levels = [(v, f)]
+    for _ in range(4):
+        d = decimate(*levels[-1], factor=4)
+        levels.append((d.vertices, d.faces))
+    print(f"## Rasterizer (buffers reused) on the levels of the real-like template, single thread ({repeat} "
+          f"alternating rounds; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)\n")
+    cols = list(impls)
+    print("| vertices | size | " + " | ".join(f"{c or 'now'} median (CPU ms)" for c in cols)
+          + (" | now / before |" if before else " |"))
+    print("|---:|---:|" + "---:|" * (len(cols) + bool(before)))
+    for size in (256, 1024):
+        for lv, lf in levels:
+            vi = frame(lv, size)
+            calls = {c: (mod.Rasterizer(size, size), np.asarray(lf)) for c, mod in impls.items()}
+            times = {c: [] for c in cols}
+            for k in range(repeat + 1):
+                for c, (r, ff) in calls.items():
+                    t0 = time.thread_time()
+                    r(vi, ff)
+                    if k:
+                        times[c].append(time.thread_time() - t0)
+            med = {c: float(np.median(x)) * 1e3 for c, x in times.items()}
+            row = f"| {len(lv):,} | {size} | " + " | ".join(f"{med[c]:.2f}" for c in cols)
+            row += f" | {med['now'] / med['before']:.2f} |" if before else " |"
+            print(row, flush=True)
+    print()
+
+
 def main(quick: bool = False, batch_only: bool = False) -> None:
+    if "--levels" in sys.argv[1:]:
+        args = sys.argv[1:]
+        levels_side_by_side(11 if quick else 41, args[args.index("--before") + 1] if "--before" in args else None)
+        return
     if "--templates" in sys.argv[1:]:
         args = sys.argv[1:]
         before = args[args.index("--before") + 1] if "--before" in args else None

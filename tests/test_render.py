@@ -187,9 +187,9 @@ def centres_in_box(v, f, h, w):
 SIZE_CLASSES = [
     ("tiny", 160, 0, 1, 2),        # at most one centre: the branch-free one-pixel path
     ("2x2", 300, 2, 2, 2),         # the unrolled 2 x 2 block
-    ("4x4", 700, 3, 4, 2),         # rows of 4 vectorized lanes (or the general loop at the right border)
+    ("4x4", 700, 3, 4, 2),         # rows of 4 vectorized lanes (or 8-lane chunks at the right border)
     ("tile", 1700, 5, 8, 3),       # rows of 8 lanes: boxes of 5 to 8 centres, most of the real mesh at 1024 px
-    ("huge", 40 * 256, 9, 40, 20),  # the general loop: larger than the image, clipped on several sides
+    ("huge", 40 * 256, 9, 40, 20),  # rows of 8-lane chunks: larger than the image, clipped on several sides
 ]
 
 
@@ -210,6 +210,20 @@ def test_every_size_class_matches_brute_force(name, spread, lo, hi, out):
     f = f[keep][: {"tiny": 1000, "huge": 12}.get(name, 150)]
     assert len(f) >= 12, "the generator no longer produces this size class"
     check_against_brute_force(v, f, h, w, min_clear=20)
+
+
+@pytest.mark.parametrize("w", [1, 3, 7, 8, 9, 17])
+def test_large_triangles_in_narrow_images_match_brute_force(w):
+    # the chunked rows at every image width around the lane counts: chunks moved left at the right
+    # edge, images narrower than a chunk
+    rng = np.random.default_rng(500 + w)
+    h, n = 11, 60
+    centres = rng.integers(-3 * 256, (w + 3) * 256, size=(n, 1, 2))
+    centres[:, :, 1] = rng.integers(-3 * 256, (h + 3) * 256, size=(n, 1))
+    xy = centres + rng.integers(-12 * 256, 12 * 256 + 1, size=(n, 3, 2))
+    v = np.c_[(xy / 256.0).reshape(-1, 2), rng.uniform(-5, 5, 3 * n)]
+    f = np.arange(3 * n).reshape(-1, 3)
+    check_against_brute_force(v, f, h, w, min_clear=min(h * w // 3, 20))
 
 
 def test_slivers_and_off_screen_triangles_match_brute_force():

@@ -68,9 +68,9 @@ def scan(xy, vertices, sign, faces, f_start, f_end, height, width, cull, fbuf, z
     centre (most triangles of a dense mesh in a small image) is tested at that centre without
     data-dependent branches; a clipped box of at most 2 x 2 centres is scanned as a fixed 2 x 2
     block with masked stores; a box at most 8 centres wide as vectorized rows of 4 or 8 lanes with
-    masked stores; larger ones over their clipped bounding box with exact incremental edge
-    functions. Depth at the k-th pixel of a row is z_row + k dz, z_row its exact value at the
-    row's first box column.
+    masked stores; a wider one (or one at the image's right edge) as rows of such 8-lane chunks.
+    Depth at the k-th pixel of a row is z_row + k dz, z_row its exact value at the row's first box
+    column.
     """
     # lane counts of the row loop below, as run-time values: with a constant trip count the compiler
     # unrolls that loop into scalar code instead of vectorizing it (numba runs no SLP vectorizer)
@@ -212,24 +212,36 @@ def scan(xy, vertices, sign, faces, f_start, f_end, height, width, cull, fbuf, z
                     zbuf[ju, i] = z32 if take else old
                     fbuf[ju, i] = fid if take else oldf
             continue
+        # a wider box (or one at the image's right edge): each row in chunks of 8 lanes, vectorized and
+        # masked as above (lanes outside the box, k < 0 or k > last, are outside). A chunk that would
+        # cross the image's right edge is moved left to end on it: its lanes left of the box are
+        # masked, those it shares with the chunk before are tested again with the same result. k counts
+        # from the box's left column, so depth is z_row + k dz as on every path.
         for j in range(j0, j1 + 1):
             py = (j << SUBPIXEL_BITS) + HALF
             w0 = dx0 * (py - y1) - dy0 * (px0 - x1)
             w1 = dx1 * (py - y2) - dy1 * (px0 - x2)
             w2 = dx2 * (py - y0) - dy2 * (px0 - x0)
             z = w0 * c0 + w1 * c1 + w2 * c2
-            w0 += bias0  # the fill rule folded in once per row: inside <=> all three >= 0
+            w0 += bias0
             w1 += bias1
             w2 += bias2
-            for i in range(i0, i1 + 1):
-                if (w0 | w1 | w2) >= 0:
-                    z32 = np.float32(z + (i - i0) * dz)
-                    if not z32 <= zbuf[j, i]:
-                        zbuf[j, i] = z32
-                        fbuf[j, i] = fid
-                w0 -= s0
-                w1 -= s1
-                w2 -= s2
+            ju = np.uint64(j)
+            for cs in range(i0, i1 + 1, lanes8):
+                start = min(cs, width - lanes8)
+                k0 = start - i0
+                iu = np.uint64(start)
+                for di in range(lanes8):
+                    k = k0 + di
+                    i = iu + np.uint64(di)
+                    z32 = np.float32(z + k * dz)
+                    old = zbuf[ju, i]
+                    oldf = fbuf[ju, i]
+                    take = ((((w0 - k * s0) | (w1 - k * s1) | (w2 - k * s2) | (last - k) | k) >= 0)
+                            & ((z32 > old) | (old != old)))
+                    zbuf[ju, i] = z32 if take else old
+                    fbuf[ju, i] = fid if take else oldf
+
 
 @njit(cache=True, inline="always")
 def _weights(xy, a, b, c, px, py):
