@@ -767,6 +767,8 @@ for body in re.split(r"\\ndefine ", ir)[1:]:
     for helper in ("_hset", "_can_collapse", "_best"):
         if re.search(r"decimate\\d+" + helper + r"B", name):
             print(helper, body.count("@NRT_incref") + body.count("@NRT_decref"))
+for helper in ("_hset", "_can_collapse", "_best"):
+    print("specializations" + helper, len(getattr(K, helper).overloads))
 """
 
 
@@ -776,12 +778,17 @@ def test_collapse_loop_helpers_make_no_reference_count_calls(tmp_path):
     Numba adds an atomic incref/decref per array argument unless its pruning removes them, which it
     does only when every array lives to the helper's one exit (see _live in the kernel): an early
     return added there cost a third of the loop's time before. Checked on the compiled LLVM IR of a
-    fresh compile (empty cache), where the calls would show as @NRT_incref / @NRT_decref."""
+    fresh compile (empty cache), where the calls would show as @NRT_incref / @NRT_decref. Also: each
+    helper is compiled for one signature only."""
     out = run_snippet(_NRT_PROBE, timeout=300, env={"NUMBA_CACHE_DIR": str(tmp_path)})
     assert out.returncode == 0, out.stderr[-3000:]
     counts = dict(line.split() for line in out.stdout.split("\n") if line.strip())
+    specs = {k: int(counts.pop(k)) for k in list(counts) if k.startswith("specializations")}
     assert set(counts) == {"_hset", "_can_collapse", "_best"}, out.stdout
     assert all(int(c) == 0 for c in counts.values()), counts
+    # and each compiles once: the call sites pass the same types (int32 vertices, an int64 mark, never
+    # a literal), a second specialization doubled the helper's share of the cold compile
+    assert specs == {"specializations_hset": 1, "specializations_can_collapse": 1, "specializations_best": 1}, specs
 
 
 def test_meshes_beyond_int32_corner_indices_are_refused_by_name():

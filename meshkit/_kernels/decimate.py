@@ -373,13 +373,14 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
     nrej = np.zeros(n, dtype=np.int32)
     refused_by = np.zeros(n, dtype=np.int32)  # how many refusals name each vertex as target
     mark = np.full(n, -1, dtype=np.int32)  # scratch: neighbour marks (int32: half the cache lines of int64)
-    mark_id = 0
+    mark_id = np.int64(0)  # typed, not the literal 0: each helper compiles once (int32 vertices, int64 marks)
     best_t = np.full(n, -1, dtype=np.int32)
     hcost = np.empty(n)
     hvert = np.empty(n, dtype=np.int32)
     pos = np.full(n, -1, dtype=np.int32)
     hsize = np.zeros(1, dtype=np.int64)
-    for v in range(n):
+    for v64 in range(n):
+        v = np.int32(v64)
         mark_id += 1
         cost, t = _best(Q, P, F, head, nxt, boundary, rej, nrej, mark, mark_id, v)
         best_t[v] = t
@@ -396,7 +397,7 @@ def qem_decimate(vertices, faces, target, boundary_weight, min_cos, eps_area, mi
     while n_alive > target and hsize[0] > 0:
         if mark_id > 1 << 30:  # int32 marks: start again before they could overflow (a handful per collapse)
             mark[:] = -1
-            mark_id = 0
+            mark_id = np.int64(0)
         r = hvert[0]
         k = best_t[r]
         ok = _can_collapse(P, F, head, nxt, nfaces, boundary, fn, mark, mark_id, r, k, min_cos, eps_area,
