@@ -230,7 +230,14 @@ def _add_preprocess_300wlp(sub) -> None:
 
 def _seconds_or_none(text: str) -> float | None:
     """``--no-workers-timeout``'s value: seconds, or None for 'none' (``preprocess`` checks the number)."""
-    return None if text.strip().lower() == "none" else float(text)
+    import argparse
+
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds (a number) or 'none', got {text!r}") from None
 
 
 def _run_preprocess_300wlp(args) -> int:

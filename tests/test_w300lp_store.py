@@ -466,7 +466,7 @@ def test_a_bad_no_workers_timeout_is_refused_naming_it(tmp_path, tree, bad, erro
     assert not (tmp_path / "s.zarr").exists()
 
 
-def test_the_no_workers_timeout_flag():
+def test_the_no_workers_timeout_flag(capsys):
     from meshkit.cli import build_parser
 
     def parsed(*flag):
@@ -474,6 +474,9 @@ def test_the_no_workers_timeout_flag():
 
     assert parsed() == 300.0 and parsed("--no-workers-timeout", "2.5") == 2.5
     assert parsed("--no-workers-timeout", "none") is None
+    with pytest.raises(SystemExit):
+        parsed("--no-workers-timeout", "x")
+    assert "--no-workers-timeout: expected seconds" in capsys.readouterr().err
 
 
 def test_block_rows_are_fsynced_before_the_status_chunk_marks_them_done(tmp_path, monkeypatch):
