@@ -216,6 +216,9 @@ def _add_preprocess_300wlp(sub) -> None:
     p.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality 1..100 with --image-codec jpeg (default 95)")
     p.add_argument("--workers", type=int, default=2, help="local worker processes (default 2)")
     p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address (runs the blocks there)")
+    p.add_argument("--no-workers-timeout", type=_seconds_or_none, default=300.0, metavar="SECONDS",
+                   help="with --scheduler: give up after the scheduler has had no workers this long (default 300; "
+                        "'none' waits forever)")
     p.add_argument("--block-size", type=int, default=32, help="samples per block / zarr chunk (default 32)")
     p.add_argument("--limit", type=int, default=None, help="only the first N samples (sorted ids)")
     p.add_argument("--hierarchy", type=Path, default=None,
@@ -223,6 +226,18 @@ def _add_preprocess_300wlp(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a store made with other settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_preprocess_300wlp)
+
+
+def _seconds_or_none(text: str) -> float | None:
+    """``--no-workers-timeout``'s value: seconds, or None for 'none' (``preprocess`` checks the number)."""
+    import argparse
+
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds (a number) or 'none', got {text!r}") from None
 
 
 def _run_preprocess_300wlp(args) -> int:
@@ -262,7 +277,7 @@ def _run_preprocess_300wlp(args) -> int:
                                 workers=args.workers, scheduler=args.scheduler, limit=args.limit, hierarchy=args.hierarchy,
                                 uv=uv, uv_size=args.uv_size, uv_texture=args.uv_texture, overwrite=args.overwrite,
                                 progress=not args.no_progress, image_codec=args.image_codec,
-                                jpeg_quality=args.jpeg_quality)
+                                jpeg_quality=args.jpeg_quality, no_workers_timeout=args.no_workers_timeout)
     print(summary)
     return 0
 

@@ -397,6 +397,88 @@ if __name__ == "__main__":
     assert set(blocks[:2]) <= {0, BLOCK} and (blocks[2:] == 0).all()  # whole blocks or nothing; none past the kill
 
 
+@pytest.mark.slow
+def test_a_scheduler_without_workers_ends_with_one_line_and_rerunning_resumes(tmp_path, tree, clean):
+    """A scheduler that never gets a worker: ``ClusterLost`` once it has had none for
+    ``no_workers_timeout`` seconds, naming the scheduler, the wait and the option; the store is left
+    resumable: once a worker joins, the same command finishes it, equal to an uninterrupted run."""
+    distributed = pytest.importorskip("distributed")
+    out = tmp_path / "s.zarr"
+    with distributed.LocalCluster(n_workers=0, threads_per_worker=1, processes=False, dashboard_address=None) as c:
+        t0 = time.monotonic()
+        with pytest.raises(w300lp.ClusterLost) as e:
+            _run(tree, out, scheduler=c.scheduler_address, no_workers_timeout=1.5)
+        elapsed = time.monotonic() - t0
+        msg = str(e.value)
+        waited = float(msg.split("no workers for ")[1].split(" s")[0])
+        assert 1.5 <= waited <= elapsed < 20
+        assert "\n" not in msg and c.scheduler_address in msg and "0 block(s) of this run finished" in msg
+        assert "no_workers_timeout" in msg and "rerunning the same command resumes" in msg and str(out) in msg
+        status = zarr.open_group(str(out), mode="r", use_consolidated=False)["status"][:]
+        assert len(status) and (status == 0).all()
+        c.scale(1)
+        c.wait_for_workers(1, timeout=30)
+        s = _run(tree, out, scheduler=c.scheduler_address, no_workers_timeout=1.5)
+    assert s.blocks_resumed == 0 and s.blocks_total == len(status) // BLOCK
+    _assert_same_arrays(out, clean)
+    assert _siblings(out) == ["s.zarr"]
+
+
+@pytest.mark.slow
+def test_the_last_worker_leaving_mid_run_ends_with_one_line_and_rerunning_resumes(tmp_path, tree, clean, monkeypatch):
+    """The only worker leaves after the first finished block while the scheduler keeps running: the run
+    ends with ``ClusterLost`` in seconds (it never waits for ever) and rerunning resumes."""
+    distributed = pytest.importorskip("distributed")
+    from bfm.w300lp import runners
+
+    out = tmp_path / "s.zarr"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as c:
+        run_dask = runners.run_dask
+
+        def run_dask_then_retire(scheduler, spec, out, tasks, opts, on_done, **kw):
+            def on_done_then_retire(result):
+                on_done(result)
+                c.scale(0)
+
+            run_dask(scheduler, spec, out, tasks, opts, on_done_then_retire, **kw)
+
+        monkeypatch.setattr(runners, "run_dask", run_dask_then_retire)
+        t0 = time.monotonic()
+        with pytest.raises(w300lp.ClusterLost) as e:
+            _run(tree, out, scheduler=c.scheduler_address, no_workers_timeout=1.5)
+        assert time.monotonic() - t0 < 20
+    msg = str(e.value)
+    assert "\n" not in msg and "rerunning the same command resumes" in msg and str(out) in msg
+    status = zarr.open_group(str(out), mode="r", use_consolidated=False)["status"][:]
+    assert 0 < (status != 0).sum() < len(status)
+    s = _run(tree, out)  # the same settings, here in process
+    assert s.blocks_resumed >= 1
+    g, ref = zarr.open_group(str(out), mode="r"), zarr.open_group(str(clean), mode="r")
+    np.testing.assert_array_equal(g["images"][:], ref["images"][:])
+    np.testing.assert_allclose(g["vertices"][:], ref["vertices"][:], rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-1, ValueError), (float("inf"), ValueError),
+                                        ("x", TypeError), (True, TypeError)])
+def test_a_bad_no_workers_timeout_is_refused_naming_it(tmp_path, tree, bad, error):
+    with pytest.raises(error, match="no_workers_timeout"):
+        _run(tree, tmp_path / "s.zarr", no_workers_timeout=bad)
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_the_no_workers_timeout_flag(capsys):
+    from meshkit.cli import build_parser
+
+    def parsed(*flag):
+        return build_parser().parse_args(["preprocess-300wlp", "root", "--out", "s.zarr", *flag]).no_workers_timeout
+
+    assert parsed() == 300.0 and parsed("--no-workers-timeout", "2.5") == 2.5
+    assert parsed("--no-workers-timeout", "none") is None
+    with pytest.raises(SystemExit):
+        parsed("--no-workers-timeout", "x")
+    assert "--no-workers-timeout: expected seconds" in capsys.readouterr().err
+
+
 def test_block_rows_are_fsynced_before_the_status_chunk_marks_them_done(tmp_path, monkeypatch):
     """The store's progress record is the per-block ``status`` chunk: after a power loss it must not
     claim rows that never reached the disk, so every chunk file of a block is fsynced before its

@@ -100,8 +100,8 @@ same command; a run with another worker count or scheduler can differ in the las
 vertices (BLAS threading: pool workers run single-threaded BLAS, an in-process ``workers=1`` run uses
 the default threads). A corrupt .mat, missing image or wrong-shape parameter is recorded (id +
 reason) and skipped, never raised. Paths (root, out, model, hierarchy) are made absolute before any
-work is sent out; a Dask cluster lost mid-run raises ``ClusterLost`` (one line; rerunning the same
-command resumes).
+work is sent out; a Dask cluster lost mid-run, or a scheduler without workers for longer than
+``no_workers_timeout`` (300 s), raises ``ClusterLost`` (one line; rerunning the same command resumes).
 """
 
 from __future__ import annotations
@@ -212,7 +212,8 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
                scheduler=None, limit: int | None = None, n_shape: int | None = None, n_expression: int | None = None,
                subsets: Sequence[str] = SUBSETS, flips: bool = True, hierarchy=None, uv=None, uv_size: int = 256,
                uv_texture: bool = False, overwrite: bool = False, progress: bool = True,
-               image_codec: Literal["jpeg", "lossless"] = "jpeg", jpeg_quality: int = 95) -> Summary:
+               image_codec: Literal["jpeg", "lossless"] = "jpeg", jpeg_quality: int = 95,
+               no_workers_timeout: float | None = 300.0) -> Summary:
     """Preprocess a 300W-LP tree into a chunked zarr store, in parallel, resumably.
 
     Parameters
@@ -232,7 +233,8 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
     block_size : samples per block = per chunk along the sample axis.
     workers : local worker processes (1 = in this process). Ignored with ``scheduler``.
     scheduler : a dask.distributed scheduler address (str) or Client: run the blocks there. The
-        store path must be reachable by the workers (shared file system).
+        store path must be reachable by the workers (shared file system). While the scheduler has no
+        workers (none yet, or all gone) the job waits for some, at most ``no_workers_timeout``.
     limit : only the first ``limit`` samples in id order.
     n_shape, n_expression : use at most this many leading components (default: min(model, 199 / 29)).
     subsets, flips : see ``discover``.
@@ -251,13 +253,17 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
         through imagecodecs: ~6x smaller than "lossless" on photo crops, errors far below the source
         JPEGs' own) or "lossless" (zstd on the pixels, bit-exact). See ``bfm.w300lp.codec``.
     jpeg_quality : 1..100, with ``image_codec="jpeg"`` (95).
+    no_workers_timeout : with ``scheduler``: seconds the scheduler may have no workers, without a break,
+        before the job gives up with ``ClusterLost`` (300, for clusters that scale up slowly); None
+        waits forever.
 
     Returns
     -------
     Summary (processed, skipped ids with reasons, seconds, blocks resumed).
 
     Raises ``ClusterLost`` (a ``ConnectionError``) when the Dask cluster loses its workers or scheduler
-    mid-run: the finished blocks are kept, rerunning the same command resumes.
+    mid-run, or its scheduler has no workers for longer than ``no_workers_timeout``: the finished blocks
+    are kept, rerunning the same command resumes.
     """
     t0 = time.perf_counter()
     check_choice(store, "store", ("vertices", "params", "uvmap"))
@@ -268,6 +274,8 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
     check_choice(image_codec, "image_codec", IMAGE_CODECS)
     jpeg_quality = check_int(jpeg_quality, "jpeg_quality", minimum=1, maximum=100)
     workers = check_int(workers, "workers", minimum=1)
+    if no_workers_timeout is not None:
+        no_workers_timeout = check_float(no_workers_timeout, "no_workers_timeout", minimum=0.0, strict_minimum=True)
     if limit is not None:
         limit = check_int(limit, "limit", minimum=1)
     if isinstance(model, (str, os.PathLike)):
@@ -330,7 +338,7 @@ def preprocess(root, out, *, model, size: int = 256, margin: float = 1.5, store:
             samples = samples[:limit]
         with store_lock(out):
             return _run(out, samples, model, spec, pool, opts, block_size, down, workers, scheduler, overwrite,
-                        progress, t0, uv, uv_settings)
+                        progress, t0, uv, uv_settings, no_workers_timeout)
     finally:
         if pool is not None:
             pool.close()
@@ -351,7 +359,7 @@ def _model_folder() -> str:
 
 def _run(out: Path, samples: list, model: MorphableModel, spec: WorkerSpec, pool, opts: BlockOptions,
          block_size: int, down: tuple, workers: int, scheduler, overwrite: bool, progress: bool, t0: float,
-         uv=None, uv_settings=None) -> Summary:
+         uv=None, uv_settings=None, no_workers_timeout: float | None = 300.0) -> Summary:
     """``preprocess`` after the checks, holding the store's lock (``pool``: the started local pool or None)."""
     config = {**store_config(samples, model, opts, block_size, down), **(uv_settings or {})}
     prepare_store(out, samples, model, opts, block_size, config, down, overwrite=overwrite, uv=uv)
@@ -383,7 +391,8 @@ def _run(out: Path, samples: list, model: MorphableModel, spec: WorkerSpec, pool
     # the runners are looked up on the module when called (tests wrap them to simulate a killed job)
     try:
         if scheduler is not None:
-            runners.run_dask(scheduler, spec, str(out), tasks(), opts, on_done, window=max(2, 2 * workers))
+            runners.run_dask(scheduler, spec, str(out), tasks(), opts, on_done, window=max(2, 2 * workers),
+                             no_workers_timeout=no_workers_timeout)
         elif workers == 1:
             runners.run_in_process(spec, str(out), tasks(), opts, on_done)
         else:

@@ -17,7 +17,8 @@ __all__ = ["ClusterLost", "LocalPool", "run_in_process", "run_local", "run_dask"
 
 
 class ClusterLost(ConnectionError):
-    """The Dask cluster lost its workers or its scheduler mid-run (the finished blocks are in the store)."""
+    """The Dask cluster lost its workers or its scheduler mid-run, or its scheduler had no workers for longer than
+    ``no_workers_timeout`` (the finished blocks are in the store)."""
 
 
 _BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -154,35 +155,71 @@ def _init_worker(spec: WorkerSpec, parent_pid: int | None = None) -> None:
     warm_up()
 
 
-def run_dask(scheduler, spec: WorkerSpec, out: str, tasks, opts: BlockOptions, on_done, *, window: int) -> None:
-    """The same blocks on a dask.distributed cluster, a bounded number in flight."""
+_POLL = 0.5  # seconds between looks at the scheduler while no block finishes
+
+
+def run_dask(scheduler, spec: WorkerSpec, out: str, tasks, opts: BlockOptions, on_done, *, window: int,
+             no_workers_timeout: float | None = 300.0) -> None:
+    """The same blocks on a dask.distributed cluster, at most ``window`` in flight.
+
+    Finished futures come back through a queue (each future's done callback puts it there); while none
+    finishes, the scheduler is asked for its workers every ``_POLL`` seconds, and once it has had none
+    for longer than ``no_workers_timeout`` seconds (None: wait forever) the run ends with ``ClusterLost``.
+    """
+    import queue
+
     from meshkit._optional import require
 
     distributed = require("dask.distributed", "preprocess(scheduler=...) on a Dask cluster")
-    Client, as_completed = distributed.Client, distributed.as_completed
     from distributed.comm import CommClosedError
-    own = not isinstance(scheduler, Client)
-    client = Client(scheduler) if own else scheduler
+    own = not isinstance(scheduler, distributed.Client)
+    client = distributed.Client(scheduler) if own else scheduler
+    pending, finished = set(), queue.SimpleQueue()  # the futures in flight; those done, as they finish
     n_done, lost = 0, False
+    seen = time.monotonic()  # when the scheduler last had a worker (or a block finished)
+
+    def workers_present() -> bool:
+        nonlocal seen
+        now = time.monotonic()
+        if client.nthreads():
+            seen = now
+            return True
+        if no_workers_timeout is not None and now - seen > no_workers_timeout:
+            raise ClusterLost(
+                f"the Dask scheduler {client.scheduler.address} has had no workers for {now - seen:.1f} s "
+                f"({n_done} block(s) of this run finished); the finished blocks are in the store {out!r}: "
+                "rerunning the same command resumes from them; no_workers_timeout (--no-workers-timeout) sets "
+                "how long to wait for workers")
+        return False
 
     def submit(b, start, smp):
-        return client.submit(run_block, payload, out, b, start, smp, opts, key=f"w300lp-{out}-{b}", pure=False)
+        fut = client.submit(run_block, payload, out, b, start, smp, opts, key=f"w300lp-{out}-{b}", pure=False)
+        fut.add_done_callback(finished.put)
+        pending.add(fut)
 
     try:
+        while not workers_present():  # the model is scattered to the workers there are: wait for one
+            time.sleep(_POLL)
         payload = client.scatter(spec, broadcast=True)
         it = iter(tasks)
-        ac = as_completed()
         for b, start, smp in it:
-            ac.add(submit(b, start, smp))
-            if ac.count() >= window:
+            submit(b, start, smp)
+            if len(pending) >= window:
                 break
-        for fut in ac:
+        while pending:
+            try:
+                fut = finished.get(timeout=_POLL)
+            except queue.Empty:
+                workers_present()
+                continue
+            pending.discard(fut)
             on_done(fut.result())
             n_done += 1
+            seen = time.monotonic()
             fut.release()
             nxt = next(it, None)
             if nxt is not None:
-                ac.add(submit(*nxt))
+                submit(*nxt)
     except (CancelledError, distributed.KilledWorker, CommClosedError) as e:
         lost = True
         what = " ".join(f"{type(e).__name__}: {str(e).split('. ')[0]}".split())[:300]  # one line
