@@ -3,6 +3,10 @@
 import numpy as np
 from numba import njit
 
+# "no face" / padding as a typed int64, not the literal -1: a literal argument makes numba compile
+# the helper it is passed to a second time (once per literal value)
+_NONE = np.int64(-1)
+
 
 @njit(cache=True)
 def spirals(ring_indptr, ring, n_vertices, length, dilation, pad_value):
@@ -303,8 +307,8 @@ def spirals_neural3dmm(faces, vf_indptr, vf, adj_indptr, adj, start, n_vertices,
         orient = False
         while avail > 0:
             cur = ring[rn - 1]
-            f0 = -1
-            f1 = -1
+            f0 = _NONE
+            f1 = _NONE
             nc = 0
             for q in range(vf_indptr[c], vf_indptr[c + 1]):
                 f = vf[q]
@@ -344,7 +348,7 @@ def spirals_neural3dmm(faces, vf_indptr, vf, adj_indptr, adj, start, n_vertices,
         reverse = not (orient and rn == 1)
         pad = False
         while avail > 0:
-            f0 = -1
+            f0 = _NONE
             nc = 0
             for q in range(vf_indptr[c], vf_indptr[c + 1]):
                 f = vf[q]
@@ -364,7 +368,7 @@ def spirals_neural3dmm(faces, vf_indptr, vf, adj_indptr, adj, start, n_vertices,
                     rev = rn
                 v = third
         if pad:
-            rn = _insert(ring, rn, rev, -1)
+            rn = _insert(ring, rn, rev, _NONE)
         for t in range(rn):
             if cnt < n_raw:
                 out[c, cnt] = ring[t]
@@ -448,8 +452,8 @@ def spirals_neural3dmm(faces, vf_indptr, vf, adj_indptr, adj, start, n_vertices,
             seen[init] = c
             while avail > 0:
                 cur = ring[rn - 1]
-                f0 = -1
-                f1 = -1
+                f0 = _NONE
+                f1 = _NONE
                 nc = 0
                 for q in range(vf_indptr[cur], vf_indptr[cur + 1]):
                     f = vf[q]
@@ -491,7 +495,7 @@ def spirals_neural3dmm(faces, vf_indptr, vf, adj_indptr, adj, start, n_vertices,
             reverse = not (orient and rn == 1)
             pad = False
             while avail > 0:
-                f0 = -1
+                f0 = _NONE
                 nc = 0
                 for q in range(vf_indptr[v], vf_indptr[v + 1]):
                     f = vf[q]
@@ -516,7 +520,7 @@ def spirals_neural3dmm(faces, vf_indptr, vf, adj_indptr, adj, start, n_vertices,
                         rev = rn
                     v = third
             if pad:
-                rn = _insert(ring, rn, rev, -1)
+                rn = _insert(ring, rn, rev, _NONE)
             for t in range(rn):
                 if cnt < n_raw:
                     out[c, cnt] = ring[t]
