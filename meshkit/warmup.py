@@ -3,7 +3,7 @@
 The kernels (``meshkit/_kernels``) are compiled on first use and cached (numba ``cache=True``): in
 ``NUMBA_CACHE_DIR`` when it is set, else in ``__pycache__`` next to the kernel sources. A fresh
 process then loads machine code instead of compiling: the first ``sampling.build_hierarchy`` of the
-53,215-vertex template takes ~1 s instead of ~11 s (about 10 s of CPU are numba compiling, mostly
+53,215-vertex template takes ~1 s instead of ~10-11 s (about 10 s of CPU are numba compiling, mostly
 type inference and lowering of the decimation and closest-point kernels). ``meshkit warmup`` runs
 the steps of every command module (``meshkit.cli.warmup_steps``): the core's are :data:`STEPS`;
 ``sampling`` and ``bfm`` add their own. Re-run it after upgrading numba or meshkit (numba then
