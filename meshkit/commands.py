@@ -352,10 +352,12 @@ def _add_render(sub) -> None:
 def _render_image(v, f, mode: str, size: int, *, colors=None, margin: float = 0.05, cull: bool = False, name: str = "mesh"):
     """The image of one render mode, float in [0, 1]: shared by ``meshkit render`` and the demo.
 
-    The camera looks down -z (front faces counter-clockwise seen from +z). When most of the
-    surface faces away from it (a clockwise mesh, such as a BFM triangle list as stored), one
-    line on stderr says so and names the fix, and the picture stays readable: shading is two-sided
-    and the normal map is drawn from the faces re-wound by ``topology.orient_outward``.
+    The camera looks down -z (front faces counter-clockwise seen from +z). A mesh wound outward whose
+    front looks along -z (its file puts z away from the viewer) is viewed turned 180 degrees about y
+    (``render.front_view``; one line on stderr says so). When most of the surface still faces away
+    (a clockwise mesh, such as a BFM triangle list as stored), one line on stderr says so and names
+    the fix, and the picture stays readable: shading is two-sided and the normal map is drawn from
+    the faces re-wound by ``topology.orient_outward``.
     """
     import sys
 
@@ -363,6 +365,11 @@ def _render_image(v, f, mode: str, size: int, *, colors=None, margin: float = 0.
 
     from . import render, topology
 
+    reference = v  # the PNCC code belongs to the vertices, not to the view
+    v, turned = render.front_view(v, f)
+    if turned:
+        print(f"meshkit render: note: {name}: wound outward but facing -z (z points away from the viewer in this "
+              "file); viewed from -z (turned 180 degrees about y)", file=sys.stderr)
     vi = render.frame_vertices(v, size, size, margin=margin)
     kw = dict(cull_backfaces=cull)
     facing = topology.facing_fraction(v, f, (0.0, 0.0, 1.0))
@@ -378,7 +385,7 @@ def _render_image(v, f, mode: str, size: int, *, colors=None, margin: float = 0.
         n = render.render_normals(vi, g, size, size, **kw)
         return np.where(np.any(n != 0, axis=2, keepdims=True), 0.5 * (n + 1.0), 0.0)
     if mode == "pncc":
-        return render.render_pncc(vi, f, size, size, reference=v, **kw)
+        return render.render_pncc(vi, f, size, size, reference=reference, **kw)
     if colors is not None:
         return render.render_colors(vi, f, np.asarray(colors)[:, :3].astype(np.float64) / 255.0, size, size, **kw)
     # shaded grey: a light above-right of the camera

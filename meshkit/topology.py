@@ -408,7 +408,8 @@ def warn_if_inward(vertices, faces, *, view_direction=None, name: str = "mesh", 
     Without ``view_direction`` the measure is :func:`outward_fraction` (faces pointing away from
     the centroid); with it, the fraction of the area whose normal has a positive component along
     ``view_direction`` (towards the viewer). Below one half, the message says how much, and
-    names the fix: ``meshkit.topology.orient_outward``.
+    names the fix: ``meshkit.topology.orient_outward`` for an inward winding, a turn
+    (``meshkit.render.front_view``) for a surface wound outward whose front looks the other way.
 
     Parameters
     ----------
@@ -426,9 +427,15 @@ def warn_if_inward(vertices, faces, *, view_direction=None, name: str = "mesh", 
     if frac < 0.5:
         import warnings
 
-        towards = "the viewer" if view_direction is not None else "outward"
-        warnings.warn(f"{name}: only {100 * frac:.0f} % of the surface faces {towards} (clockwise winding?); "
-                      f"re-wind it with meshkit.topology.orient_outward(vertices, faces)", UserWarning, stacklevel=stacklevel)
+        if view_direction is not None and outward_fraction(v, f) >= 0.5:
+            warnings.warn(f"{name}: only {100 * frac:.0f} % of the surface faces the viewer, but it is wound outward: "
+                          "its front looks the other way; turn it (meshkit.render.front_view) rather than re-wind it",
+                          UserWarning, stacklevel=stacklevel)
+        else:
+            towards = "the viewer" if view_direction is not None else "outward"
+            warnings.warn(f"{name}: only {100 * frac:.0f} % of the surface faces {towards} (clockwise winding?); "
+                          f"re-wind it with meshkit.topology.orient_outward(vertices, faces)", UserWarning,
+                          stacklevel=stacklevel)
     return frac
 
 

@@ -2,8 +2,10 @@
 
 Each level is shaded (Lambertian, light from the upper left front) with its wireframe-free
 surface, framed by the same camera so the levels line up, and labelled with its vertex count
-underneath. The camera looks down -z; a mesh whose surface mostly faces away from it (clockwise
-winding, as the real BFM triangle lists are stored) gets a warning naming the fix
+underneath. The camera looks down -z; a mesh wound outward whose front looks along -z (its file
+puts z away from the viewer) is viewed from that side (``meshkit.render.front_view``: every level
+turned 180 degrees about y); a mesh whose surface mostly faces away from the camera even so
+(clockwise winding, as the real BFM triangle lists are stored) gets a warning naming the fix
 (``meshkit.topology.orient_outward``) and is shaded two-sided, so it never renders dark silently.
 """
 
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from meshkit.render import frame_vertices, render_shaded, save_png
+from meshkit.render import frame_vertices, front_view, render_shaded, save_png
 from meshkit.topology import warn_if_inward
 from meshkit.validate import check_int
 
@@ -25,14 +27,15 @@ __all__ = ["render_levels", "save_preview"]
 def render_levels(h: Hierarchy, size: int = 256) -> np.ndarray:
     """Render every level of ``h`` side by side: (size + 24, n_levels * size, 3) uint8."""
     s = check_int(size, "size", minimum=16)
-    v0 = h.levels[0].vertices
+    v0, turned = front_view(h.levels[0].vertices, h.levels[0].faces)
+    turn = np.array([-1.0, 1.0, -1.0]) if turned else np.ones(3)  # the same view of every level
     # the camera looks down -z: most of the surface should face +z
     two_sided = warn_if_inward(v0, h.levels[0].faces, view_direction=(0.0, 0.0, 1.0), name="hierarchy preview",
                                stacklevel=3) < 0.5
     tiles = []
     for lv in h.levels:
         # the same camera for every level: frame each level together with level 0's bounding box
-        vi = frame_vertices(np.vstack([v0, lv.vertices]), s, s)[len(v0):]
+        vi = frame_vertices(np.vstack([v0, lv.vertices * turn]), s, s)[len(v0):]
         tile = render_shaded(vi, lv.faces, s, s, colors=(0.85, 0.85, 0.88), light_direction=(-0.4, -0.5, 1.0),
                              per_pixel=True, background=1.0, two_sided=two_sided)
         label = np.ones((24, s, 3), np.float32)

@@ -200,3 +200,21 @@ def test_preview_of_a_clockwise_mesh_warns_and_is_not_dark(face):
     with pytest.warns(UserWarning, match="orient_outward"):
         cw = render_levels(dataclasses.replace(h, levels=cw_levels), 64)
     assert np.abs(ccw.astype(int) - cw.astype(int)).max() <= 1
+
+
+def test_preview_of_an_outward_mesh_facing_minus_z_shows_its_front(face):
+    """A mesh wound outward whose front looks along -z (3DDFA's bfm.ply puts z away from the viewer):
+    the preview views it from that side, with no warning: the same picture as the mesh facing +z
+    (every level turned 180 degrees about y, which is exact in floating point)."""
+    import dataclasses
+    import warnings
+
+    from sampling.preview import render_levels
+
+    v, f = face
+    h = build_hierarchy(v, f, factors=[4])
+    turned = tuple(dataclasses.replace(lv, vertices=lv.vertices * np.array([-1.0, 1.0, -1.0])) for lv in h.levels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = render_levels(dataclasses.replace(h, levels=turned), 64)
+    np.testing.assert_array_equal(back, render_levels(h, 64))

@@ -1129,6 +1129,50 @@ def test_cli_render_writes_the_png_of_the_framed_mesh(tmp_path, small_face, mode
         assert abs(i - tip[0]) < 3 and abs(j - tip[1]) < 3
 
 
+@pytest.mark.parametrize("mode", ["depth", "colour", "normals"])
+def test_cli_render_views_an_outward_mesh_facing_minus_z_from_its_front(tmp_path, small_face, mode, capsys):
+    """A file whose z points away from the viewer (3DDFA's BFM_Remove_Neck/bfm.ply: wound outward, its
+    front looking along -z) renders as the same mesh facing +z would, with a note, not the
+    'clockwise winding?' warning (re-winding would turn it inside out)."""
+    from PIL import Image
+
+    from meshkit.cli import main
+    from meshkit.io import write_mesh
+
+    v, f = small_face
+    images = {}
+    for name, w in (("front", v), ("back", v * np.array([-1.0, 1.0, -1.0]))):
+        p = write_mesh(tmp_path / f"{name}.ply", w, f)
+        out = tmp_path / f"{name}.png"
+        assert main(["render", str(p), "--mode", mode, "--size", "64", "--out", str(out)]) == 0
+        images[name] = np.asarray(Image.open(out))
+        err = capsys.readouterr().err
+        assert ("turned 180 degrees about y" in err) == (name == "back") and "clockwise" not in err, err
+    np.testing.assert_array_equal(images["back"], images["front"])
+
+
+def test_front_view_turns_only_an_outward_surface_facing_away():
+    from meshkit import topology
+    from meshkit.synthetic import face_template
+
+    v, f = face_template(2000)
+    turn = np.array([-1.0, 1.0, -1.0])
+    assert topology.outward_fraction(v, f) > 0.8 and topology.facing_fraction(v, f, (0, 0, 1)) > 0.5
+    same, turned = R.front_view(v, f)
+    assert not turned and np.array_equal(same, v)
+    back, turned = R.front_view(v * turn, f)
+    assert turned and np.array_equal(back, v)
+    # wound inward (clockwise, as the BFM triangle lists are stored): a winding problem, never turned
+    _, turned = R.front_view(v, f[:, ::-1])
+    assert not turned
+    _, turned = R.front_view(v * turn, f[:, ::-1])
+    assert not turned
+    with pytest.warns(UserWarning, match="wound outward: its front looks the other way"):
+        topology.warn_if_inward(v * turn, f, view_direction=(0, 0, 1))
+    with pytest.warns(UserWarning, match="clockwise winding"):
+        topology.warn_if_inward(v, f[:, ::-1], view_direction=(0, 0, 1))
+
+
 def test_cli_render_bad_input_is_one_line_error(tmp_path, small_face, capsys):
     from meshkit.cli import main
     from meshkit.io import write_mesh

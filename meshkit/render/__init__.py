@@ -13,7 +13,8 @@ visibility.py  ``visible_vertices``
 uv.py          UV space: ``uv_position_map`` (PRNet position maps), ``sample_uv_map``,
                ``uv_texture`` (photo unwrapped, occlusion-masked), ``symmetric_fill``; ``UVLayout``
                rasterizes a layout once for many maps; ``UVMap`` (image + masks)
-camera.py      ``frame_vertices``: an automatic orthographic camera framing a mesh
+camera.py      ``frame_vertices``, ``front_view``: an automatic orthographic camera framing a mesh, and
+               the side to view it from
 image.py       ``to_uint8``, ``save_png``, ``save_image`` (PNG/JPEG by extension; pillow), ``overlay``
 
 Example::
@@ -25,7 +26,7 @@ Example::
     render.save_png("depth.png", render.render_depth(vi, f, 256, 256, normalize=True))
 """
 
-from .camera import frame_vertices
+from .camera import frame_vertices, front_view
 from .image import IMAGE_SUFFIXES, overlay, save_image, save_png, to_uint8
 from .lighting import SH_BAND_FACTORS, lambertian, sh_basis, sh_irradiance, sh_lighting
 from .rasterize import Fragments, Rasterizer, rasterize, rasterize_batch
@@ -72,6 +73,7 @@ __all__ = [
     "uv_texture",
     "symmetric_fill",
     "frame_vertices",
+    "front_view",
     "to_uint8",
     "save_png",
     "save_image",

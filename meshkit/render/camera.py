@@ -1,13 +1,41 @@
-"""Automatic framing: a world-space mesh -> image-space vertices that fill the image."""
+"""Automatic camera: which side to view a mesh from, and framing it to fill the image."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..validate import check_float, check_vertices
+from ..validate import check_float, check_mesh, check_vertices
 from .rasterize import _check_size
 
-__all__ = ["frame_vertices"]
+__all__ = ["frame_vertices", "front_view"]
+
+
+def front_view(vertices, faces) -> tuple[np.ndarray, bool]:
+    """Turn a mesh whose front looks along -z so that a camera looking down -z sees that front.
+
+    A surface wound outward (:func:`meshkit.topology.outward_fraction` at least one half) of which
+    most of the area faces -z (:func:`meshkit.topology.facing_fraction` along +z below one half) is
+    a mesh seen from behind: its file puts z away from the viewer (3DDFA's ``BFM_Remove_Neck/bfm.ply``
+    does). It is turned 180 degrees about the y axis (x -> -x, z -> -z: a rotation, so the winding
+    stays outward and the image is not mirrored). Any other mesh is returned as is: one wound
+    inward (clockwise, as the BFM triangle lists are stored) is a winding problem that turning would
+    only hide (``meshkit.topology.orient_outward`` fixes it), and one that faces +z already needs no turn.
+
+    Parameters
+    ----------
+    vertices : (V, 3) float, world coordinates.
+    faces : (F, 3) int.
+
+    Returns
+    -------
+    (vertices (V, 3) float64, turned: bool).
+    """
+    from ..topology import facing_fraction, outward_fraction
+
+    v, f = check_mesh(vertices, faces, allow_repeated=True)
+    if facing_fraction(v, f, (0.0, 0.0, 1.0)) >= 0.5 or outward_fraction(v, f) < 0.5:
+        return v, False
+    return v * np.array([-1.0, 1.0, -1.0]), True
 
 
 def frame_vertices(vertices, height: int, width: int, *, margin: float = 0.05) -> np.ndarray:
