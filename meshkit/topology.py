@@ -136,7 +136,8 @@ def one_rings(faces, n_vertices: int | None = None, *, return_boundary: bool = F
             f"faces: cannot order the one-ring of {bad.size} vertex(es) (non-manifold vertex or "
             f"inconsistent winding), first at vertex {bad[0]}"
         )
-    rings = np.split(ring, indptr[1:-1])
+    # slices of the one array (views, as np.split would give, at a quarter of its cost per ring)
+    rings = [ring[a:b] for a, b in zip(indptr[:-1].tolist(), indptr[1:].tolist(), strict=True)]
     return (rings, status == 1) if return_boundary else rings
 
 
