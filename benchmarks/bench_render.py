@@ -151,7 +151,8 @@ def templates_side_by_side(repeat: int, before: str | None = None, mesh: str | N
     ``git archive <commit> meshkit | tar -x -C DIR && mv DIR/meshkit DIR/meshkit_before``); its
     render calls then alternate with this one's and the table gets "before" columns. ``mesh``: a mesh
     file measured alongside (e.g. the real BFM mesh as 3DDFA distributes it, ``BFM_Remove_Neck/bfm.ply``:
-    clockwise as stored, so its triangles are reversed here), with a "mesh / rows" column."""
+    the mean face mirrored in z, its front looking along -z: viewed from the front with
+    ``render.front_view``), with a "mesh / rows" column."""
     import importlib
     import time
 
@@ -165,7 +166,8 @@ def templates_side_by_side(repeat: int, before: str | None = None, mesh: str | N
         from meshkit.io import read_mesh
 
         m = read_mesh(mesh)
-        meshes["mesh"] = (np.array(m.vertices, np.float64), np.ascontiguousarray(np.asarray(m.faces)[:, ::-1]))
+        f = np.array(m.faces, np.int64)
+        meshes["mesh"] = (R.front_view(np.array(m.vertices, np.float64), f)[0], f)
     print(f"## templates side by side, single thread ({repeat} alternating rounds; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)\n")
     cols = [f"{p}{t}" for p in impls for t in meshes]
