@@ -11,6 +11,15 @@ import numba as nb
 import numpy as np
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _taps(t, n):  # pragma: no cover - compiled
+    """The two source indices around coordinate t on an axis of n pixels (clamped to the edge: beyond it the
+    edge pixel repeats) and the weight of the second."""
+    ft = np.floor(t)
+    a = int(ft)
+    return min(max(a, 0), n - 1), min(max(a + 1, 0), n - 1), t - ft
+
+
 @nb.njit(cache=True, nogil=True)
 def crop_bilinear(src, inv_scale, x0, y0, out):  # pragma: no cover - compiled
     """out[j, i] = src bilinearly sampled at pixel index (x0 + i * inv_scale, y0 + j * inv_scale).
@@ -28,22 +37,14 @@ def crop_bilinear(src, inv_scale, x0, y0, out):  # pragma: no cover - compiled
                 for k in range(c):
                     out[j, i, k] = 0
             continue
-        fy = np.floor(y)
-        ty = y - fy
-        ya, yb = int(fy), int(fy) + 1
-        ya = min(max(ya, 0), h - 1)
-        yb = min(max(yb, 0), h - 1)
+        ya, yb, ty = _taps(y, h)
         for i in range(s_cols):
             x = x0 + i * inv_scale
             if x < -0.5 or x > w - 0.5:
                 for k in range(c):
                     out[j, i, k] = 0
                 continue
-            fx = np.floor(x)
-            tx = x - fx
-            xa, xb = int(fx), int(fx) + 1
-            xa = min(max(xa, 0), w - 1)
-            xb = min(max(xb, 0), w - 1)
+            xa, xb, tx = _taps(x, w)
             for k in range(c):
                 top = src[ya, xa, k] * (1.0 - tx) + src[ya, xb, k] * tx
                 bot = src[yb, xa, k] * (1.0 - tx) + src[yb, xb, k] * tx
